@@ -97,6 +97,10 @@ def tiny_encoder_dir(tmp_path_factory) -> str:
 def labeled_rows() -> list[dict]:
     """A few hand-made labeled pairs (prompt, chosen, rejected)."""
     return [
-        {"prompt": f"\n\nHuman: question {i}?\n\nAssistant:", "chosen": f" a kind helpful answer {i}", "rejected": f" no {i}"}
+        {
+            "prompt": f"\n\nHuman: question {i}?\n\nAssistant:",
+            "chosen": f" a kind helpful answer {i}",
+            "rejected": f" no {i}",
+        }
         for i in range(12)
     ]

@@ -47,7 +47,9 @@ def _parse_bool(text: str) -> bool:
 
 def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
     """Add ``--config`` and one flag per field of the dataclass ``cls`` (default: unset)."""
-    parser.add_argument("--config", metavar="YAML", help="YAML file with this stage's settings (flags override it)")
+    parser.add_argument(
+        "--config", metavar="YAML", help="YAML file with this stage's settings (flags override it)"
+    )
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
         if field.name in skip or not field.init:
@@ -106,7 +108,9 @@ def build_config(cls: type[T], values: dict, source: str = "config") -> T:
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(values) - names)
     if unknown:
-        raise ConfigError(f"{source}: unknown setting(s) {unknown} for {cls.__name__}; valid: {sorted(names)}")
+        raise ConfigError(
+            f"{source}: unknown setting(s) {unknown} for {cls.__name__}; valid: {sorted(names)}"
+        )
     values = {k.replace("-", "_"): v for k, v in values.items()}
     try:
         return cls(**values)

@@ -21,6 +21,9 @@ from typing import Any
 
 import numpy as np
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
@@ -30,6 +33,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file normal permissions
     try:
         yield tmp_path
         with open(tmp_path, "rb") as fh:
@@ -49,6 +53,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_UMASK)
     try:
         yield tmp
         if path.exists():
@@ -161,16 +166,16 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def write_manifest(directory: str | os.PathLike, stage: str, config: dict, inputs_hash: str, metrics: dict | None = None) -> Path:
+def write_manifest(
+    directory: str | os.PathLike, stage: str, config: dict, inputs_hash: str, metrics: dict | None = None
+) -> Path:
     """Write ``manifest.json``: the stage, its config, the hash of its inputs, metrics and versions."""
     import importlib.metadata as md
 
     versions = {}
     for pkg in ("cwpo", "torch", "transformers", "trl", "peft", "datasets", "accelerate"):
-        try:
+        with contextlib.suppress(md.PackageNotFoundError):
             versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
     manifest = {
         "stage": stage,
         "config": config,

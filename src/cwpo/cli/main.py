@@ -17,14 +17,23 @@ from cwpo.errors import CWPOError
 
 # name -> (module, one-line help). Order is the pipeline's order.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("cwpo.cli.data", "load preference pairs (HH-RLHF, JSONL/CSV/Parquet, hub layouts), filter, split"),
+    "data": (
+        "cwpo.cli.data",
+        "load preference pairs (HH-RLHF, JSONL/CSV/Parquet, hub layouts), filter, split",
+    ),
     "models": ("cwpo.cli.models", "list the offline models and prepare (convert/cache) them"),
-    "train-annotator": ("cwpo.cli.train_annotator", "train the weak annotator (BT, PairRM or WS-DPO) on labeled pairs"),
+    "train-annotator": (
+        "cwpo.cli.train_annotator",
+        "train the weak annotator (BT, PairRM or WS-DPO) on labeled pairs",
+    ),
     "annotate": ("cwpo.cli.annotate", "label unlabeled pairs with the weak annotator and a confidence"),
     "sft": ("cwpo.cli.sft", "supervised fine-tuning of the strong model on (prompt, chosen)"),
     "align": ("cwpo.cli.align", "confidence-weighted DPO / IPO / rDPO (and every baseline) on TRL"),
     "evaluate": ("cwpo.cli.evaluate", "gold reward accuracy, preference accuracy, LLM-judge win-rate"),
-    "run": ("cwpo.cli.run", "run a whole pipeline or a grid of them from a YAML recipe, cached and resumable"),
+    "run": (
+        "cwpo.cli.run",
+        "run a whole pipeline or a grid of them from a YAML recipe, cached and resumable",
+    ),
     "report": ("cwpo.cli.report", "write a markdown report with tables and plots from a results folder"),
     "demo": ("cwpo.cli.demo", "the whole CW-PO pipeline on the embedded data and offline models"),
 }
@@ -61,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name = argv[0]
     module = importlib.import_module(available[name][0])
-    parser = argparse.ArgumentParser(prog=f"cwpo {name}", description=getattr(module, "HELP", available[name][1]))
+    parser = argparse.ArgumentParser(
+        prog=f"cwpo {name}", description=getattr(module, "HELP", available[name][1])
+    )
     module.configure(parser)
     args = parser.parse_args(argv[1:])
     try:

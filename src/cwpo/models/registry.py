@@ -77,7 +77,9 @@ def _package_folder(model: OfflineModel) -> Path:
 def _minilm_path(model: OfflineModel) -> Path:
     path = _package_folder(model) / "model"
     if not (path / "config.json").exists():
-        raise ModelNotFoundError(f"{model.package} is installed but has no model files under {path}; reinstall it")
+        raise ModelNotFoundError(
+            f"{model.package} is installed but has no model files under {path}; reinstall it"
+        )
     return path
 
 
@@ -124,8 +126,14 @@ def resolve_model(ref: str | os.PathLike) -> str:
         return str(_RESOLVERS[ref](OFFLINE_MODELS[ref]))
     path = Path(ref).expanduser()
     if path.exists():
-        if path.is_dir() and not (path / "config.json").exists() and not (path / "adapter_config.json").exists():
-            raise ModelNotFoundError(f"{path} is a folder but holds no config.json: not a Hugging Face model folder")
+        if (
+            path.is_dir()
+            and not (path / "config.json").exists()
+            and not (path / "adapter_config.json").exists()
+        ):
+            raise ModelNotFoundError(
+                f"{path} is a folder but holds no config.json: not a Hugging Face model folder"
+            )
         return str(path)
     if _HUB_ID.match(ref):
         return ref

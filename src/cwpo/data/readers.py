@@ -1,0 +1,128 @@
+"""Read raw records from files (JSONL, JSON, CSV, Parquet, optionally gzipped) or the hub.
+
+Each record comes with its 1-based row number so that every later error can name it.
+Malformed JSON, non-UTF-8 bytes and empty files are fatal, with the file and row named.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from cwpo.errors import DataError
+
+FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+
+
+def file_type(path: Path) -> str:
+    """``jsonl``/``json``/``csv``/``parquet`` from the name (a trailing ``.gz`` is ignored)."""
+    name = path.name[:-3] if path.name.endswith(".gz") else path.name
+    for suffix in FILE_SUFFIXES:
+        if name.endswith(suffix):
+            return suffix[1:]
+    raise DataError(
+        f"cannot tell the file type from its name; expected one of {FILE_SUFFIXES} (optionally .gz)",
+        str(path),
+    )
+
+
+def _open_bytes(path: Path):
+    return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
+
+
+def _decode(raw: bytes, path: Path, row: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"not UTF-8 text: byte 0x{raw[e.start]:02x} at offset {e.start}", str(path), row
+        ) from None
+
+
+def iter_records(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """Yield ``(row_number, record)`` from a local file; raises :class:`DataError` on bad input."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError("file not found", str(path))
+    kind = file_type(path)
+    count = 0
+    if kind == "jsonl":
+        with _open_bytes(path) as fh:
+            for i, raw in enumerate(fh, 1):
+                line = _decode(raw, path, i)
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise DataError(f"malformed JSON: {e.msg} (column {e.colno})", str(path), i) from None
+                if not isinstance(record, dict):
+                    raise DataError(
+                        f"expected a JSON object per line, got {type(record).__name__}", str(path), i
+                    )
+                count += 1
+                yield i, record
+    elif kind == "json":
+        with _open_bytes(path) as fh:
+            text = _decode(fh.read(), path, 1)
+        try:
+            data = json.loads(text) if text.strip() else []
+        except json.JSONDecodeError as e:
+            raise DataError(
+                f"malformed JSON: {e.msg} (line {e.lineno}, column {e.colno})", str(path), e.lineno
+            ) from None
+        if isinstance(data, dict):  # {"data": [...]} or column-oriented {"prompt": [...], ...}
+            lists = [v for v in data.values() if isinstance(v, list)]
+            if len(data) == 1 and lists:
+                data = lists[0]
+            elif lists and len(lists) == len(data) and len({len(v) for v in lists}) == 1:
+                data = [dict(zip(data, vals, strict=True)) for vals in zip(*data.values(), strict=True)]
+            else:
+                raise DataError("expected a JSON list of objects (or a column-oriented object)", str(path))
+        for i, record in enumerate(data, 1):
+            if not isinstance(record, dict):
+                raise DataError(f"expected an object, got {type(record).__name__}", str(path), i)
+            count += 1
+            yield i, record
+    elif kind == "csv":
+        with _open_bytes(path) as fh:
+            text = _decode(fh.read(), path, 1)
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        for i, record in enumerate(reader, 2):  # row 1 is the header
+            count += 1
+            yield i, dict(record)
+    else:  # parquet
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(path)
+        except Exception as e:  # noqa: BLE001
+            raise DataError(f"not a readable Parquet file: {e}", str(path)) from None
+        for i, record in enumerate(table.to_pylist(), 1):
+            count += 1
+            yield i, record
+    if count == 0:
+        raise DataError("file is empty: it holds no records", str(path))
+
+
+def iter_hub_records(
+    dataset_id: str, split: str = "train", data_dir: str | None = None
+) -> Iterator[tuple[int, dict]]:
+    """Records of a hub dataset through ``datasets.load_dataset`` (needs the hub or its cache)."""
+    try:
+        import datasets
+
+        ds = datasets.load_dataset(dataset_id, data_dir=data_dir, split=split)
+    except Exception as e:  # noqa: BLE001 - any hub/network failure gets the same advice
+        raise DataError(
+            f"cannot load hub dataset {dataset_id!r} (split {split!r}): {type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}. Offline, download it elsewhere and pass the local "
+            "files (JSONL/JSON/CSV/Parquet) instead.",
+            dataset_id,
+        ) from None
+    for i, record in enumerate(ds, 1):
+        yield i, dict(record)

@@ -1,0 +1,147 @@
+"""The data stage end to end through the CLI: files, counts, caching, atomicity, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cwpo.cli.main import main
+from cwpo.data import read_pairs
+from cwpo.data.prepare import DataConfig, prepare_data
+from cwpo.errors import ConfigError
+
+
+def test_cli_data_on_real_hh_harmless(hh_dir, tmp_path, capsys):
+    out = tmp_path / "harmless"
+    rc = main(
+        [
+            "data",
+            "--source",
+            str(hh_dir),
+            "--subset",
+            "harmless",
+            "--output",
+            str(out),
+            "--limit",
+            "300",
+            "--max-tokens",
+            "256",
+        ]
+    )
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "loaded 300 pairs" in text and "over 256 tokens" in text and "labeled:" in text
+    stats = json.loads((out / "stats.json").read_text())
+    files = stats["files"]
+    assert (
+        files["labeled"] + files["unlabeled"] + files["test"]
+        == stats["after_filters"]
+        == 300 - stats["dropped_too_long"]
+    )
+    assert len(read_pairs(out / "unlabeled.jsonl")) == files["unlabeled"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["stage"] == "data" and manifest["config"]["labeled_frac"] == 0.3
+    # a re-run with the same inputs does nothing
+    assert (
+        main(
+            [
+                "data",
+                "--source",
+                str(hh_dir),
+                "--subset",
+                "harmless",
+                "--output",
+                str(out),
+                "--limit",
+                "300",
+                "--max-tokens",
+                "256",
+            ]
+        )
+        == 0
+    )
+    assert "cached" in capsys.readouterr().out
+
+
+def test_changed_setting_is_not_served_from_cache(tmp_path):
+    src = tmp_path / "p.jsonl"
+    src.write_text(
+        "".join(json.dumps({"prompt": f"q{i}", "chosen": "yes", "rejected": "no"}) + "\n" for i in range(20))
+    )
+    out = tmp_path / "out"
+    cfg = DataConfig(source=str(src), output=str(out), max_tokens=0)
+    assert prepare_data(cfg)["cached"] is False
+    assert prepare_data(cfg)["cached"] is True
+    assert prepare_data(DataConfig(source=str(src), output=str(out), max_tokens=0, seed=3))["cached"] is False
+    src.write_text(src.read_text() + json.dumps({"prompt": "new", "chosen": "y", "rejected": "n"}) + "\n")
+    stats = prepare_data(cfg)
+    assert stats["cached"] is False and stats["loaded"] == 21
+
+
+def test_parquet_output_and_no_split(tmp_path):
+    src = tmp_path / "p.jsonl"
+    src.write_text(
+        "".join(json.dumps({"prompt": f"q{i}", "chosen": "yes", "rejected": "no"}) + "\n" for i in range(5))
+    )
+    stats = prepare_data(
+        DataConfig(
+            source=str(src), output=str(tmp_path / "o"), max_tokens=0, no_split=True, file_format="parquet"
+        )
+    )
+    assert stats["files"] == {"pairs": 5}
+    assert len(read_pairs(tmp_path / "o" / "pairs.parquet")) == 5
+
+
+def test_failure_leaves_previous_output_intact(tmp_path):
+    src = tmp_path / "p.jsonl"
+    src.write_text(
+        "".join(json.dumps({"prompt": f"q{i}", "chosen": "yes", "rejected": "no"}) + "\n" for i in range(10))
+    )
+    out = tmp_path / "out"
+    prepare_data(DataConfig(source=str(src), output=str(out), max_tokens=0))
+    before = sorted(p.name for p in out.iterdir())
+    src.write_text(src.read_text() + "{broken\n")
+    with pytest.raises(Exception, match="malformed JSON"):
+        prepare_data(DataConfig(source=str(src), output=str(out), max_tokens=0))
+    assert sorted(p.name for p in out.iterdir()) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]  # no temporary folder left
+
+
+def test_config_errors_listed_at_once():
+    with pytest.raises(ConfigError) as e:
+        DataConfig(source="", output="", labeled_frac=2, test_frac=-1)
+    msg = str(e.value)
+    assert "source is required" in msg and "labeled_frac" in msg and "test_frac" in msg
+
+
+def test_cli_error_is_one_line_exit_2(tmp_path, capsys):
+    rc = main(
+        [
+            "data",
+            "--source",
+            str(tmp_path / "missing.jsonl"),
+            "--output",
+            str(tmp_path / "o"),
+            "--max-tokens",
+            "0",
+        ]
+    )
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cwpo data: error:") and "missing.jsonl" in err
+
+
+def test_yaml_config_with_flag_override(tmp_path):
+    src = tmp_path / "p.jsonl"
+    src.write_text(
+        "".join(json.dumps({"prompt": f"q{i}", "chosen": "yes", "rejected": "no"}) + "\n" for i in range(20))
+    )
+    cfg = tmp_path / "data.yaml"
+    cfg.write_text(
+        f"source: {src}\noutput: {tmp_path / 'o'}\nmax_tokens: 0\nlabeled_frac: 0.5\ntest_frac: 0.0\n"
+    )
+    assert main(["data", "--config", str(cfg), "--labeled-frac", "0.25"]) == 0
+    assert json.loads((tmp_path / "o" / "stats.json").read_text())["files"]["labeled"] == 5
+    cfg.write_text(f"source: {src}\noutput: {tmp_path / 'o'}\nbogus: 1\n")
+    assert main(["data", "--config", str(cfg)]) == 2

@@ -1,0 +1,76 @@
+"""Seeded D_l / D_u / test split and the token-length filter."""
+
+from __future__ import annotations
+
+import pytest
+
+from cwpo.data import filter_by_length, split_pool, to_labeled
+from cwpo.errors import DataError
+
+
+def pool(n=100):
+    return [{"prompt": f"p{i}", "chosen": f"good {i}", "rejected": f"bad {i}", "i": i} for i in range(n)]
+
+
+def test_split_sizes_disjoint_and_seeded():
+    rows = pool(200)
+    s = split_pool(rows, labeled_frac=0.3, test_frac=0.1, seed=1)
+    assert len(s["test"]) == 20 and len(s["labeled"]) == 54 and len(s["unlabeled"]) == 126
+    ids = [r["i"] for part in s.values() for r in part]
+    assert sorted(ids) == list(range(200))
+    assert split_pool(rows, 0.3, 0.1, seed=1) == s
+    assert split_pool(rows, 0.3, 0.1, seed=2) != s
+
+
+def test_unlabeled_hides_label_but_keeps_it_for_evaluation():
+    s = split_pool(pool(100), 0.3, 0.0, seed=0)
+    u = s["unlabeled"]
+    assert all(set(r) >= {"prompt", "response_a", "response_b", "human_label"} for r in u)
+    assert "chosen" not in u[0]
+    labels = {r["human_label"] for r in u}
+    assert labels == {"a", "b"}  # responses are shuffled, not always in chosen-first order
+    back = to_labeled(u)
+    assert all(r["chosen"].startswith("good") for r in back)
+
+
+@pytest.mark.parametrize("frac", [0.0, 1.0, -0.1, 1.5])
+def test_split_ratio_outside_open_interval(frac):
+    with pytest.raises(DataError, match=r"labeled_frac must be in \(0, 1\)"):
+        split_pool(pool(), labeled_frac=frac)
+
+
+def test_split_test_frac_validated_and_tiny_pool():
+    with pytest.raises(DataError, match="test_frac"):
+        split_pool(pool(), test_frac=1.0)
+    with pytest.raises(DataError, match="empty D_l or D_u"):
+        split_pool(pool(2), labeled_frac=0.1, test_frac=0.0)
+
+
+class WordTokenizer:
+    def __call__(self, texts, add_special_tokens=False):
+        return {"input_ids": [t.split() for t in texts]}
+
+
+def test_length_filter_counts_prompt_plus_longer_response():
+    rows = [
+        {"prompt": "a b", "chosen": "c", "rejected": "d e f"},  # 2 + 3 = 5
+        {"prompt": "a", "chosen": "c", "rejected": "d"},  # 2
+    ]
+    kept, dropped = filter_by_length(rows, WordTokenizer(), max_tokens=4)
+    assert kept == [rows[1]] and dropped == 1
+    kept, dropped = filter_by_length(rows, WordTokenizer(), max_tokens=5)
+    assert len(kept) == 2 and dropped == 0
+    with pytest.raises(DataError):
+        filter_by_length(rows, WordTokenizer(), max_tokens=0)
+
+
+def test_length_filter_real_tokenizer(smollm_tokenizer_dir):
+    from cwpo.models.loading import load_tokenizer
+
+    tok = load_tokenizer(smollm_tokenizer_dir)
+    rows = [
+        {"prompt": "Hello", "chosen": " world " * 600, "rejected": " no"},
+        {"prompt": "Hi", "chosen": " a", "rejected": " b"},
+    ]
+    kept, dropped = filter_by_length(rows, tok, 512)
+    assert dropped == 1 and kept == rows[1:]
