@@ -28,11 +28,17 @@ class LoadResult:
 
 
 def hh_files(root: str | os.PathLike, subset: str = "hh", split: str = "test") -> list[Path]:
-    """The files of an HH-RLHF folder (``<root>/<subset-dir>/<split>.jsonl[.gz]``) for a paper subset."""
+    """The files of an HH-RLHF folder (``<root>/<subset-dir>/<split>.jsonl[.gz]``) for a paper subset.
+
+    A folder holding only some subset folders (like the embedded slice) serves the subsets it has.
+    """
     if subset not in HH_SUBSETS:
         raise DataError(f"unknown HH-RLHF subset {subset!r}; choose one of {sorted(HH_SUBSETS)}", str(root))
     files = []
-    for name in HH_SUBSETS[subset]:
+    names = HH_SUBSETS[subset]
+    if subset == "hh":  # both: whatever of the four folders is present
+        names = tuple(n for n in names if (Path(root) / n).is_dir()) or names
+    for name in names:
         candidates = [Path(root) / name / f"{split}.jsonl.gz", Path(root) / name / f"{split}.jsonl"]
         found = next((c for c in candidates if c.exists()), None)
         if found is None:
@@ -43,8 +49,25 @@ def hh_files(root: str | os.PathLike, subset: str = "hh", split: str = "test") -
     return files
 
 
+EMBEDDED_PREFIX = "cwpo:"
+RESOURCES = Path(__file__).resolve().parents[1] / "resources"
+
+
+def resolve_source(source: str) -> str:
+    """``cwpo:NAME`` names data shipped inside the package (e.g. ``cwpo:hh-rlhf-slice``)."""
+    if source.startswith(EMBEDDED_PREFIX):
+        name = source[len(EMBEDDED_PREFIX) :]
+        path = RESOURCES / name
+        if not path.exists() or not name:
+            names = sorted(p.name for p in RESOURCES.iterdir() if p.is_dir())
+            raise DataError(f"no embedded data set {name!r}; embedded: {[EMBEDDED_PREFIX + n for n in names]}", source)
+        return str(path)
+    return source
+
+
 def _sources(source: str, fmt: str, subset: str | None, split: str) -> list[tuple[str, object]]:
     """(label, record iterator factory) for each file or hub dataset behind ``source``."""
+    source = resolve_source(source)
     path = Path(source).expanduser()
     if path.is_dir():
         files = (

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from cwpo.config import check, to_dict
-from cwpo.data.load import FORMATS, HH_SUBSETS, load_pairs
+from cwpo.data.load import FORMATS, HH_SUBSETS, load_pairs, resolve_source
 from cwpo.data.schema import write_pairs
 from cwpo.data.split import filter_by_length, split_pool
 from cwpo.io import atomic_dir, hash_config, read_json, sha256_path, write_json, write_manifest
@@ -35,7 +36,10 @@ class DataConfig:
         default=512, metadata={"help": "drop pairs longer than this many tokens (0: keep all)"}
     )
     tokenizer: str = field(default="smollm2-135m-instruct", metadata={"help": "tokenizer that counts tokens"})
-    limit: int | None = field(default=None, metadata={"help": "read at most this many valid pairs"})
+    limit: int | None = field(default=None, metadata={"help": "read at most this many valid pairs (file order)"})
+    max_pairs: int | None = field(
+        default=None, metadata={"help": "keep a seeded random sample of this many pairs after the filters"}
+    )
     strict: bool = field(default=False, metadata={"help": "make skippable rows (empty, identical) fatal"})
     file_format: Literal["jsonl", "parquet"] = field(default="jsonl", metadata={"help": "output file type"})
     no_split: bool = field(
@@ -60,11 +64,13 @@ class DataConfig:
             errors.append(f"max_tokens must be >= 0, got {self.max_tokens}")
         if self.limit is not None and self.limit <= 0:
             errors.append(f"limit must be positive, got {self.limit}")
+        if self.max_pairs is not None and self.max_pairs <= 0:
+            errors.append(f"max_pairs must be positive, got {self.max_pairs}")
         check(errors, "data config")
 
 
 def _inputs_hash(cfg: DataConfig) -> str:
-    src = Path(cfg.source).expanduser()
+    src = Path(resolve_source(cfg.source)).expanduser()
     content = sha256_path(src) if src.exists() else cfg.source
     settings = {k: v for k, v in to_dict(cfg).items() if k != "output"}
     return hash_config({"content": content, "settings": settings})
@@ -100,6 +106,10 @@ def prepare_data(cfg: DataConfig, force: bool = False) -> dict:
         rows, dropped = filter_by_length(rows, load_tokenizer(cfg.tokenizer), cfg.max_tokens)
         stats["dropped_too_long"] = dropped
         stats["max_tokens"] = cfg.max_tokens
+    if cfg.max_pairs is not None and len(rows) > cfg.max_pairs:
+        keep = sorted(random.Random(cfg.seed).sample(range(len(rows)), cfg.max_pairs))
+        stats["subsampled_from"] = len(rows)
+        rows = [rows[i] for i in keep]
     ext = cfg.file_format
     with atomic_dir(out) as tmp:
         if cfg.no_split or result.kind == "unlabeled":

@@ -1,0 +1,235 @@
+"""The one alignment path: a method is (label source, weighting, loss), never a new script.
+
+* Human     = a file with human labels (an unlabeled file with ``human_label``) + ``none``
+* WS-DPO    = weak labels (``cwpo annotate`` output) + ``none``
+* CW-PO     = weak labels + ``confidence`` (c = tanh(|Δ|/2), the ``confidence`` column)
+* filtering = weak labels + ``top-N`` (the N% most confident pairs, weight 1)
+* Table 5   = weak labels + any other weight function of the margin (:mod:`cwpo.weighting`)
+
+each with ``--loss dpo|ipo|rdpo``. The policy starts from ``policy`` (the SFT model), which is also
+πref: with LoRA the reference is the adapter-disabled model, with full fine-tuning a frozen copy
+(or neither, with ``precompute_ref``: reference log-probs computed once before training).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from cwpo.config import check, to_dict
+from cwpo.errors import ConfigError, DataError
+from cwpo.losses import LossType
+from cwpo.weighting import get_weighting, margin_from_confidence
+
+
+@dataclass
+class AlignConfig:
+    train: str = field(
+        default="",
+        metadata={
+            "help": "labeled pairs (prompt/chosen/rejected [+confidence, margin]) "
+            "or unlabeled pairs with human_label (the Human baseline)"
+        },
+    )
+    policy: str = field(
+        default="", metadata={"help": "the SFT model: start point and reference (name, folder, hub id)"}
+    )
+    output: str = field(default="", metadata={"help": "result folder (model, metrics.json, manifest.json)"})
+    loss: Literal["dpo", "ipo", "rdpo"] = field(default="dpo", metadata={"help": "preference loss"})
+    weighting: str = field(
+        default="none",
+        metadata={
+            "help": "per-pair weight: none, confidence, top-N, or a "
+            "weight function of the margin (see cwpo.weighting)"
+        },
+    )
+    beta: float = field(default=0.1, metadata={"help": "β of DPO/rDPO (KL strength), > 0"})
+    epsilon: float = field(default=0.1, metadata={"help": "rDPO label-flip rate ε in [0, 0.5)"})
+    tau: float | None = field(default=None, metadata={"help": "IPO τ, > 0 (default: β, as TRL)"})
+    epochs: float = field(default=1.0, metadata={"help": "training epochs (paper: 5; CPU default 1)"})
+    max_steps: int | None = field(default=None, metadata={"help": "stop after this many optimizer steps"})
+    lr: float = field(default=5e-5, metadata={"help": "peak learning rate (cosine schedule)"})
+    batch_size: int = field(default=4, metadata={"help": "pairs per device per micro-batch"})
+    grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps"})
+    warmup_ratio: float = field(
+        default=0.1, metadata={"help": "warmup as a share of the steps (paper: 100 steps)"}
+    )
+    weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay (paper: 0.05)"})
+    lora: bool = field(default=True, metadata={"help": "train a LoRA adapter (false: full fine-tuning)"})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank (paper: 8)"})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (paper: 16)"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout (paper: 0.05)"})
+    max_length: int = field(
+        default=512, metadata={"help": "max tokens of prompt+response (longer are truncated)"}
+    )
+    bf16: bool = field(default=False, metadata={"help": "bf16 autocast (about 2x faster on CPUs with AMX)"})
+    precompute_ref: bool = field(
+        default=False, metadata={"help": "compute reference log-probs once before training"}
+    )
+    save_steps: int = field(default=50, metadata={"help": "checkpoint every this many steps (for --resume)"})
+    seed: int = field(default=0, metadata={"help": "seed of LoRA init, data order and dropout"})
+    resume: bool = field(default=False, metadata={"help": "continue from the latest checkpoint in OUTPUT"})
+
+    def __post_init__(self):
+        from cwpo.align.common import common_training_errors
+
+        errors = common_training_errors(self)
+        try:
+            LossType.parse(self.loss)
+        except ConfigError as e:
+            errors.append(str(e))
+        if not (isinstance(self.beta, int | float) and math.isfinite(self.beta) and self.beta > 0):
+            errors.append(f"beta must be a finite number > 0, got {self.beta}")
+        if not (isinstance(self.epsilon, int | float) and 0 <= self.epsilon < 0.5):
+            errors.append(f"epsilon (rDPO label-flip rate) must be in [0, 0.5), got {self.epsilon}")
+        if self.tau is not None and not (math.isfinite(self.tau) and self.tau > 0):
+            errors.append(f"tau (IPO) must be a finite number > 0, got {self.tau}")
+        try:
+            get_weighting(self.weighting)
+        except ConfigError as e:
+            errors.append(str(e))
+        if not self.policy:
+            errors.append("policy (the SFT model) is required")
+        check(errors, "align config")
+
+
+def pair_weights(rows: list[dict], weighting: str, path: str = "train") -> list[float]:
+    """The weight of every pair under ``weighting`` (from its ``confidence`` or ``margin`` column).
+
+    ``confidence`` reads the ``confidence`` column directly; other functions of the margin read
+    ``margin`` (or |Δ| = 2·atanh(c) from ``confidence``). A missing column is a clear error.
+    """
+    import torch
+
+    w = get_weighting(weighting)
+    if not w.needs_margin:
+        return [1.0] * len(rows)
+    cols = set(rows[0])
+    source = (
+        "confidence"
+        if "confidence" in cols and (w.name == "confidence" or "margin" not in cols)
+        else "margin"
+    )
+    if source not in cols:
+        raise DataError(
+            f"weighting {weighting!r} needs a 'confidence' or 'margin' column (written by `cwpo annotate`), "
+            f"but the file has only {sorted(cols)}",
+            path,
+        )
+    values = []
+    for i, row in enumerate(rows, 1):
+        v = row.get(source)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise DataError(f"column {source!r} must be a finite number, got {v!r}", path, i)
+        if source == "confidence" and not 0 <= v <= 1:
+            raise DataError(f"confidence must be in [0, 1], got {v}", path, i)
+        values.append(float(v))
+    t = torch.tensor(values, dtype=torch.float64)
+    if source == "confidence":
+        if w.name == "confidence":
+            return values
+        t = margin_from_confidence(t)
+    return w(t).tolist()
+
+
+def prepare_rows(cfg: AlignConfig) -> tuple[list[dict], dict]:
+    """Labeled pairs with a ``weight`` column (filters applied) and a summary of what was done."""
+    from cwpo.align.common import read_training_pairs
+
+    rows, label_source = read_training_pairs(cfg.train)
+    weights = pair_weights(rows, cfg.weighting, cfg.train)
+    w = get_weighting(cfg.weighting)
+    out = [
+        {"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"], "weight": float(wt)}
+        for r, wt in zip(rows, weights, strict=True)
+        if not (w.is_filter and wt == 0)
+    ]
+    info = {
+        "label_source": label_source,
+        "weighting": w.name,
+        "weighting_formula": w.formula,
+        "n_pairs_in_file": len(rows),
+        "n_pairs_trained": len(out),
+        "weight_mean": sum(r["weight"] for r in out) / max(1, len(out)),
+    }
+    return out, info
+
+
+def align(cfg: AlignConfig, callbacks: list | None = None) -> dict:
+    """Run preference optimization as configured; return a summary (also in metrics.json)."""
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    from datasets import Dataset
+    from transformers import set_seed
+    from trl import DPOConfig
+
+    from cwpo.align.common import (
+        checkpoint_to_resume,
+        inputs_hash,
+        lora_config,
+        save_final,
+        step_metrics,
+        trainer_common_kwargs,
+    )
+    from cwpo.align.trainer import WeightedDPOTrainer, check_trl_version
+    from cwpo.models import resolve_model
+    from cwpo.models.loading import load_causal_lm
+
+    check_trl_version()
+    output_dir = Path(cfg.output)
+    rows, info = prepare_rows(cfg)
+    resume_from = checkpoint_to_resume(output_dir, cfg.resume)
+    loss_type = LossType.parse(cfg.loss)
+    base_path = resolve_model(cfg.policy)
+    ihash = inputs_hash(cfg.train, cfg.policy)
+
+    set_seed(cfg.seed)
+    model, tokenizer = load_causal_lm(cfg.policy)
+    model.train()
+    if not cfg.lora:  # a merged adapter folder comes back with frozen weights
+        model.requires_grad_(True)
+    ref_model = None
+    if not cfg.lora and not cfg.precompute_ref:
+        ref_model, _ = load_causal_lm(cfg.policy, tokenizer=False)
+    args = DPOConfig(
+        **trainer_common_kwargs(cfg, output_dir),
+        beta=cfg.beta,
+        loss_type=[loss_type.trl_name],
+        label_smoothing=cfg.epsilon if loss_type.uses_epsilon else 0.0,
+        precompute_ref_log_probs=cfg.precompute_ref,
+        disable_dropout=True,
+    )
+    trainer = WeightedDPOTrainer(
+        model=model,
+        ref_model=ref_model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout) if cfg.lora else None,
+        callbacks=callbacks,
+        cw_loss=loss_type,
+        cw_tau=cfg.tau,
+    )
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    steps = step_metrics(trainer.state.log_history)
+    summary = {
+        **info,
+        "global_step": trainer.state.global_step,
+        "train_runtime_s": result.metrics.get("train_runtime"),
+        "final_loss": steps[-1]["loss"] if steps else None,
+        "resumed_from": Path(resume_from).name if resume_from else None,
+        "world_size": trainer.args.world_size,
+        "trl_version": check_trl_version(),
+    }
+    metrics = {"summary": summary, "steps": steps}
+    cfg_dict = to_dict(cfg)
+    save_final(trainer, output_dir, base_path, cfg_dict, "align", metrics, ihash)
+    return {"output": str(output_dir), **summary}
+
+
+def config_with(cfg: AlignConfig, **changes) -> AlignConfig:
+    """A copy of ``cfg`` with some fields changed (validated again)."""
+    return dataclasses.replace(cfg, **changes)

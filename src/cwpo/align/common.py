@@ -1,0 +1,182 @@
+"""What SFT and alignment share: reading the training pairs, LoRA settings, checkpoints, saving.
+
+The output folder of a training stage holds the model itself (a LoRA adapter whose
+``base_model_name_or_path`` is the exact folder it was trained from, or a full model), its
+tokenizer, ``metrics.json``, ``cwpo_config.json`` and ``manifest.json`` (written last: its presence
+means the folder is complete), plus ``checkpoints/`` for resuming.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from cwpo.data.schema import HUMAN_LABEL, kind_of, read_pairs, to_labeled
+from cwpo.errors import ConfigError, DataError
+from cwpo.io import hash_config, sha256_path, write_json, write_manifest
+from cwpo.models import resolve_model
+
+CHECKPOINTS = "checkpoints"
+RUN_CONFIG = "cwpo_config.json"  # not config.json: a full model folder has its own
+
+
+def read_training_pairs(path: str) -> tuple[list[dict], str]:
+    """Labeled pairs from ``path`` and where their labels come from.
+
+    A labeled file (prompt/chosen/rejected, e.g. written by ``cwpo annotate``) is used as is
+    (``"file"``); an unlabeled file with ``human_label`` becomes the human-labeled pairs
+    (``"human"``, the Human baseline). An unlabeled file without labels is refused.
+    """
+    rows = read_pairs(path)
+    if kind_of(rows[0]) == "labeled":
+        return rows, "file"
+    if HUMAN_LABEL not in rows[0]:
+        raise DataError(
+            "unlabeled pairs (prompt/response_a/response_b) without a human_label column: label them first "
+            "with `cwpo annotate`, or pass a labeled file (prompt/chosen/rejected)",
+            path,
+        )
+    for i, row in enumerate(rows, 1):
+        if row.get(HUMAN_LABEL) not in ("a", "b"):
+            raise DataError(f"{HUMAN_LABEL} must be 'a' or 'b', got {row.get(HUMAN_LABEL)!r}", path, i)
+    return to_labeled(rows), "human"
+
+
+def lora_config(r: int, alpha: int, dropout: float):
+    """The paper's LoRA (r=8, α=16, dropout 0.05) on every linear layer except the LM head."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules="all-linear", task_type="CAUSAL_LM"
+    )
+
+
+def common_lora_errors(cfg) -> list[str]:
+    errors = []
+    if cfg.lora_r < 1:
+        errors.append(f"lora_r must be >= 1, got {cfg.lora_r}")
+    if cfg.lora_alpha <= 0:
+        errors.append(f"lora_alpha must be > 0, got {cfg.lora_alpha}")
+    if not 0 <= cfg.lora_dropout < 1:
+        errors.append(f"lora_dropout must be in [0, 1), got {cfg.lora_dropout}")
+    return errors
+
+
+def common_training_errors(cfg) -> list[str]:
+    """Checks shared by the SFT and align configs (all collected, reported together)."""
+    errors = common_lora_errors(cfg)
+    if cfg.lr <= 0:
+        errors.append(f"lr must be > 0, got {cfg.lr}")
+    if cfg.epochs <= 0:
+        errors.append(f"epochs must be > 0, got {cfg.epochs}")
+    if cfg.max_steps is not None and cfg.max_steps < 1:
+        errors.append(f"max_steps must be >= 1 (or unset), got {cfg.max_steps}")
+    if cfg.batch_size < 1:
+        errors.append(f"batch_size must be >= 1, got {cfg.batch_size}")
+    if cfg.grad_accum < 1:
+        errors.append(f"grad_accum must be >= 1, got {cfg.grad_accum}")
+    if not 0 <= cfg.warmup_ratio < 1:
+        errors.append(f"warmup_ratio must be in [0, 1), got {cfg.warmup_ratio}")
+    if cfg.weight_decay < 0:
+        errors.append(f"weight_decay must be >= 0, got {cfg.weight_decay}")
+    if cfg.max_length < 8:
+        errors.append(f"max_length must be >= 8 tokens, got {cfg.max_length}")
+    if cfg.save_steps < 1:
+        errors.append(f"save_steps must be >= 1, got {cfg.save_steps}")
+    if not cfg.train:
+        errors.append("train (the pair file) is required")
+    if not cfg.output:
+        errors.append("output (the result folder) is required")
+    return errors
+
+
+def trainer_common_kwargs(cfg, output_dir: Path) -> dict:
+    """TrainingArguments shared by SFT and alignment, with the TRL-on-CPU pitfalls set explicitly."""
+    import torch
+
+    return {
+        "output_dir": str(output_dir / CHECKPOINTS),
+        "num_train_epochs": cfg.epochs,
+        "max_steps": cfg.max_steps if cfg.max_steps else -1,
+        "learning_rate": cfg.lr,
+        "per_device_train_batch_size": cfg.batch_size,
+        "gradient_accumulation_steps": cfg.grad_accum,
+        "lr_scheduler_type": "cosine",
+        "warmup_steps": cfg.warmup_ratio,  # transformers 5: a float < 1 is a ratio of the total steps
+        "weight_decay": cfg.weight_decay,
+        "max_length": cfg.max_length,
+        "bf16": bool(cfg.bf16),
+        "fp16": False,
+        "activation_checkpointing": False,
+        "use_cpu": not torch.cuda.is_available(),
+        "report_to": "none",
+        "logging_steps": 1,
+        "save_strategy": "steps",
+        "save_steps": cfg.save_steps,
+        "save_total_limit": 2,
+        "seed": cfg.seed,
+        "data_seed": cfg.seed,
+        "disable_tqdm": False,
+        "dataloader_num_workers": 0,
+        "ddp_find_unused_parameters": False,
+    }
+
+
+def checkpoint_to_resume(output_dir: Path, resume: bool) -> str | None:
+    """The latest checkpoint when resuming; refuse to silently overwrite an interrupted run."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    ckpt_dir = output_dir / CHECKPOINTS
+    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    if last and not resume:
+        raise ConfigError(
+            f"{output_dir} holds checkpoints of an earlier run ({Path(last).name}); pass --resume to continue it, "
+            "or choose another --output"
+        )
+    return last if resume else None
+
+
+def inputs_hash(train: str, model_ref: str) -> str:
+    """Content hash of the training file and the starting model (a hub id is hashed by name)."""
+    resolved = resolve_model(model_ref)
+    model_hash = sha256_path(resolved) if Path(resolved).exists() else resolved
+    return hash_config({"train": sha256_path(train), "model": model_hash})
+
+
+def save_final(
+    trainer, output_dir: Path, base_path: str, cfg_dict: dict, stage: str, metrics: dict, ihash: str
+):
+    """Save model + tokenizer into ``output_dir`` (main process only), then metrics, config and manifest.
+
+    The model is written into a temporary folder and its files moved into place; ``manifest.json``
+    is written last. An adapter's ``base_model_name_or_path`` is set to ``base_path`` (the folder it
+    was trained from: loading it then reproduces the trained policy exactly).
+    """
+    if not trainer.is_world_process_zero():
+        return
+    output_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".model.", suffix=".tmp", dir=output_dir))
+    try:
+        trainer.save_model(str(tmp))
+        adapter_cfg = tmp / "adapter_config.json"
+        if adapter_cfg.exists():
+            data = json.loads(adapter_cfg.read_text())
+            data["base_model_name_or_path"] = base_path
+            write_json(adapter_cfg, data)
+        (tmp / "training_args.bin").unlink(missing_ok=True)
+        for f in tmp.iterdir():
+            if f.is_file():
+                os.replace(f, output_dir / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    write_json(output_dir / "metrics.json", metrics)
+    write_json(output_dir / RUN_CONFIG, cfg_dict)
+    write_manifest(output_dir, stage, cfg_dict, ihash, metrics.get("summary", {}))
+
+
+def step_metrics(log_history: list[dict]) -> list[dict]:
+    """Per-step training logs (loss, rewards, lr, step time) from the Trainer's history."""
+    return [dict(entry) for entry in log_history if "loss" in entry and "step" in entry]

@@ -1,0 +1,117 @@
+"""Supervised fine-tuning of the strong model on (prompt, chosen): the start point and πref of align.
+
+The paper SFT-trains the strong model on (x, y_w) of D_u, where y_w is the weak annotator's
+choice: pass the annotated file (its ``chosen`` is y_w). A labeled file with human labels, or an
+unlabeled file with ``human_label``, trains on the human choice instead.
+
+Built on TRL's ``SFTTrainer`` with a prompt/completion dataset, so the loss covers the response
+tokens only (``completion_only_loss``, TRL's default for that layout) and TRL appends EOS.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cwpo.config import check, to_dict
+
+
+@dataclass
+class SFTConfig:
+    train: str = field(
+        default="", metadata={"help": "labeled pairs (trains on prompt+chosen) or unlabeled + human_label"}
+    )
+    model: str = field(
+        default="smollm2-135m-instruct", metadata={"help": "base model (name, folder, hub id)"}
+    )
+    output: str = field(
+        default="", metadata={"help": "result folder (adapter or full model, metrics, manifest)"}
+    )
+    epochs: float = field(default=1.0, metadata={"help": "training epochs (paper: 3; CPU default 1)"})
+    max_steps: int | None = field(default=None, metadata={"help": "stop after this many optimizer steps"})
+    lr: float = field(
+        default=2e-4, metadata={"help": "peak learning rate (cosine; 2e-4 suits LoRA, ~1e-5 full)"}
+    )
+    batch_size: int = field(default=4, metadata={"help": "sequences per device per micro-batch"})
+    grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps"})
+    warmup_ratio: float = field(
+        default=0.1, metadata={"help": "warmup as a share of the steps (paper: 100 steps)"}
+    )
+    weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay (paper: 0.05)"})
+    lora: bool = field(default=True, metadata={"help": "train a LoRA adapter (false: full fine-tuning)"})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank (paper: 8)"})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (paper: 16)"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout (paper: 0.05)"})
+    max_length: int = field(default=512, metadata={"help": "max tokens of prompt+response"})
+    bf16: bool = field(default=False, metadata={"help": "bf16 autocast"})
+    save_steps: int = field(default=50, metadata={"help": "checkpoint every this many steps (for --resume)"})
+    seed: int = field(default=0, metadata={"help": "seed"})
+    resume: bool = field(default=False, metadata={"help": "continue from the latest checkpoint in OUTPUT"})
+
+    def __post_init__(self):
+        from cwpo.align.common import common_training_errors
+
+        errors = common_training_errors(self)
+        if not self.model:
+            errors.append("model is required")
+        check(errors, "sft config")
+
+
+def sft(cfg: SFTConfig, callbacks: list | None = None) -> dict:
+    """Train on (prompt, chosen) and save the model ``cwpo align`` starts from; return a summary."""
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    from datasets import Dataset
+    from transformers import set_seed
+    from trl import SFTConfig as TRLSFTConfig
+    from trl import SFTTrainer
+
+    from cwpo.align.common import (
+        checkpoint_to_resume,
+        inputs_hash,
+        lora_config,
+        read_training_pairs,
+        save_final,
+        step_metrics,
+        trainer_common_kwargs,
+    )
+    from cwpo.align.trainer import check_trl_version
+    from cwpo.models import resolve_model
+    from cwpo.models.loading import load_causal_lm
+
+    check_trl_version()
+    output_dir = Path(cfg.output)
+    rows, label_source = read_training_pairs(cfg.train)
+    resume_from = checkpoint_to_resume(output_dir, cfg.resume)
+    base_path = resolve_model(cfg.model)
+    ihash = inputs_hash(cfg.train, cfg.model)
+    data = Dataset.from_list([{"prompt": r["prompt"], "completion": r["chosen"]} for r in rows])
+
+    set_seed(cfg.seed)
+    model, tokenizer = load_causal_lm(cfg.model)
+    model.train()
+    if not cfg.lora:  # a merged adapter folder comes back with frozen weights
+        model.requires_grad_(True)
+    args = TRLSFTConfig(**trainer_common_kwargs(cfg, output_dir), completion_only_loss=True)
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=data,
+        processing_class=tokenizer,
+        peft_config=lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout) if cfg.lora else None,
+        callbacks=callbacks,
+    )
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    steps = step_metrics(trainer.state.log_history)
+    summary = {
+        "label_source": label_source,
+        "n_examples": len(rows),
+        "global_step": trainer.state.global_step,
+        "train_runtime_s": result.metrics.get("train_runtime"),
+        "final_loss": steps[-1]["loss"] if steps else None,
+        "resumed_from": Path(resume_from).name if resume_from else None,
+    }
+    save_final(
+        trainer, output_dir, base_path, to_dict(cfg), "sft", {"summary": summary, "steps": steps}, ihash
+    )
+    return {"output": str(output_dir), **summary}

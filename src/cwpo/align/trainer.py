@@ -1,0 +1,176 @@
+"""The smallest DPOTrainer subclass that carries a per-example ``weight`` column (TRL 1.16 pinned).
+
+TRL 1.16's ``DPOTrainer._compute_loss`` averages the per-sequence loss inside one 330-line method
+(``per_sequence_loss.mean()``) and has no per-example weight (its ``use_weighting`` is WPO,
+computed from the policy). The weight has to survive four places, and this module touches exactly
+those:
+
+1. the dataset: TRL's ``_prepare_dataset`` keeps extra columns, and
+   :meth:`WeightedDPOTrainer._set_signature_columns_if_needed` adds ``weight`` so the Trainer's
+   ``remove_unused_columns`` keeps it;
+2. the collator: :class:`WeightedPreferenceCollator` adds a ``weight`` tensor to the batch;
+3. the reference forward: :meth:`compute_ref_log_probs` strips ``weight`` before TRL's own code
+   (so ``precompute_ref_log_probs`` works unchanged);
+4. the loss: :meth:`_compute_loss` runs the same policy forward as TRL (fused LM head, same
+   labels), takes the reference log-probs from TRL's own ``compute_ref_log_probs`` (or the
+   precomputed columns), and replaces TRL's if/elif chain by the pure functions of
+   :mod:`cwpo.losses`, reduced as E[w·ℓ].
+
+``tests/align/test_trainer.py`` proves that with every weight 1 the loss equals TRL's own for
+``sigmoid``, ``ipo`` and ``robust`` on the same batch to 1e-6, so a TRL upgrade that drifts fails.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import TrainerCallback
+from trl import DPOTrainer
+from trl.trainer.dpo_trainer import DataCollatorForPreference
+
+from cwpo.errors import ConfigError
+from cwpo.losses import LossType, implicit_rewards, preference_loss, weighted_mean
+
+TESTED_TRL = (1, 16)  # the minor release this subclass is tested against
+
+
+def check_trl_version() -> str:
+    """Refuse a TRL outside the tested minor release (``CWPO_ALLOW_UNTESTED_TRL=1`` only warns)."""
+    import trl
+
+    version = trl.__version__
+    try:
+        major, minor = (int(x) for x in version.split(".")[:2])
+    except ValueError:
+        major, minor = (-1, -1)
+    if (major, minor) != TESTED_TRL:
+        msg = (
+            f"cwpo's WeightedDPOTrainer overrides DPOTrainer internals tested with trl "
+            f"{TESTED_TRL[0]}.{TESTED_TRL[1]}.x, but trl {version} is installed: pip install 'trl>=1.16,<1.17'"
+        )
+        if os.environ.get("CWPO_ALLOW_UNTESTED_TRL") == "1":
+            warnings.warn(msg + " (continuing because CWPO_ALLOW_UNTESTED_TRL=1)", stacklevel=2)
+        else:
+            raise ConfigError(msg + " (or set CWPO_ALLOW_UNTESTED_TRL=1 to try anyway)")
+    return version
+
+
+@dataclass
+class WeightedPreferenceCollator(DataCollatorForPreference):
+    """TRL's preference collator plus a float ``weight`` tensor [B] (1.0 where a row has none)."""
+
+    def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        out = super().torch_call(examples)
+        out["weight"] = torch.tensor([float(ex.get("weight", 1.0)) for ex in examples], dtype=torch.float32)
+        return out
+
+
+class StepTimer(TrainerCallback):
+    """Wall time of each optimizer step, logged as ``step_time_s`` with the step's other metrics."""
+
+    def __init__(self, trainer: WeightedDPOTrainer):
+        self.trainer = trainer
+        self._start: float | None = None
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self._start is not None:
+            self.trainer._metrics["train"]["step_time_s"].append(time.perf_counter() - self._start)
+
+
+class WeightedDPOTrainer(DPOTrainer):
+    """DPOTrainer whose loss is E[w · ℓ] with ℓ from :mod:`cwpo.losses` and w the ``weight`` column.
+
+    ``cw_loss`` is dpo/ipo/rdpo; β and ε come from ``args.beta`` / ``args.label_smoothing`` (as in
+    TRL); τ for IPO is ``cw_tau`` (default β, which is what TRL uses as τ).
+    """
+
+    def __init__(self, *args, cw_loss: str | LossType = "dpo", cw_tau: float | None = None, **kwargs):
+        check_trl_version()
+        self.cw_loss = LossType.parse(cw_loss)
+        train_args = kwargs.get("args")
+        if train_args is not None and train_args.loss_type != [self.cw_loss.trl_name]:
+            raise ConfigError(
+                f"DPOConfig.loss_type {train_args.loss_type} does not match cw_loss {self.cw_loss.value!r} "
+                f"(expected [{self.cw_loss.trl_name!r}])"
+            )
+        if kwargs.get("data_collator") is None and train_args is not None:
+            tok = kwargs.get("processing_class")
+            pad_id = (
+                tok.pad_token_id if tok.pad_token_id is not None else tok.convert_tokens_to_ids(tok.eos_token)
+            )
+            kwargs["data_collator"] = WeightedPreferenceCollator(
+                pad_token_id=pad_id,
+                max_length=train_args.max_length,
+                truncation_mode=train_args.truncation_mode,
+                pad_to_multiple_of=train_args.pad_to_multiple_of,
+            )
+        super().__init__(*args, **kwargs)
+        self.cw_tau = self.beta if cw_tau is None else cw_tau
+        self.add_callback(StepTimer(self))
+
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()
+        if "weight" not in self._signature_columns:
+            self._signature_columns = [*self._signature_columns, "weight"]
+
+    def compute_ref_log_probs(self, model, inputs):
+        return super().compute_ref_log_probs(model, {k: v for k, v in inputs.items() if k != "weight"})
+
+    def _compute_loss(self, model, inputs, return_outputs):
+        if return_outputs:
+            raise NotImplementedError("WeightedDPOTrainer does not return logits (use prediction_loss_only)")
+        mode = "train" if self.model.training else "eval"
+        non_model = {"completion_mask", "ref_chosen_logps", "ref_rejected_logps", "weight"}
+        model_kwargs = {k: v for k, v in inputs.items() if k not in non_model}
+        model_kwargs["use_cache"] = False
+        completion_mask = inputs["completion_mask"]
+        seq_len = completion_mask.size(1) - 1
+        labels = inputs["input_ids"].masked_fill(completion_mask == 0, -100)
+        outputs = model(**model_kwargs, labels=labels, fused_lm_head=True)
+        logps = outputs.log_probs[:, -seq_len:].sum(dim=1)
+        chosen_logps, rejected_logps = logps.chunk(2, dim=0)  # batch is [chosen, rejected]
+
+        if self.precompute_ref_logps:
+            ref_chosen, ref_rejected = inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]
+        else:
+            ref_chosen, ref_rejected = self.compute_ref_log_probs(self.ref_model or self.model, inputs)
+
+        pc, pr, rc, rr = chosen_logps, rejected_logps, ref_chosen, ref_rejected
+        if self.cw_loss.length_normalized:  # TRL's IPO: log-probs averaged over completion tokens
+            # (same operation order as TRL: average the log-ratio, then take the difference)
+            n_chosen, n_rejected = (m.sum(dim=1).clamp(min=1.0) for m in completion_mask.chunk(2, dim=0))
+            pc, pr = (pc - rc) / n_chosen, (pr - rr) / n_rejected
+            rc, rr = torch.zeros_like(pc), torch.zeros_like(pr)
+        per_example = preference_loss(
+            self.cw_loss, pc, pr, rc, rr, beta=self.beta, epsilon=self.label_smoothing, tau=self.cw_tau
+        )
+        weight = inputs.get("weight")
+        loss = weighted_mean(per_example, weight)
+
+        gather = self.accelerator.gather_for_metrics
+        chosen_rewards = implicit_rewards(chosen_logps, ref_chosen, self.beta)
+        rejected_rewards = implicit_rewards(rejected_logps, ref_rejected, self.beta)
+        metrics = self._metrics[mode]
+        metrics["rewards/chosen"].append(gather(chosen_rewards).mean().item())
+        metrics["rewards/rejected"].append(gather(rejected_rewards).mean().item())
+        metrics["rewards/accuracies"].append(
+            gather((chosen_rewards > rejected_rewards).float()).mean().item()
+        )
+        metrics["rewards/margins"].append(gather(chosen_rewards - rejected_rewards).mean().item())
+        metrics["logps/chosen"].append(gather(chosen_logps.detach()).mean().item())
+        metrics["logps/rejected"].append(gather(rejected_logps.detach()).mean().item())
+        metrics["loss/unweighted"].append(gather(per_example.detach()).mean().item())
+        if weight is not None:
+            metrics["weight/mean"].append(gather(weight).mean().item())
+        if mode == "train":
+            self._total_train_tokens += gather(inputs["attention_mask"].sum()).sum().item()
+        metrics["num_tokens"] = [self._total_train_tokens]
+        return loss

@@ -1,0 +1,354 @@
+"""Train the weak annotator on human-labeled pairs D_l and save a self-describing folder.
+
+Objectives (see :mod:`cwpo.annotator.model`): ``bt`` (paper Step 1, Eq. 5), ``pairrm``
+(App. J.9), ``dpo`` (WS-DPO baseline: SFT on (x, y_w), then DPO against the frozen SFT model).
+
+Paper defaults are 5 epochs, Adam, batch 32, full fine-tuning; the defaults here keep 5 epochs
+and batch 32 but use a CPU-sized ``max_length`` of 256. Training runs in a plain loop with
+seeded shuffling and optional bf16 autocast; the output folder is written atomically (a killed
+run leaves no half folder; re-running starts over).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from cwpo.annotator.calibration import calibration_report, fit_temperature
+from cwpo.annotator.losses import bt_loss, pairrm_loss
+from cwpo.annotator.model import (
+    ANNOTATOR_FILE,
+    OBJECTIVES,
+    REFERENCE_DIR,
+    Annotator,
+    collate,
+    encode_pairs,
+    length_buckets,
+    resolve_dtype,
+    response_logprobs,
+    scalar_scores,
+)
+from cwpo.config import check
+from cwpo.errors import ConfigError, DataError
+from cwpo.io import atomic_dir, hash_config, sha256_path, write_json, write_manifest
+
+
+@dataclass
+class TrainAnnotatorConfig:
+    train: str = field(
+        default="", metadata={"help": "labeled pairs (JSONL/Parquet: prompt, chosen, rejected)"}
+    )
+    output: str = field(default="", metadata={"help": "annotator directory to write"})
+    backbone: str = field(default="minilm-l6", metadata={"help": "short name, local folder or hub id"})
+    objective: Literal["bt", "pairrm", "dpo"] = field(default="bt", metadata={"help": "training objective"})
+    eval: str | None = field(default=None, metadata={"help": "held-out labeled pairs for accuracy/ECE"})
+    epochs: int = field(default=5, metadata={"help": "epochs over D_l (paper: 5)"})
+    sft_epochs: int = field(default=1, metadata={"help": "dpo objective only: SFT epochs before DPO"})
+    batch_size: int = field(default=32, metadata={"help": "pairs per optimizer step (paper: 32)"})
+    lr: float = field(default=2e-5, metadata={"help": "Adam learning rate"})
+    max_length: int = field(default=256, metadata={"help": "tokens per sequence; prompts cut from the left"})
+    beta: float = field(default=0.1, metadata={"help": "dpo objective: β of the implicit reward"})
+    seed: int = field(default=0, metadata={"help": "seed of initialization and shuffling"})
+    calibrate: bool = field(
+        default=False, metadata={"help": "fit a temperature on a held-out slice of --train"}
+    )
+    calibration_frac: float = field(default=0.1, metadata={"help": "share of --train held out to fit T"})
+    bf16: bool = field(
+        default=True, metadata={"help": "bf16 autocast for training where the CPU/GPU supports it"}
+    )
+    eval_batch_size: int = field(default=64, metadata={"help": "sequences per forward when evaluating"})
+    max_train_pairs: int | None = field(
+        default=None, metadata={"help": "use only the first N training pairs"}
+    )
+    progress: bool = field(default=True, metadata={"help": "show progress bars"})
+
+    def __post_init__(self):
+        errors = []
+        if not self.train:
+            errors.append("train (labeled pairs) is required")
+        if not self.output:
+            errors.append("output (annotator directory) is required")
+        if self.objective not in OBJECTIVES:
+            errors.append(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        for name in ("epochs", "batch_size", "max_length", "eval_batch_size"):
+            if int(getattr(self, name)) < 1:
+                errors.append(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.sft_epochs < 0:
+            errors.append(f"sft_epochs must be ≥ 0, got {self.sft_epochs}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            errors.append(f"lr must be a positive number, got {self.lr}")
+        if not self.beta > 0:
+            errors.append(f"beta must be > 0, got {self.beta}")
+        if not 0 < self.calibration_frac < 1:
+            errors.append(f"calibration_frac must be in (0, 1), got {self.calibration_frac}")
+        if self.max_train_pairs is not None and self.max_train_pairs < 2:
+            errors.append(f"max_train_pairs must be ≥ 2, got {self.max_train_pairs}")
+        check(errors, "train-annotator config")
+
+
+def _load_backbone(cfg: TrainAnnotatorConfig):
+    """(model, reference-or-None, tokenizer) for the objective; the scalar head is new for bt/pairrm."""
+    from transformers import AutoModelForSequenceClassification
+
+    from cwpo.models.loading import load_causal_lm, load_tokenizer
+    from cwpo.models.registry import load_error_hint, resolve_model
+
+    if cfg.objective == "dpo":
+        model, tok = load_causal_lm(cfg.backbone)
+        return model, tok
+    tok = load_tokenizer(cfg.backbone)
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            resolve_model(cfg.backbone), num_labels=1, dtype=torch.float32
+        )
+    except (OSError, ValueError) as e:
+        raise load_error_hint(cfg.backbone, e) from e
+    model.config.pad_token_id = tok.pad_token_id
+    return model, tok
+
+
+def _read_labeled(path: str, what: str) -> list[dict]:
+    from cwpo.data.schema import read_pairs
+
+    rows = read_pairs(path)
+    if "chosen" not in rows[0]:
+        raise DataError(f"{what} must hold labeled pairs (prompt, chosen, rejected)", path)
+    return rows
+
+
+def _batches(n: int, batch_size: int, rng: random.Random) -> list[list[int]]:
+    order = list(range(n))
+    rng.shuffle(order)
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+def _progress(total: int, desc: str, enabled: bool, unit: str = "step"):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, dynamic_ncols=True)
+
+
+def _to(model, *tensors):
+    device = next(model.parameters()).device
+    return tuple(t.to(device) for t in tensors)
+
+
+def _amp(model, dtype):
+    """bf16 autocast on the model's device (a no-op for float32)."""
+    device = next(model.parameters()).device.type
+    return torch.autocast(device, dtype=dtype, enabled=dtype != torch.float32)
+
+
+def _sft(model, tok, rows, cfg, autocast_dtype) -> list[float]:
+    """Supervised fine-tuning on (prompt, chosen): mean token NLL of the response."""
+    enc = encode_pairs(
+        tok,
+        "dpo",
+        [r["prompt"] for r in rows],
+        [r["chosen"] for r in rows],
+        [r["chosen"] for r in rows],
+        cfg.max_length,
+    )
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    rng = random.Random(cfg.seed + 1)
+    losses = []
+    model.train()
+    steps = cfg.sft_epochs * math.ceil(len(rows) / cfg.batch_size)
+    with _progress(steps, "sft", cfg.progress) as bar:
+        for _ in range(cfg.sft_epochs):
+            for batch in _batches(len(rows), cfg.batch_size, rng):
+                ids, attn, resp = collate(
+                    [enc.seq_a[i] for i in batch], [enc.start_a[i] for i in batch], tok.pad_token_id
+                )
+                ids, attn, resp = _to(model, ids, attn, resp)
+                with _amp(model, autocast_dtype):
+                    lp = response_logprobs(model, ids, attn, resp)
+                loss = -lp.sum() / resp[:, 1:].sum().clamp(min=1)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses.append(float(loss.detach()))
+                bar.set_postfix(loss=f"{losses[-1]:.3f}")
+                bar.update(1)
+    model.eval()
+    return losses
+
+
+def _train(model, reference, tok, rows, cfg, autocast_dtype) -> list[float]:
+    """The objective's loop: per-example losses, mean over the batch, Adam step."""
+    prompts = [r["prompt"] for r in rows]
+    enc = encode_pairs(
+        tok,
+        cfg.objective,
+        prompts,
+        [r["chosen"] for r in rows],
+        [r["rejected"] for r in rows],
+        cfg.max_length,
+    )
+    ref_c = ref_r = None
+    if cfg.objective == "dpo":
+        ref_c, ref_r = _reference_logprobs(reference, tok, enc, cfg.eval_batch_size, autocast_dtype)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    rng = random.Random(cfg.seed)
+    losses = []
+    model.train()
+    steps = cfg.epochs * math.ceil(len(rows) / cfg.batch_size)
+    with _progress(steps, f"train {cfg.objective}", cfg.progress) as bar:
+        for _ in range(cfg.epochs):
+            for batch in _batches(len(rows), cfg.batch_size, rng):
+                seqs = [enc.seq_a[i] for i in batch] + [enc.seq_b[i] for i in batch]
+                starts = [enc.start_a[i] for i in batch] + [enc.start_b[i] for i in batch]
+                ids, attn, resp = collate(seqs, starts, tok.pad_token_id)
+                k = len(batch)
+                ids, attn, resp = _to(model, ids, attn, resp)
+                with _amp(model, autocast_dtype):
+                    if cfg.objective == "dpo":
+                        lp = response_logprobs(model, ids, attn, resp)
+                        idx = torch.tensor(batch)
+                        ref_c, ref_r = ref_c.to(lp.device), ref_r.to(lp.device)
+                        per_example = bt_loss(
+                            cfg.beta * (lp[:k] - ref_c[idx]), cfg.beta * (lp[k:] - ref_r[idx])
+                        )
+                    else:
+                        s = scalar_scores(model, ids, attn)
+                        per_example = (
+                            bt_loss(s[:k], s[k:]) if cfg.objective == "bt" else pairrm_loss(s[:k], s[k:])
+                        )
+                loss = per_example.float().mean()
+                if not torch.isfinite(loss):
+                    raise ConfigError(
+                        f"training loss became {float(loss)} at step {len(losses) + 1}; lower --lr"
+                    )
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses.append(float(loss.detach()))
+                bar.set_postfix(loss=f"{losses[-1]:.3f}")
+                bar.update(1)
+    model.eval()
+    return losses
+
+
+def _reference_logprobs(reference, tok, enc, batch_size, autocast_dtype):
+    """log π_ref(y|x) for the chosen (a) and rejected (b) sides, computed once before DPO."""
+    n = len(enc)
+    out = torch.empty(2 * n)
+    seqs, starts = enc.seq_a + enc.seq_b, enc.start_a + enc.start_b
+    with torch.inference_mode(), _amp(reference, autocast_dtype):
+        for batch in length_buckets([len(s) for s in seqs], batch_size):
+            ids, attn, resp = collate([seqs[i] for i in batch], [starts[i] for i in batch], tok.pad_token_id)
+            out[batch] = response_logprobs(reference, *_to(reference, ids, attn, resp)).float().cpu()
+    return out[:n].clone(), out[n:].clone()
+
+
+def evaluate_annotator(annotator: Annotator, rows: list[dict], batch_size: int = 64) -> torch.Tensor:
+    """Signed margins Δ = score(chosen) − score(rejected) on labeled rows (Δ > 0: agrees)."""
+    return annotator.score_pairs(
+        [r["prompt"] for r in rows], [r["chosen"] for r in rows], [r["rejected"] for r in rows], batch_size
+    )
+
+
+def train_annotator(cfg: TrainAnnotatorConfig) -> dict:
+    """Train, evaluate (and optionally calibrate) an annotator; write ``cfg.output``; return metrics."""
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    rows = _read_labeled(cfg.train, "--train")
+    eval_rows = _read_labeled(cfg.eval, "--eval") if cfg.eval else None
+    if cfg.max_train_pairs:
+        rows = rows[: cfg.max_train_pairs]
+    calib_rows: list[dict] = []
+    if cfg.calibrate:
+        order = list(range(len(rows)))
+        random.Random(cfg.seed + 7).shuffle(order)
+        n_cal = max(1, int(round(cfg.calibration_frac * len(rows))))
+        if len(rows) - n_cal < 1:
+            raise DataError(f"too few pairs ({len(rows)}) to hold out a calibration slice", cfg.train)
+        cal_idx = set(order[:n_cal])
+        calib_rows = [r for i, r in enumerate(rows) if i in cal_idx]
+        rows = [r for i, r in enumerate(rows) if i not in cal_idx]
+    autocast_dtype = resolve_dtype("auto") if cfg.bf16 else torch.float32
+
+    model, tok = _load_backbone(cfg)
+    if torch.cuda.is_available():
+        model.to("cuda")
+    model.train()
+    start = time.perf_counter()
+    sft_losses: list[float] = []
+    reference = None
+    if cfg.objective == "dpo":
+        if cfg.sft_epochs:
+            sft_losses = _sft(model, tok, rows, cfg, autocast_dtype)
+        reference = copy.deepcopy(model).eval()
+        for p in reference.parameters():
+            p.requires_grad_(False)
+    losses = _train(model, reference, tok, rows, cfg, autocast_dtype)
+    train_time = time.perf_counter() - start
+
+    annotator = Annotator(cfg.objective, model, tok, cfg.max_length, reference=reference, beta=cfg.beta)
+    temperature = 1.0
+    metrics: dict = {
+        "objective": cfg.objective,
+        "backbone": cfg.backbone,
+        "n_train": len(rows),
+        "train_time_s": train_time,
+        "train_steps": len(losses),
+        "train_loss_first": losses[0],
+        "train_loss_last": losses[-1],
+        "epoch_mean_losses": [
+            sum(chunk) / len(chunk)
+            for chunk in (
+                losses[i : i + len(losses) // cfg.epochs]
+                for i in range(0, len(losses), len(losses) // cfg.epochs)
+            )
+        ],
+        "sft_steps": len(sft_losses),
+    }
+    if calib_rows:
+        cal_margins = evaluate_annotator(annotator, calib_rows, cfg.eval_batch_size)
+        temperature = fit_temperature(cal_margins)
+        metrics["calibration_slice"] = {
+            "before": calibration_report(cal_margins),
+            "after": calibration_report(cal_margins, temperature),
+        }
+    metrics["temperature"] = temperature
+    if eval_rows:
+        margins = evaluate_annotator(annotator, eval_rows, cfg.eval_batch_size)
+        before = calibration_report(margins)
+        metrics["eval"] = calibration_report(margins, temperature)
+        metrics["eval_before_calibration"] = before
+        metrics["eval_accuracy"] = before["accuracy"]
+        metrics["eval_accuracy_top30"] = before["accuracy_top30"]
+        metrics["eval_ece"] = metrics["eval"]["ece"]
+
+    meta = {
+        "objective": cfg.objective,
+        "backbone": cfg.backbone,
+        "max_length": cfg.max_length,
+        "temperature": temperature,
+        "beta": cfg.beta,
+        "score": {
+            "bt": "r(x, y) scalar head; margin r(x, y_a) - r(x, y_b)",
+            "pairrm": "f(x, y_a, y_b) - f(x, y_b, y_a)",
+            "dpo": "beta * (log pi(y_a|x) - log pi_ref(y_a|x) - log pi(y_b|x) + log pi_ref(y_b|x))",
+        }[cfg.objective],
+        "confidence": "tanh(|margin / temperature| / 2)",
+    }
+    config = dataclasses.asdict(cfg)
+    inputs = {"train": sha256_path(cfg.train), "eval": sha256_path(cfg.eval) if cfg.eval else None}
+    with atomic_dir(cfg.output) as tmp:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        if reference is not None:
+            reference.save_pretrained(Path(tmp) / REFERENCE_DIR)
+        write_json(Path(tmp) / ANNOTATOR_FILE, meta)
+        write_json(Path(tmp) / "metrics.json", metrics)
+        write_manifest(tmp, "train-annotator", config, hash_config(inputs), metrics)
+    return metrics

@@ -1,0 +1,43 @@
+"""``cwpo annotate``: label pairs with a trained weak annotator and a confidence (thin wrapper)."""
+
+from __future__ import annotations
+
+HELP = (
+    "Label pairs with a weak annotator: chosen = the higher-scored response, margin = |score difference|, "
+    "confidence = tanh(margin/2). Resumable (chunks written atomically), works under accelerate launch."
+)
+
+
+def configure(parser) -> None:
+    from cwpo.annotator.score import AnnotateConfig
+    from cwpo.config import add_config_args
+
+    add_config_args(parser, AnnotateConfig)
+
+
+def run(args) -> int:
+    from cwpo.annotator.score import AnnotateConfig, annotate
+    from cwpo.config import config_from_args
+
+    cfg = config_from_args(AnnotateConfig, args)
+    stats = annotate(
+        cfg.annotator,
+        cfg.input,
+        cfg.output,
+        batch_size=cfg.batch_size,
+        chunk_size=cfg.chunk_size,
+        too_long=cfg.too_long,
+        dtype=cfg.dtype,
+        progress=cfg.progress,
+    )
+    if "n_output" in stats:
+        line = f"{stats['n_output']} of {stats['n_input']} pairs labeled into {stats['output']}"
+        line += f" ({stats['truncated']} truncated, {stats['dropped_too_long']} dropped as too long)"
+        if stats.get("cached"):
+            line += " [already up to date]"
+        print(line)
+        if stats.get("human_agreement") is not None:
+            print(
+                f"  agreement with the {stats['n_human_labels']} human labels: {stats['human_agreement']:.4f}"
+            )
+    return 0

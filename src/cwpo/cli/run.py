@@ -1,0 +1,49 @@
+"""cwpo run: a whole pipeline, or a grid of pipelines, from a YAML recipe."""
+
+from __future__ import annotations
+
+HELP = (
+    "Run a recipe (data, annotator, annotate, SFT, align for every method, evaluate) with content-hash "
+    "caching of every stage: a re-run redoes nothing, an interrupted run resumes, a changed input never "
+    "reuses a stale artifact. Recipes: configs/ in the repository, or `cwpo run --list`."
+)
+
+
+def configure(parser):
+    parser.add_argument("recipe", nargs="?", help="recipe YAML (a path, or the name of a packaged recipe)")
+    parser.add_argument("--output", "-o", help="results folder (default: runs/<recipe name>)")
+    parser.add_argument("--methods", nargs="+", help="run only these methods of the recipe")
+    parser.add_argument("--validate", action="store_true", help="check the recipe and stop")
+    parser.add_argument("--list", action="store_true", help="list the packaged recipes")
+    parser.add_argument("--report", action="store_true", help="write the markdown report when done")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args) -> int:
+    from cwpo.experiments.recipe import load_recipe
+    from cwpo.experiments.recipes import find_recipe, packaged_recipes
+
+    if args.list:
+        for name, path in packaged_recipes().items():
+            print(f"{name:28s} {path}")
+        return 0
+    if not args.recipe:
+        print("cwpo run: give a recipe YAML (or --list)")
+        return 2
+    path = find_recipe(args.recipe)
+    recipe = load_recipe(path)
+    if args.validate:
+        print(f"{path}: ok ({recipe.track} track, {len(recipe.seeds)} seed(s), grid {recipe.grid or 'none'})")
+        return 0
+    from cwpo.experiments.pipeline import run_recipe
+    from cwpo.experiments.tables import format_summary
+
+    out = args.output or f"runs/{recipe.name}"
+    result = run_recipe(recipe, out, progress=not args.no_progress, only_methods=args.methods)
+    print(format_summary(result["summary"]))
+    print(f"results: {result['results_dir']}")
+    if args.report:
+        from cwpo.experiments.report import write_report
+
+        print(f"report: {write_report(out)}")
+    return 0

@@ -1,0 +1,316 @@
+"""Batched sampling from a causal LM with per-prompt seeds, cached by content hash, resumable.
+
+**Sampling.** Every prompt has its own random stream: a ``torch.Generator`` seeded from
+sha256(seed, prompt, k) where k counts earlier copies of the same prompt. At each step the
+logits of a row are divided by the temperature, cut to the ``top_k`` best and to the nucleus
+(``top_p``), and one token is drawn by inverse-CDF sampling with a single uniform number from that
+row's stream (exact sampling from the filtered softmax, one random draw per row and step). The
+processor then leaves only the drawn token finite, so ``generate`` runs greedy over its scores.
+The randomness a row sees therefore depends only on (seed, prompt, step), never on which other
+prompts share its batch. The logits themselves can still differ in the last bits with the amount
+of left padding (bf16 matmuls), so the *guarantee* is: identical model, prompts, settings, seed
+and batch size give identical text; another batch composition almost always gives the same text
+too (a test checks it in fp32). ``temperature=0`` is greedy.
+
+**Batching.** Prompts are tokenized with the project's one rule
+(:func:`cwpo.models.logprobs.tokenize_pair`: raw text, no chat template unless asked), sorted
+by length (longest first), cut into batches of ``batch_size`` and left-padded. Weights are loaded
+in bf16 by default (faster than autocast for generation on CPU, see ENVIRONMENT.md).
+
+**Cache and resume.** The cache key is the hash of (the model folder's content hash or the hub
+id, the prompts, every setting, the seed). A finished run is one JSONL file
+``<cache_dir>/<key>.jsonl``; a second call returns it without loading the model. While running,
+each finished batch is appended to ``<key>.partial.jsonl`` (flushed and fsynced); a killed run
+restarts at the first unfinished batch with the same batch plan, so it resumes exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from cwpo.errors import ConfigError
+from cwpo.io import hash_config, sha256_path, write_jsonl
+
+CACHE_FORMAT = "cwpo-generation-v1"
+_MODEL_HASHES: dict[tuple, str] = {}
+
+
+def model_content_id(model_ref: str) -> str:
+    """A stable id of the model's weights: the content hash of a local folder, else the hub id.
+
+    For a LoRA adapter folder the id of its base model is appended (a changed base is a new model).
+
+    Folder hashes are memoized per process by (path, names, sizes, mtimes) of its files.
+    """
+    from cwpo.models import resolve_model
+
+    resolved = resolve_model(model_ref)
+    path = Path(resolved)
+    if not path.exists():
+        return f"hub:{resolved}"
+    files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+    stamp = (str(path.resolve()), tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+    if stamp not in _MODEL_HASHES:
+        _MODEL_HASHES[stamp] = "sha256:" + sha256_path(path)
+    adapter = path / "adapter_config.json"
+    if adapter.exists():  # a LoRA adapter: its weights and those of its base
+        base = json.loads(adapter.read_text(encoding="utf-8")).get("base_model_name_or_path")
+        if base:
+            return f"{_MODEL_HASHES[stamp]}+{model_content_id(base)}"
+    return _MODEL_HASHES[stamp]
+
+
+def row_seeds(prompts: Sequence[str], seed: int) -> list[int]:
+    """One 63-bit seed per prompt from (seed, prompt, copy number): independent of batching."""
+    seen: dict[str, int] = {}
+    out = []
+    for p in prompts:
+        k = seen.get(p, 0)
+        seen[p] = k + 1
+        digest = hashlib.sha256(f"{seed}\x00{k}\x00{p}".encode()).digest()
+        out.append(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
+    return out
+
+
+class RowSampler:
+    """A logits processor: temperature, top-k, top-p, then one seeded inverse-CDF draw per row.
+
+    Returns scores that are -inf except at the drawn token, so greedy decoding emits the sample.
+    ``set_rows(seeds)`` starts one generator per row of the next batch. (A Gumbel-max draw would
+    need two logarithms over the whole vocabulary per step; this needs one uniform per row.)
+    """
+
+    def __init__(self, temperature: float, top_p: float, top_k: int):
+        self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
+        self.generators: list = []
+
+    def set_rows(self, seeds: Sequence[int]) -> None:
+        import torch
+
+        self.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        scores = scores.float()
+        if self.temperature == 0:
+            return scores
+        scores = scores / self.temperature
+        if self.top_k and self.top_k < scores.shape[-1]:
+            kth = torch.topk(scores, self.top_k, dim=-1).values[..., -1:]
+            scores = scores.masked_fill(scores < kth, float("-inf"))
+        if self.top_p < 1.0:
+            sorted_scores, sorted_idx = torch.sort(scores, descending=True, dim=-1)
+            probs = torch.softmax(sorted_scores, dim=-1)
+            remove = (probs.cumsum(-1) - probs) > self.top_p  # mass before this token already > p
+            remove[..., 0] = False
+            scores = scores.masked_fill(remove.scatter(-1, sorted_idx, remove), float("-inf"))
+        cdf = torch.softmax(scores, dim=-1).cumsum(-1)
+        u = torch.cat([torch.rand(1, generator=g) for g in self.generators]).to(scores.device).unsqueeze(-1)
+        # first index whose cdf exceeds u * total: never a zero-probability (filtered) token
+        idx = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).clamp(max=scores.shape[-1] - 1)
+        return torch.full_like(scores, float("-inf")).scatter_(-1, idx, 0.0)
+
+
+def _prompt_ids(
+    tokenizer, prompts: Sequence[str], chat_template: bool, max_prompt_length: int
+) -> list[list[int]]:
+    from cwpo.models.logprobs import tokenize_pair
+
+    out = []
+    for p in prompts:
+        text = p
+        if chat_template:
+            text = tokenizer.apply_chat_template(
+                [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True
+            )
+        ids, _ = tokenize_pair(tokenizer, text, "", max_prompt_length)
+        if not ids:
+            raise ConfigError(
+                "an empty prompt cannot be continued (no tokens); remove it from the prompts file"
+            )
+        out.append(ids)
+    return out
+
+
+def _read_partial(path: Path, plan: list[list[int]]) -> dict[int, list[str]]:
+    """Finished batches of a killed run; a torn last line or a different plan is ignored."""
+    done: dict[int, list[str]] = {}
+    if not path.exists():
+        return done
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            b = rec.get("batch")
+            if isinstance(b, int) and 0 <= b < len(plan) and rec.get("indices") == plan[b]:
+                done[b] = rec["responses"]
+    return done
+
+
+def generate_responses(
+    model_ref: str,
+    prompts: Sequence[str],
+    *,
+    max_new_tokens: int = 64,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    top_k: int = 0,
+    seed: int = 0,
+    batch_size: int = 8,
+    cache_dir: str | os.PathLike | None = None,
+    dtype: str = "bfloat16",
+    chat_template: bool = False,
+    max_prompt_length: int = 512,
+    progress: bool = True,
+    stats: dict | None = None,
+) -> list[str]:
+    """Sample one response per prompt from ``model_ref`` (see the module docstring).
+
+    ``cache_dir=None`` uses ``$CWPO_CACHE/generations``. ``stats``, if given, is filled with
+    ``cache_hit``, ``new_tokens``, ``seconds`` and ``tokens_per_s``.
+    """
+    errors = []
+    if max_new_tokens < 1:
+        errors.append(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if temperature < 0:
+        errors.append(f"temperature must be >= 0, got {temperature}")
+    if not 0 < top_p <= 1:
+        errors.append(f"top_p must be in (0, 1], got {top_p}")
+    if top_k < 0:
+        errors.append(f"top_k must be >= 0 (0 = off), got {top_k}")
+    if batch_size < 1:
+        errors.append(f"batch_size must be >= 1, got {batch_size}")
+    if dtype not in ("bfloat16", "float32", "float16"):
+        errors.append(f"dtype must be bfloat16, float32 or float16, got {dtype!r}")
+    if errors:
+        raise ConfigError("invalid generation settings: " + "; ".join(errors))
+    prompts = list(prompts)
+    stats = stats if stats is not None else {}
+    if not prompts:
+        stats.update(cache_hit=True, new_tokens=0, seconds=0.0, tokens_per_s=None)
+        return []
+    from cwpo.models import cache_dir as default_cache
+
+    settings = {
+        "max_new_tokens": max_new_tokens,
+        "temperature": temperature,
+        "top_p": top_p,
+        "top_k": top_k,
+        "seed": seed,
+        "batch_size": batch_size,
+        "dtype": dtype,
+        "chat_template": chat_template,
+        "max_prompt_length": max_prompt_length,
+    }
+    key = hash_config(
+        {
+            "format": CACHE_FORMAT,
+            "model": model_content_id(model_ref),
+            "prompts": hashlib.sha256(json.dumps(prompts).encode()).hexdigest(),
+            "settings": settings,
+        }
+    )
+    root = Path(cache_dir) if cache_dir is not None else default_cache() / "generations"
+    final = root / f"{key}.jsonl"
+    if final.exists():
+        with open(final, encoding="utf-8") as fh:
+            cached = [json.loads(line)["response"] for line in fh if line.strip()]
+        if len(cached) == len(prompts):
+            stats.update(cache_hit=True, new_tokens=0, seconds=0.0, tokens_per_s=None, cache_file=str(final))
+            return cached
+
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import GenerationConfig
+
+    from cwpo.models.loading import load_causal_lm
+
+    model, tok = load_causal_lm(model_ref, dtype=getattr(torch, dtype))
+    ids = _prompt_ids(tok, prompts, chat_template, max_prompt_length)
+    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+    plan = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    partial = root / f"{key}.partial.jsonl"
+    done = _read_partial(partial, plan)
+    seeds = row_seeds(prompts, seed)
+    responses: list[str | None] = [None] * len(prompts)
+    for b, texts in done.items():
+        for i, text in zip(plan[b], texts, strict=True):
+            responses[i] = text
+
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    eos = (
+        model.generation_config.eos_token_id
+        if model.generation_config.eos_token_id is not None
+        else tok.eos_token_id
+    )
+    eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
+    gen_config = GenerationConfig(
+        do_sample=False,
+        num_beams=1,
+        max_new_tokens=max_new_tokens,
+        pad_token_id=pad_id,
+        eos_token_id=list(eos_ids) or None,
+    )
+    sampler = RowSampler(temperature, top_p, top_k)
+    new_tokens, start = 0, time.perf_counter()
+    root.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(
+        total=len(prompts),
+        initial=sum(len(plan[b]) for b in done),
+        desc=f"generate {model_ref}",
+        unit="prompt",
+        disable=not progress,
+    )
+    with open(partial, "a", encoding="utf-8") as log, torch.inference_mode():
+        for b, batch in enumerate(plan):
+            if b in done:
+                continue
+            width = max(len(ids[i]) for i in batch)
+            input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+            attention = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, i in enumerate(batch):
+                input_ids[row, width - len(ids[i]) :] = torch.tensor(ids[i])
+                attention[row, width - len(ids[i]) :] = 1
+            sampler.set_rows([seeds[i] for i in batch])
+            out = model.generate(
+                input_ids=input_ids,
+                attention_mask=attention,
+                generation_config=gen_config,
+                logits_processor=[sampler],
+            )
+            texts = []
+            for row in out[:, width:].tolist():
+                cut = next((j + 1 for j, t in enumerate(row) if t in eos_ids), len(row))
+                new_tokens += cut
+                texts.append(
+                    tok.decode(row[:cut], skip_special_tokens=True, clean_up_tokenization_spaces=False)
+                )
+            for i, text in zip(batch, texts, strict=True):
+                responses[i] = text
+            log.write(json.dumps({"batch": b, "indices": batch, "responses": texts}) + "\n")
+            log.flush()
+            os.fsync(log.fileno())
+            elapsed = time.perf_counter() - start
+            bar.update(len(batch))
+            bar.set_postfix(tok_s=f"{new_tokens / max(elapsed, 1e-9):.1f}")
+    bar.close()
+    write_jsonl(final, ({"prompt": p, "response": r} for p, r in zip(prompts, responses, strict=True)))
+    partial.unlink(missing_ok=True)
+    elapsed = time.perf_counter() - start
+    stats.update(
+        cache_hit=False,
+        new_tokens=new_tokens,
+        seconds=elapsed,
+        tokens_per_s=new_tokens / elapsed if elapsed > 0 else None,
+        cache_file=str(final),
+        resumed_batches=len(done),
+    )
+    return responses  # type: ignore[return-value]

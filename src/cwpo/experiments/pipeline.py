@@ -1,0 +1,375 @@
+"""Run a recipe: every stage cached by content hash, every method through the one alignment path.
+
+Layout of a results folder::
+
+    recipe.yaml          the recipe as given
+    stages/<stage>-<key> finished stage outputs (manifest.json in each), shared across grid points
+    work/                scratch of unfinished stages (checkpoints; removed when a stage finishes)
+    results.jsonl        one row per (grid point, method): metrics, annotator quality, paths
+    summary.json         means and stds over seeds per (grid point without seed, method)
+    logs/run.log         what ran, what was cached, how long it took
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import yaml
+
+from cwpo.data.schema import read_pairs, write_pairs
+from cwpo.errors import ConfigError
+from cwpo.experiments.cache import Artifact, run_stage
+from cwpo.experiments.methods import Method, resolve_methods
+from cwpo.experiments.recipe import Recipe, expand, load_recipe, validate
+from cwpo.io import read_json, sha256_path, write_json, write_jsonl, write_text
+
+log = logging.getLogger("cwpo.run")
+
+
+
+def _move_model(src: Path, dst: Path) -> None:
+    """Move a finished model folder out of a stage's scratch space, without its checkpoints."""
+    shutil.rmtree(src / "checkpoints", ignore_errors=True)
+    shutil.move(str(src), str(dst))
+
+
+class PointRunner:
+    """The stages of one grid point. Stages whose configs match are shared through the cache."""
+
+    def __init__(self, root: Path, point: dict, recipe: Recipe, progress: bool = True):
+        self.root, self.point, self.r, self.progress = root, point, recipe, progress
+        self.seed = point["seed"]
+
+    # ---- data ---------------------------------------------------------------------------
+    def data(self) -> Artifact:
+        if self.r.track == "sentiment":
+            return self._sentiment_data()
+        from cwpo.data.prepare import DataConfig, prepare_data
+
+        values = {**self.r.data, "seed": self.seed}
+        from cwpo.data.load import resolve_source
+
+        src = Path(resolve_source(values["source"])).expanduser()
+        content = sha256_path(src) if src.exists() else values["source"]
+
+        def fn(out: Path, work: Path) -> dict:
+            return prepare_data(DataConfig(**{**values, "output": str(out / "data")}))
+
+        art = run_stage(self.root, "data", {"data": values, "content": content}, {}, fn)
+        self.files = {
+            "labeled": art.path / "data" / "labeled.jsonl",
+            "unlabeled": art.path / "data" / "unlabeled.jsonl",
+            "test": art.path / "data" / "test.jsonl",
+        }
+        self.prompts = self.files["test"]
+        return art
+
+    def _sentiment_cfg(self):
+        from cwpo.experiments.sentiment import SentimentConfig
+
+        return SentimentConfig(**self.r.sentiment)
+
+    def _sentiment_data(self) -> Artifact:
+        from cwpo.experiments import sentiment as st
+
+        cfg = self._sentiment_cfg()
+        imdb = {s: sha256_path(Path(cfg.imdb) / f"{s}.jsonl.gz") for s in ("train", "test")}
+        sft_fields = {k: getattr(cfg, k) for k in ("n_sft_texts", "sft_response_words", "prompt_words")}
+
+        def sft_fn(out: Path, work: Path) -> dict:
+            rows = st.sft_rows(cfg, self.seed)
+            write_jsonl(work / "sft_texts.jsonl", rows)
+            return self._train_sft(work / "sft_texts.jsonl", out, work)
+
+        self.sft_art = run_stage(
+            self.root, "sft", {"sentiment_sft": sft_fields, "imdb": imdb["train"], **self._sft_key()}, {}, sft_fn
+        )
+        sample_fields = {
+            k: getattr(cfg, k)
+            for k in ("n_prompts", "n_test_prompts", "prompt_words", "max_new_tokens", "temperature", "top_p", "gold")
+        }
+
+        def pairs_fn(out: Path, work: Path) -> dict:
+            pairs, stats = st.sample_pairs(str(self.sft_art.path / "model"), cfg, self.seed)
+            write_jsonl(out / "pairs.jsonl", pairs)
+            write_jsonl(out / "test_prompts.jsonl", st.test_prompts(cfg, self.seed))
+            return stats
+
+        pairs = run_stage(self.root, "pairs", {"sample": sample_fields, "seed": self.seed, "imdb": imdb},
+                          {"sft": self.sft_art}, pairs_fn)
+
+        def labels_fn(out: Path, work: Path) -> dict:
+            return st.label_and_split(read_json_lines(pairs.path / "pairs.jsonl"), cfg, self.seed, out)
+
+        label_fields = {"human_temperature": cfg.human_temperature, "labeled_frac": cfg.labeled_frac, "seed": self.seed}
+        art = run_stage(self.root, "labels", label_fields, {"pairs": pairs}, labels_fn)
+        self.files = {
+            "labeled": art.path / "labeled.jsonl",
+            "unlabeled": art.path / "unlabeled.jsonl",
+            "all_human": art.path / "all_human.jsonl",
+            "test": None,
+        }
+        self.prompts = pairs.path / "test_prompts.jsonl"
+        self.pairs_art = pairs
+        return art
+
+    # ---- annotators -----------------------------------------------------------------------
+    def annotator(self, data: Artifact, section: str = "annotator") -> tuple[Artifact, Artifact]:
+        from cwpo.annotator.score import AnnotateConfig, annotate
+        from cwpo.annotator.train import TrainAnnotatorConfig, train_annotator
+
+        values = {**getattr(self.r, section), "seed": self.seed}
+        if section == "wsdpo_annotator":  # Tao & Li: the weak causal LM trained with SFT + DPO on D_l
+            values["objective"] = "dpo"
+            values.setdefault("backbone", "smollm2-135m-instruct")
+        test = self.files.get("test")
+
+        def train_fn(out: Path, work: Path) -> dict:
+            cfg = TrainAnnotatorConfig(
+                **{**values, "train": str(self.files["labeled"]), "eval": str(test) if test else None,
+                   "output": str(out / "annotator"), "progress": self.progress}
+            )
+            return train_annotator(cfg)
+
+        ann = run_stage(self.root, section, values, {"data": data}, train_fn)
+        ann_values = dict(self.r.annotate)
+        AnnotateConfig(**{**ann_values, "annotator": "x", "input": "x", "output": "x"})
+
+        def annotate_fn(out: Path, work: Path) -> dict:
+            # written in the persistent work folder so that an interrupted annotation resumes its chunks
+            stats = annotate(
+                ann.path / "annotator", self.files["unlabeled"], work / "annotated.jsonl",
+                **{**ann_values, "progress": self.progress},
+            )
+            shutil.move(str(work / "annotated.jsonl"), str(out / "annotated.jsonl"))
+            return stats
+
+        labels = run_stage(self.root, f"annotate-{section}", ann_values, {"annotator": ann, "data": data}, annotate_fn)
+        return ann, labels
+
+    # ---- strong model -----------------------------------------------------------------------
+    def _sft_key(self) -> dict:
+        return {"sft": dict(self.r.sft), "model": self.r.strong_model, "seed": self.seed}
+
+    def _train_sft(self, train_file: Path, out: Path, work: Path) -> dict:
+        from cwpo.align.sft import SFTConfig, sft
+
+        model_dir = work / "model"
+        resume = (model_dir / "checkpoints").exists()
+        cfg = SFTConfig(**{**self.r.sft, "train": str(train_file), "model": self.r.strong_model,
+                           "output": str(model_dir), "seed": self.seed, "resume": resume})
+        metrics = sft(cfg)
+        _move_model(model_dir, out / "model")
+        return metrics
+
+    def sft(self, data: Artifact, weak: Artifact | None) -> Artifact:
+        if self.r.track == "sentiment":
+            return self.sft_art
+        use_weak = self.r.sft_data == "weak" and weak is not None
+        train = (weak.path / "annotated.jsonl") if use_weak else self.files["labeled"]
+
+        def fn(out: Path, work: Path) -> dict:
+            return self._train_sft(train, out, work)
+
+        inputs = {"labels": weak} if use_weak else {"data": data}
+        return run_stage(self.root, "sft", {**self._sft_key(), "sft_data": self.r.sft_data}, inputs, fn)
+
+    def _train_file(self, method: Method, labels: dict[str, Artifact], work: Path) -> Path:
+        if method.labels == "human":
+            return self.files["unlabeled"]  # unlabeled + human_label: align converts to the human pairs
+        if method.labels == "human_all":
+            if self.files.get("all_human"):
+                return self.files["all_human"]
+            from cwpo.data.schema import to_labeled
+
+            rows = read_pairs(self.files["labeled"]) + to_labeled(read_pairs(self.files["unlabeled"]))
+            write_pairs(work / "all_human.jsonl", rows)
+            return work / "all_human.jsonl"
+        source = labels["weak"] if method.labels == "weak" else labels["weak_dpo"]
+        return source.path / "annotated.jsonl"
+
+    def align(self, name: str, method: Method, sft: Artifact, data: Artifact, labels: dict[str, Artifact]) -> Artifact:
+        from cwpo.align.align import AlignConfig, align
+
+        values = {**self.r.align, "loss": method.loss, "weighting": method.weighting, "seed": self.seed}
+        label_art = {"weak": labels.get("weak"), "weak_dpo": labels.get("weak_dpo")}.get(method.labels) or data
+
+        def fn(out: Path, work: Path) -> dict:
+            model_dir = work / "model"
+            resume = (model_dir / "checkpoints").exists()
+            train = self._train_file(method, labels, work)
+            cfg = AlignConfig(**{**values, "train": str(train), "policy": str(sft.path / "model"),
+                                 "output": str(model_dir), "resume": resume})
+            metrics = align(cfg)
+            _move_model(model_dir, out / "model")
+            return metrics
+
+        return run_stage(self.root, "align", {"align": values, "labels": method.labels},
+                         {"sft": sft, "labels": label_art}, fn, label=f"align[{name}]")
+
+    def evaluate(self, name: str, policy: Artifact, sft: Artifact) -> Artifact:
+        from cwpo.evaluate.evaluate import EvalConfig, evaluate
+
+        values = {**self.r.evaluate, "seed": self.seed}
+        if self.r.track == "sentiment":
+            values.setdefault("gold", self._sentiment_cfg().gold)
+            values.setdefault("max_new_tokens", self._sentiment_cfg().max_new_tokens)
+        pairs = self.files.get("test")
+        prompts = self.prompts
+
+        def fn(out: Path, work: Path) -> dict:
+            cfg = EvalConfig(**{**values, "policy": str(policy.path / "model"), "reference": str(sft.path / "model"),
+                                "prompts": str(prompts), "pairs": str(pairs) if pairs else None,
+                                "output": str(out / "eval")})
+            return evaluate(cfg, progress=self.progress)
+
+        return run_stage(self.root, "evaluate", {"evaluate": values}, {"policy": policy, "sft": sft}, fn,
+                         label=f"evaluate[{name}]")
+
+
+def read_json_lines(path: Path) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _flatten_eval(summary: dict) -> dict:
+    """The numbers of an evaluation summary (cwpo.evaluate) that results rows carry."""
+    out = {}
+    for key, name, value in (("gra", "gra", "gra"), ("preference_accuracy", "pref_acc", "accuracy"),
+                             ("judge", "win_rate", "win_rate")):
+        part = summary.get(key) or {}
+        if part:
+            out[name] = part.get(value)
+            out[f"{name}_subset_std"] = part.get("std")
+            out[f"{name}_ci"] = [part.get("ci_low"), part.get("ci_high")]
+            out[f"{name}_ties"] = part.get("ties")
+            out[f"{name}_n"] = part.get("n")
+    return out
+
+
+def _annotator_row(ann: Artifact, labels: Artifact) -> dict:
+    m = ann.metrics
+    return {
+        "annotator_eval_acc": m.get("eval_accuracy"),
+        "annotator_eval_acc_top30": m.get("eval_accuracy_top30"),
+        "annotator_eval_ece": m.get("eval_ece"),
+        "annotator_train_s": m.get("train_time_s"),
+        "weak_label_acc": labels.metrics.get("human_agreement", labels.metrics.get("accuracy")),
+        "annotator_dir": str(ann.path / "annotator"),
+        "annotated": str(labels.path / "annotated.jsonl"),
+    }
+
+
+def run_point(root: Path, point: dict, recipe: Recipe, methods: dict[str, Method], progress: bool = True) -> list[dict]:
+    pr = PointRunner(root, point, recipe, progress)
+    data = pr.data()
+    needs = {m.labels for m in methods.values()}
+    labels: dict[str, Artifact] = {}
+    ann_rows: dict = {}
+    if needs & {"weak"} or recipe.sft_data == "weak":
+        ann, labels["weak"] = pr.annotator(data, "annotator")
+        ann_rows = _annotator_row(ann, labels["weak"])
+    if "weak_dpo" in needs:
+        ann_dpo, labels["weak_dpo"] = pr.annotator(data, "wsdpo_annotator")
+        ann_rows["wsdpo_annotator_eval_acc"] = ann_dpo.metrics.get("eval_accuracy")
+    sft = pr.sft(data, labels.get("weak"))
+    rows = []
+    for name, method in methods.items():
+        policy = pr.align(name, method, sft, data, labels)
+        ev = pr.evaluate(name, policy, sft)
+        summary = read_json(ev.path / "eval" / "summary.json")
+        rows.append({
+            **point,
+            "method": name,
+            **method.to_dict(),
+            **_flatten_eval(summary),
+            "align_steps": (policy.metrics.get("global_step")),
+            "align_s": policy.metrics.get("stage_seconds"),
+            **ann_rows,
+            "data_stats": {k: v for k, v in (data.metrics or {}).items() if isinstance(v, int | float | str)},
+            "policy_dir": str(policy.path / "model"),
+            "eval_dir": str(ev.path / "eval"),
+        })
+    return rows
+
+
+def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not vals:
+        return None, None
+    return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
+
+
+def summarize(rows: list[dict], grid_keys: list[str]) -> list[dict]:
+    """Mean and std over seeds of every metric, per (grid point without the seed, method)."""
+    groups: dict = defaultdict(list)
+    for row in rows:
+        groups[(tuple((k, row.get(k)) for k in grid_keys), row["method"])].append(row)
+    out = []
+    for (point, method), members in groups.items():
+        entry = {**dict(point), "method": method, "n_seeds": len(members), "seeds": [m["seed"] for m in members]}
+        for metric in ("gra", "gra_subset_std", "pref_acc", "pref_acc_subset_std", "win_rate", "annotator_eval_acc",
+                       "annotator_eval_acc_top30", "weak_label_acc", "annotator_eval_ece"):
+            mean, std = _mean_std([m.get(metric) for m in members])
+            if mean is not None:
+                entry[metric] = mean
+                entry[f"{metric}_seed_std"] = std
+        out.append(entry)
+    return out
+
+
+def setup_logging(root: Path) -> logging.Handler:
+    (root / "logs").mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(root / "logs" / "run.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("cwpo.run")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) for h in logger.handlers):
+        stream = logging.StreamHandler()
+        stream.setFormatter(logging.Formatter("[cwpo run] %(message)s"))
+        logger.addHandler(stream)
+    return handler
+
+
+def run_recipe(recipe: Recipe | str | Path, results_dir: str | Path, progress: bool = True,
+               only_methods: list[str] | None = None) -> dict:
+    """Run every grid point and method of a recipe; return ``{"rows", "summary", "results_dir"}``."""
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe)
+    errors = validate(recipe)
+    if errors:
+        raise ConfigError("recipe has problems:\n  - " + "\n  - ".join(errors))
+    methods = resolve_methods(recipe.methods)
+    if only_methods:
+        unknown = sorted(set(only_methods) - set(methods))
+        if unknown:
+            raise ConfigError(f"--methods {unknown} are not in the recipe's methods {sorted(methods)}")
+        methods = {k: v for k, v in methods.items() if k in only_methods}
+    root = Path(results_dir).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    handler = setup_logging(root)
+    try:
+        write_text(root / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+        rows: list[dict] = []
+        points = expand(recipe)
+        for i, (point, point_recipe) in enumerate(points, 1):
+            log.info("grid point %d/%d: %s", i, len(points), point)
+            rows.extend(run_point(root, point, point_recipe, methods, progress))
+            write_jsonl(root / "results.jsonl", rows)
+        summary = summarize(rows, [k for k in points[0][0] if k != "seed"])
+        write_json(root / "summary.json", {"recipe": recipe.name, "track": recipe.track, "groups": summary,
+                                           "paper": recipe.paper})
+        return {"rows": rows, "summary": summary, "results_dir": str(root)}
+    finally:
+        logging.getLogger("cwpo.run").removeHandler(handler)
+        handler.close()
+
+
+__all__ = ["PointRunner", "run_recipe", "summarize"]

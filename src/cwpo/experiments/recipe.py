@@ -1,0 +1,180 @@
+"""YAML recipes: a whole pipeline (or a grid of them) in one validated file.
+
+A recipe names the track (``pairs``: real preference data such as HH-RLHF; ``sentiment``: IMDb
+prompts, pairs sampled from the SFT model, a gold reward and simulated humans), one section of
+settings per stage (the fields of that stage's config, minus the file paths the runner wires
+together), the methods to compare and a grid (``seeds`` and dotted paths to sweep, e.g.
+``sentiment.human_temperature: [0.0, 0.1, 0.3]``). Every problem in a recipe is reported at once,
+before any heavy work.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cwpo.config import load_yaml
+from cwpo.errors import ConfigError
+from cwpo.experiments.methods import resolve_methods
+
+# fields the runner sets itself (paths between stages, the loss/weighting of a method, the seed)
+MANAGED = {
+    "data": {"output", "seed"},
+    "annotator": {"train", "output", "eval", "seed"},
+    "wsdpo_annotator": {"train", "output", "eval", "seed", "objective"},
+    "annotate": {"annotator", "input", "output"},
+    "sft": {"train", "model", "output", "seed", "resume"},
+    "align": {"train", "policy", "output", "loss", "weighting", "seed", "resume"},
+    "evaluate": {"policy", "reference", "prompts", "output", "pairs", "seed"},
+    "sentiment": set(),
+}
+SECTIONS = tuple(MANAGED)
+
+
+@dataclass
+class Recipe:
+    name: str = "experiment"
+    description: str = ""
+    track: str = "pairs"
+    strong_model: str = "smollm2-135m-instruct"
+    seeds: list = field(default_factory=lambda: [0])
+    grid: dict = field(default_factory=dict)
+    methods: Any = None
+    sft_data: str = "weak"  # pairs track: SFT on weak y_w of D_u (paper) or "labeled" (D_l chosen)
+    data: dict = field(default_factory=dict)
+    sentiment: dict = field(default_factory=dict)
+    annotator: dict = field(default_factory=dict)
+    wsdpo_annotator: dict = field(default_factory=dict)
+    annotate: dict = field(default_factory=dict)
+    sft: dict = field(default_factory=dict)
+    align: dict = field(default_factory=dict)
+    evaluate: dict = field(default_factory=dict)
+    paper: dict = field(default_factory=dict)  # the paper's numbers to print beside ours in the report
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _config_classes() -> dict:
+    from cwpo.align.align import AlignConfig
+    from cwpo.align.sft import SFTConfig
+    from cwpo.annotator.score import AnnotateConfig
+    from cwpo.annotator.train import TrainAnnotatorConfig
+    from cwpo.data.prepare import DataConfig
+    from cwpo.evaluate.evaluate import EvalConfig
+    from cwpo.experiments.sentiment import SentimentConfig
+
+    return {
+        "data": DataConfig,
+        "annotator": TrainAnnotatorConfig,
+        "wsdpo_annotator": TrainAnnotatorConfig,
+        "annotate": AnnotateConfig,
+        "sft": SFTConfig,
+        "align": AlignConfig,
+        "evaluate": EvalConfig,
+        "sentiment": SentimentConfig,
+    }
+
+
+def _placeholders(section: str, tmp: Path) -> dict:
+    """Valid stand-ins for the managed fields, so that a section can be validated on its own."""
+    f = str(tmp / "placeholder.jsonl")
+    return {
+        "data": {"output": str(tmp / "o"), "source": "placeholder"},
+        "annotator": {"train": f, "output": str(tmp / "o")},
+        "wsdpo_annotator": {"train": f, "output": str(tmp / "o"), "objective": "dpo"},
+        "annotate": {"annotator": str(tmp), "input": f, "output": str(tmp / "o.jsonl")},
+        "sft": {"train": f, "output": str(tmp / "o")},
+        "align": {"train": f, "policy": "smollm2-135m-instruct", "output": str(tmp / "o")},
+        "evaluate": {"policy": "p", "reference": "r", "prompts": f, "output": str(tmp / "o"), "pairs": f},
+        "sentiment": {},
+    }[section]
+
+
+def validate(recipe: Recipe) -> list[str]:
+    """Every problem of a recipe (an empty list when it is fine)."""
+    errors = []
+    if recipe.track not in ("pairs", "sentiment"):
+        errors.append(f"track must be 'pairs' or 'sentiment', got {recipe.track!r}")
+    if recipe.sft_data not in ("weak", "labeled"):
+        errors.append(f"sft_data must be 'weak' or 'labeled', got {recipe.sft_data!r}")
+    if not recipe.seeds or not all(isinstance(s, int) for s in recipe.seeds):
+        errors.append(f"seeds must be a non-empty list of integers, got {recipe.seeds!r}")
+    if recipe.track == "pairs" and not recipe.data.get("source"):
+        errors.append("data.source is required for the pairs track")
+    if recipe.track == "sentiment" and not recipe.sentiment.get("imdb"):
+        errors.append("sentiment.imdb (the IMDb folder) is required for the sentiment track")
+    try:
+        resolve_methods(recipe.methods)
+    except ConfigError as e:
+        errors.append(str(e))
+    classes = _config_classes()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "placeholder.jsonl").write_text("")
+        (tmp / "annotator.json").write_text("{}")
+        for section in SECTIONS:
+            values = getattr(recipe, section) or {}
+            if not isinstance(values, dict):
+                errors.append(f"{section}: expected a mapping of settings")
+                continue
+            managed = sorted(set(values) & MANAGED[section])
+            if managed:
+                errors.append(f"{section}: {managed} are set by the runner and cannot be given")
+                continue
+            fields = {f.name for f in dataclasses.fields(classes[section])}
+            unknown = sorted(set(values) - fields)
+            if unknown:
+                errors.append(f"{section}: unknown setting(s) {unknown}")
+                continue
+            try:
+                classes[section](**{**_placeholders(section, tmp), **values})
+            except (ConfigError, TypeError) as e:
+                errors.append(f"{section}: {e}")
+    for path, values in recipe.grid.items():
+        head = path.split(".", 1)[0]
+        if head not in SECTIONS and head not in ("strong_model", "sft_data"):
+            errors.append(f"grid: {path!r} must start with a section name ({', '.join(SECTIONS)})")
+        if not isinstance(values, list) or not values:
+            errors.append(f"grid: {path!r} needs a non-empty list of values")
+    return errors
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    data = load_yaml(path)
+    names = {f.name for f in dataclasses.fields(Recipe)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level key(s) {unknown}; valid: {sorted(names)}")
+    recipe = Recipe(**data)
+    errors = validate(recipe)
+    if errors:
+        raise ConfigError(f"{path}: {len(errors)} problem(s):\n  - " + "\n  - ".join(errors))
+    return recipe
+
+
+def _set_dotted(d: dict, path: str, value) -> None:
+    keys = path.split(".")
+    for k in keys[:-1]:
+        d = d.setdefault(k, {})
+    d[keys[-1]] = value
+
+
+def expand(recipe: Recipe) -> list[tuple[dict, Recipe]]:
+    """All grid points: ``({"seed": s, **grid values}, recipe with them applied)``."""
+    paths = list(recipe.grid)
+    points = []
+    for seed in recipe.seeds:
+        for values in itertools.product(*(recipe.grid[p] for p in paths)):
+            d = copy.deepcopy(recipe.to_dict())
+            d["grid"] = {}
+            d["seeds"] = [seed]
+            for p, v in zip(paths, values, strict=True):
+                _set_dotted(d, p, v)
+            points.append(({"seed": seed, **dict(zip(paths, values, strict=True))}, Recipe(**d)))
+    return points

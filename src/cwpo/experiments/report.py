@@ -1,0 +1,279 @@
+"""``cwpo report``: a markdown report with tables in the paper's layout and PNG plots.
+
+Everything in the report is computed from a results folder written by ``cwpo run``: the
+tables, the plots and the sentences that say where the paper's claims held and where not.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from cwpo.errors import CWPOError
+from cwpo.io import atomic_path, read_json, write_text
+
+CLAIMS = [  # (better, worse, the paper's claim)
+    ("cw", "human", "CW-DPO beats Human-DPO on the same unlabeled pairs (paper Table 1)"),
+    ("cw", "ws", "CW-DPO beats weak labels with weight 1 (paper Table 1)"),
+    ("cw", "human100", "CW-DPO on D_u beats Human-DPO on 100% of the labels (paper Table 3)"),
+    ("cw", "top30", "confidence weighting beats top-30% filtering (paper Table 4)"),
+    ("cw", "top40", "confidence weighting beats top-40% filtering (paper Table 4)"),
+    ("cw_ipo", "human_ipo", "CW-IPO beats Human-IPO"),
+    ("cw_rdpo", "human_rdpo", "CW-rDPO beats Human-rDPO"),
+]
+
+
+def _read_rows(root: Path) -> list[dict]:
+    path = root / "results.jsonl"
+    if not path.exists():
+        raise CWPOError(f"{root} holds no results.jsonl: not a folder written by `cwpo run` (or it has not finished a point)")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _metric(rows: list[dict]) -> str:
+    return "gra" if any(r.get("gra") is not None for r in rows) else "pref_acc"
+
+
+def _fmt(mean, std=None) -> str:
+    if mean is None:
+        return "–"
+    return f"{100 * mean:.1f}" + (f" ± {100 * std:.1f}" if std is not None else "")
+
+
+def _grid_keys(rows: list[dict]) -> list[str]:
+    fixed = {"seed", "method", "labels", "weighting", "loss", "title"}
+    keys = []
+    for k in rows[0]:
+        if k in fixed:
+            continue
+        if "." in k:
+            keys.append(k)
+    return keys
+
+
+def _group(rows: list[dict], keys: list[str]) -> dict:
+    groups: dict = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        groups[tuple(r.get(k) for k in keys)][r["method"]].append(r)
+    return groups
+
+
+def _stats(members: list[dict], metric: str) -> tuple[float | None, float | None, int]:
+    vals = [m[metric] for m in members if m.get(metric) is not None]
+    if not vals:
+        return None, None, 0
+    return float(np.mean(vals)), (float(np.std(vals, ddof=1)) if len(vals) > 1 else None), len(vals)
+
+
+def _savefig(fig, path: Path) -> None:
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+
+
+def _annotated_values(rows: list[dict]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Confidences and human agreement of the weak labels of every distinct annotation in the results."""
+    conf, agree = [], []
+    for path in sorted({r["annotated"] for r in rows if r.get("annotated")}):
+        if not Path(path).exists():
+            continue
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            d = json.loads(line)
+            conf.append(d["confidence"])
+            agree.append(d.get("human_agrees"))
+    has_agree = conf and all(a is not None for a in agree)
+    return np.array(conf), (np.array(agree, dtype=float) if has_agree else None)
+
+
+def plot_confidence(rows: list[dict], out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    conf, agree = _annotated_values(rows)
+    if conf.size == 0:
+        return []
+    files = []
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    bins = np.linspace(0, 1, 21)
+    if agree is not None:
+        ax.hist([conf[agree == 1], conf[agree == 0]], bins=bins, stacked=True, label=["agrees with human", "disagrees"],
+                color=["#4c72b0", "#dd8452"])
+        ax.legend()
+    else:
+        ax.hist(conf, bins=bins, color="#4c72b0")
+    ax.set_xlabel("confidence c = 2σ(|Δ|) − 1")
+    ax.set_ylabel("pairs")
+    ax.set_title("Weak annotator confidence on D_u")
+    _savefig(fig, out / "confidence_hist.png")
+    plt.close(fig)
+    files.append("confidence_hist.png")
+    if agree is not None:
+        edges = np.quantile(conf, np.linspace(0, 1, 6))
+        idx = np.clip(np.searchsorted(edges, conf, side="right") - 1, 0, 4)
+        accs = [agree[idx == b].mean() if (idx == b).any() else np.nan for b in range(5)]
+        centers = [conf[idx == b].mean() if (idx == b).any() else np.nan for b in range(5)]
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        ax.bar(range(5), accs, color="#55a868")
+        ax.set_xticks(range(5), [f"Q{b + 1}\n(c≈{c:.2f})" for b, c in enumerate(centers)])
+        ax.axhline(agree.mean(), color="k", ls="--", lw=1, label=f"all pairs {agree.mean():.2f}")
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("accuracy vs human label")
+        ax.set_title("Weak-label accuracy by confidence quintile")
+        ax.legend()
+        _savefig(fig, out / "accuracy_by_confidence.png")
+        plt.close(fig)
+        files.append("accuracy_by_confidence.png")
+    return files
+
+
+def plot_methods(rows: list[dict], out: Path, metric: str, keys: list[str]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = _group(rows, keys)
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(methods) * max(1, len(groups)) / 1.5), 3.4))
+    width = 0.8 / max(1, len(groups))
+    for gi, (gkey, by_method) in enumerate(groups.items()):
+        means, stds = [], []
+        for m in methods:
+            mean, std, _ = _stats(by_method.get(m, []), metric)
+            means.append(np.nan if mean is None else 100 * mean)
+            stds.append(0 if std is None else 100 * std)
+        label = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in zip(keys, gkey, strict=True)) or None
+        ax.bar(np.arange(len(methods)) + gi * width, means, width, yerr=stds, capsize=3, label=label)
+    ax.set_xticks(np.arange(len(methods)) + width * (len(groups) - 1) / 2, methods, rotation=30)
+    ax.axhline(50, color="k", lw=0.8, ls=":")
+    ax.set_ylabel({"gra": "GRA vs SFT (%)", "pref_acc": "preference accuracy (%)"}[metric])
+    ax.set_title("Methods (mean ± std over seeds)")
+    if keys:
+        ax.legend(fontsize=8)
+    name = f"{metric}_by_method.png"
+    _savefig(fig, out / name)
+    plt.close(fig)
+    return [name]
+
+
+def plot_split_ratio(rows: list[dict], out: Path, metric: str, keys: list[str]) -> list[str]:
+    frac_keys = [k for k in keys if k.endswith("labeled_frac")]
+    if not frac_keys:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fk = frac_keys[0]
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for method in dict.fromkeys(r["method"] for r in rows):
+        by_frac = defaultdict(list)
+        for r in rows:
+            if r["method"] == method and r.get(metric) is not None:
+                by_frac[r[fk]].append(r[metric])
+        xs = sorted(by_frac)
+        ax.errorbar([100 * x for x in xs], [100 * np.mean(by_frac[x]) for x in xs],
+                    yerr=[100 * np.std(by_frac[x]) for x in xs], marker="o", capsize=3, label=method)
+    ax.set_xlabel("labeled share D_l (%)")
+    ax.set_ylabel(metric)
+    ax.set_title("Split-ratio curve")
+    ax.legend(fontsize=8)
+    _savefig(fig, out / "split_ratio.png")
+    plt.close(fig)
+    return ["split_ratio.png"]
+
+
+def claims(rows: list[dict], metric: str, keys: list[str]) -> list[str]:
+    """One computed sentence per paper claim that the results can test."""
+    lines = []
+    for gkey, by_method in _group(rows, keys).items():
+        where = ", ".join(f"{k}={v}" for k, v in zip(keys, gkey, strict=True))
+        for better, worse, text in CLAIMS:
+            if better not in by_method or worse not in by_method:
+                continue
+            b = {r["seed"]: r.get(metric) for r in by_method[better]}
+            w = {r["seed"]: r.get(metric) for r in by_method[worse]}
+            diffs = [b[s] - w[s] for s in b if s in w and b[s] is not None and w[s] is not None]
+            if not diffs:
+                continue
+            d = float(np.mean(diffs))
+            se = float(np.std(diffs, ddof=1) / np.sqrt(len(diffs))) if len(diffs) > 1 else float("nan")
+            wins = sum(x > 0 for x in diffs)
+            if d > 0 and (np.isnan(se) or d > 2 * se):
+                verdict = "held"
+            elif d > 0:
+                verdict = "pointed the same way but within noise"
+            elif d < 0 and not np.isnan(se) and -d > 2 * se:
+                verdict = "did not hold (reversed beyond noise)"
+            else:
+                verdict = "did not hold"
+            lines.append(
+                f"- {text}{f' [{where}]' if where else ''}: {verdict}: {better} − {worse} = {100 * d:+.1f} points "
+                f"(± {100 * se:.1f} s.e. over {len(diffs)} seeds; {better} ahead in {wins}/{len(diffs)} seeds)."
+            )
+    return lines
+
+
+def write_report(results_dir: str | Path, output: str | Path | None = None) -> Path:
+    """Write ``report.md`` and its PNG plots into ``output`` (default: ``results_dir/report``)."""
+    root = Path(results_dir)
+    rows = _read_rows(root)
+    if not rows:
+        raise CWPOError(f"{root}/results.jsonl is empty")
+    out = Path(output) if output else root / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    summary = read_json(root / "summary.json") if (root / "summary.json").exists() else {}
+    paper = summary.get("paper") or {}
+    metric = _metric(rows)
+    keys = _grid_keys(rows)
+    metric_name = {"gra": "Gold Reward Accuracy vs the SFT model (%)", "pref_acc": "Preference accuracy on held-out human pairs (%)"}[metric]
+    lines = [f"# cwpo report: {summary.get('recipe', root.name)}", ""]
+    lines += [f"Results folder: `{root}`; track: {summary.get('track', '?')}; "
+              f"{len({r['seed'] for r in rows})} seed(s); {len(rows)} runs. Numbers are mean ± std over seeds.", ""]
+    # main table
+    groups = _group(rows, keys)
+    header = ["method", "labels", "weighting", "loss"]
+    cols = [", ".join(f"{k.split('.')[-1]}={v}" for k, v in zip(keys, g, strict=True)) or metric for g in groups]
+    lines += [f"## {metric_name}", ""]
+    has_paper = bool(paper)
+    lines.append("| " + " | ".join(header + cols + (["paper"] if has_paper else [])) + " |")
+    lines.append("|" + "---|" * (len(header) + len(cols) + has_paper))
+    for method in dict.fromkeys(r["method"] for r in rows):
+        first = next(r for r in rows if r["method"] == method)
+        cells = [method, first["labels"], first["weighting"], first["loss"]]
+        for g in groups.values():
+            mean, std, _ = _stats(g.get(method, []), metric)
+            cells.append(_fmt(mean, std))
+        if has_paper:
+            cells.append(str(paper.get(method, "–")))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    if has_paper and paper.get("_source"):
+        lines += [f"Paper column: {paper['_source']}", ""]
+    # annotator table
+    lines += ["## Weak annotator", "", "| grid point | held-out acc | top-30% acc | ECE | weak-label acc on D_u |",
+              "|---|---|---|---|---|"]
+    for gkey, by_method in groups.items():
+        members = next(iter(by_method.values()))
+        cells = [", ".join(f"{k}={v}" for k, v in zip(keys, gkey, strict=True)) or "all"]
+        for m in ("annotator_eval_acc", "annotator_eval_acc_top30", "annotator_eval_ece", "weak_label_acc"):
+            mean, std, _ = _stats(members, m)
+            cells.append("–" if mean is None else (f"{mean:.3f}" if m.endswith("ece") else _fmt(mean, std)))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    # claims
+    found = claims(rows, metric, keys)
+    lines += ["## Where the paper's claims held here", ""]
+    lines += found or ["- The results hold no pair of methods that tests a claim of the paper."]
+    lines.append("")
+    # plots
+    plots = plot_confidence(rows, out) + plot_methods(rows, out, metric, keys) + plot_split_ratio(rows, out, metric, keys)
+    lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
+    report = out / "report.md"
+    write_text(report, "\n".join(lines))
+    return report

@@ -1,0 +1,137 @@
+"""The controlled-sentiment track (as in the DPO paper's IMDb experiment), with a real gold.
+
+Prompts are IMDb review prefixes; the strong model is first SFT-trained on IMDb text (prefix ->
+continuation of real reviews); preference pairs are two samples of that SFT model per prompt;
+the gold reward is VADER sentiment; "human" labels come from simulated annotators with
+Bradley-Terry noise (:mod:`cwpo.experiments.simulate`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cwpo.config import check
+from cwpo.data.imdb import clean_review, imdb_prompts
+from cwpo.data.schema import to_labeled, write_pairs
+from cwpo.data.split import split_pool
+from cwpo.errors import DataError
+from cwpo.experiments.simulate import gold_agreement, simulate_labels
+
+
+@dataclass
+class SentimentConfig:
+    imdb: str = field(default="", metadata={"help": "folder with IMDb train.jsonl.gz and test.jsonl.gz"})
+    n_sft_texts: int = field(default=600, metadata={"help": "IMDb train reviews for the SFT stage"})
+    sft_response_words: int = field(default=24, metadata={"help": "words of review continuation per SFT example"})
+    n_prompts: int = field(default=300, metadata={"help": "IMDb train prefixes that become preference pairs"})
+    n_test_prompts: int = field(default=96, metadata={"help": "IMDb test prefixes for GRA (split in 3 subsets)"})
+    prompt_words: int = field(default=8, metadata={"help": "words of review per prompt"})
+    max_new_tokens: int = field(default=24, metadata={"help": "tokens per sampled response"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature of the pair samples"})
+    top_p: float = field(default=1.0, metadata={"help": "nucleus mass of the pair samples"})
+    gold: str = field(default="vader", metadata={"help": "gold reward (vader, reward model, module:function)"})
+    human_temperature: float = field(default=0.1, metadata={"help": "BT noise T of simulated humans (0 = noise-free)"})
+    labeled_frac: float = field(default=0.3, metadata={"help": "share of pairs with human labels (D_l)"})
+    batch_size: int = field(default=16, metadata={"help": "generation batch size"})
+
+    def __post_init__(self):
+        errors = []
+        for name in ("n_sft_texts", "n_prompts", "n_test_prompts", "prompt_words", "max_new_tokens", "batch_size"):
+            if getattr(self, name) < 1:
+                errors.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.human_temperature < 0:
+            errors.append(f"human_temperature must be >= 0, got {self.human_temperature}")
+        if not 0 < self.labeled_frac < 1:
+            errors.append(f"labeled_frac must be in (0, 1), got {self.labeled_frac}")
+        if self.n_test_prompts < 3:
+            errors.append("n_test_prompts must be >= 3 (three disjoint subsets for the std)")
+        check(errors, "sentiment config")
+
+
+def _imdb_file(cfg: SentimentConfig, split: str) -> Path:
+    path = Path(cfg.imdb) / f"{split}.jsonl.gz"
+    if not path.exists():
+        raise DataError(f"IMDb {split} file not found (set sentiment.imdb to the folder holding it)", str(path))
+    return path
+
+
+def sft_rows(cfg: SentimentConfig, seed: int) -> list[dict]:
+    """SFT examples from IMDb train: (first ``prompt_words`` words, the next ``sft_response_words``)."""
+    path = _imdb_file(cfg, "train")
+    texts = []
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            words = clean_review(json.loads(line)["text"]).split()
+            if len(words) >= cfg.prompt_words + cfg.sft_response_words:
+                texts.append(words)
+    rng = random.Random(seed)
+    rng.shuffle(texts)
+    rows = []
+    for words in texts[: cfg.n_sft_texts]:
+        prompt = " ".join(words[: cfg.prompt_words])
+        response = " " + " ".join(words[cfg.prompt_words : cfg.prompt_words + cfg.sft_response_words])
+        rows.append({"prompt": prompt, "chosen": response})
+    return rows
+
+
+def pair_prompts(cfg: SentimentConfig, seed: int) -> list[dict]:
+    """Prefixes of IMDb train reviews (disjoint from the SFT texts' role: they are only prompts)."""
+    return imdb_prompts(_imdb_file(cfg, "train"), n=cfg.n_prompts, seed=seed + 7919, words=cfg.prompt_words)
+
+
+def test_prompts(cfg: SentimentConfig, seed: int) -> list[dict]:
+    return imdb_prompts(_imdb_file(cfg, "test"), n=cfg.n_test_prompts, seed=seed, words=cfg.prompt_words)
+
+
+def sample_pairs(sft_model: str, cfg: SentimentConfig, seed: int, cache_dir: str | None = None) -> tuple[list[dict], dict]:
+    """Two samples of the SFT model per prompt, scored by the gold; identical samples are dropped."""
+    from cwpo.evaluate.generation import generate_responses
+    from cwpo.evaluate.gold import get_gold
+
+    prompts = pair_prompts(cfg, seed)
+    texts = [p["prompt"] for p in prompts]
+    gen = {
+        "max_new_tokens": cfg.max_new_tokens, "temperature": cfg.temperature, "top_p": cfg.top_p,
+        "batch_size": cfg.batch_size, "cache_dir": cache_dir,
+    }
+    a = generate_responses(sft_model, texts, seed=2 * seed + 1, **gen)
+    b = generate_responses(sft_model, texts, seed=2 * seed + 2, **gen)
+    gold = get_gold(cfg.gold)
+    ga, gb = gold(texts, a), gold(texts, b)
+    rows, identical, empty = [], 0, 0
+    for p, ra, rb, sa, sb in zip(prompts, a, b, ga, gb, strict=True):
+        if not ra.strip() or not rb.strip():
+            empty += 1
+            continue
+        if ra == rb:
+            identical += 1
+            continue
+        rows.append({"prompt": p["prompt"], "response_a": ra, "response_b": rb, "gold_a": sa, "gold_b": sb, "imdb_id": p["id"]})
+    stats = {"prompts": len(prompts), "pairs": len(rows), "dropped_identical": identical, "dropped_empty": empty,
+             "gold_tie_pairs": sum(r["gold_a"] == r["gold_b"] for r in rows)}
+    return rows, stats
+
+
+def label_and_split(pairs: list[dict], cfg: SentimentConfig, seed: int, out_dir: Path) -> dict:
+    """Simulated human labels for every pair, then D_l / D_u (no test split: test prompts are separate).
+
+    Writes ``labeled.jsonl`` (D_l), ``unlabeled.jsonl`` (D_u with the simulated ``human_label``)
+    and ``all_human.jsonl`` (D_l ∪ D_u with human labels, for the Human-100% baseline).
+    """
+    labels = simulate_labels([r["gold_a"] for r in pairs], [r["gold_b"] for r in pairs], cfg.human_temperature, seed)
+    rows = [{**r, "human_label": lab} for r, lab in zip(pairs, labels, strict=True)]
+    labeled_all = [{k: v for k, v in r.items() if k not in ("gold_a", "gold_b")} for r in to_labeled(rows)]
+    parts = split_pool(labeled_all, labeled_frac=cfg.labeled_frac, test_frac=0.0, seed=seed)
+    write_pairs(out_dir / "labeled.jsonl", parts["labeled"])
+    write_pairs(out_dir / "unlabeled.jsonl", parts["unlabeled"])
+    write_pairs(out_dir / "all_human.jsonl", parts["labeled"] + to_labeled(parts["unlabeled"]))
+    return {
+        "human_temperature": cfg.human_temperature,
+        "human_gold_agreement": gold_agreement(labels, [r["gold_a"] for r in pairs], [r["gold_b"] for r in pairs]),
+        "labeled": len(parts["labeled"]),
+        "unlabeled": len(parts["unlabeled"]),
+    }

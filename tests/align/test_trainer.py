@@ -1,0 +1,145 @@
+"""The weighted trainer against TRL's own DPOTrainer, and what a weight does to the gradient."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("trl")
+
+from datasets import Dataset  # noqa: E402
+from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
+from trl import DPOConfig, DPOTrainer  # noqa: E402
+
+from cwpo.align.trainer import WeightedDPOTrainer, check_trl_version  # noqa: E402
+from cwpo.errors import ConfigError  # noqa: E402
+
+ROWS = [
+    {
+        "prompt": "\n\nHuman: What is a cat?\n\nAssistant:",
+        "chosen": " A small furry animal.",
+        "rejected": " No.",
+    },
+    {
+        "prompt": "\n\nHuman: Say hi.\n\nAssistant:",
+        "chosen": " Hi!",
+        "rejected": " I will not say anything at all.",
+    },
+    {"prompt": "\n\nHuman: 2+2?\n\nAssistant:", "chosen": " 4", "rejected": " 5, probably"},
+    {
+        "prompt": "\n\nHuman: Color of sky?\n\nAssistant:",
+        "chosen": " Blue on a clear day.",
+        "rejected": " Green",
+    },
+]
+
+
+def _args(tmp_path, loss_type, name):
+    return DPOConfig(
+        output_dir=str(tmp_path / name),
+        loss_type=[loss_type],
+        beta=0.1,
+        label_smoothing=0.1 if loss_type == "robust" else 0.0,
+        bf16=False,
+        use_cpu=True,
+        report_to="none",
+        activation_checkpointing=False,
+        per_device_train_batch_size=4,
+        max_length=64,
+        seed=0,
+        disable_tqdm=True,
+    )
+
+
+def _models(path):
+    """A policy that differs from the reference (so h != 0), and the reference."""
+    policy = AutoModelForCausalLM.from_pretrained(path)
+    ref = AutoModelForCausalLM.from_pretrained(path)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.add_(0.5 * torch.randn(p.shape, generator=g))
+    return policy, ref
+
+
+@pytest.mark.parametrize(("trl_loss", "cw_loss"), [("sigmoid", "dpo"), ("ipo", "ipo"), ("robust", "rdpo")])
+def test_weight_one_equals_trl(tmp_path, tiny_causal_lm_dir, trl_loss, cw_loss):
+    tok = AutoTokenizer.from_pretrained(tiny_causal_lm_dir)
+    policy, ref = _models(tiny_causal_lm_dir)
+    ours = WeightedDPOTrainer(
+        model=policy,
+        ref_model=ref,
+        args=_args(tmp_path, trl_loss, "ours"),
+        train_dataset=Dataset.from_list([dict(r, weight=1.0) for r in ROWS]),
+        processing_class=tok,
+        cw_loss=cw_loss,
+    )
+    batch = next(iter(ours.get_train_dataloader()))
+    assert batch["weight"].tolist() == [1.0] * 4
+    policy2, ref2 = _models(tiny_causal_lm_dir)
+    theirs = DPOTrainer(
+        model=policy2,
+        ref_model=ref2,
+        args=_args(tmp_path, trl_loss, "trl"),
+        train_dataset=Dataset.from_list(ROWS),
+        processing_class=tok,
+    )
+    ours_loss = ours.compute_loss(ours.model, batch)
+    trl_loss_value = theirs.compute_loss(theirs.model, {k: v for k, v in batch.items() if k != "weight"})
+    assert abs(ours_loss.item() - trl_loss_value.item()) < 1e-6
+    assert ours_loss.item() > 0.05 or cw_loss == "rdpo"  # not the trivial h = 0 point
+    mode = "train" if ours.model.training else "eval"
+    assert ours._metrics[mode]["rewards/margins"][0] != 0.0
+
+
+def _grads(trainer, batch):
+    trainer.model.zero_grad()
+    trainer.compute_loss(trainer.model, batch).backward()
+    return torch.cat([p.grad.flatten() for p in trainer.model.parameters() if p.grad is not None])
+
+
+def test_weight_zero_contributes_no_gradient(tmp_path, tiny_causal_lm_dir):
+    tok = AutoTokenizer.from_pretrained(tiny_causal_lm_dir)
+    policy, ref = _models(tiny_causal_lm_dir)
+    trainer = WeightedDPOTrainer(
+        model=policy,
+        ref_model=ref,
+        args=_args(tmp_path, "sigmoid", "w"),
+        train_dataset=Dataset.from_list([dict(r, weight=1.0) for r in ROWS]),
+        processing_class=tok,
+    )
+    collate = trainer.data_collator
+    # Pair 1 has the longest sequence, so adding pair 0 changes no padding of pair 1.
+    both_w = collate([dict(trainer.train_dataset[0], weight=0.0), dict(trainer.train_dataset[1], weight=1.0)])
+    only = collate([dict(trainer.train_dataset[1], weight=1.0)])
+    assert both_w["input_ids"].shape[1] == only["input_ids"].shape[1]
+    g_both = _grads(trainer, both_w)
+    g_only = _grads(trainer, only)
+    torch.testing.assert_close(
+        g_both, 0.5 * g_only, atol=1e-6, rtol=1e-5
+    )  # mean over 2 pairs, one weighted 0
+    # and a non-zero weight on pair 0 really changes the gradient
+    g_one = _grads(
+        trainer, collate([dict(trainer.train_dataset[0], weight=1.0), dict(trainer.train_dataset[1])])
+    )
+    assert (g_one - g_both).abs().max() > 1e-4
+
+
+def test_loss_type_mismatch_and_trl_pin(tmp_path, tiny_causal_lm_dir, monkeypatch):
+    tok = AutoTokenizer.from_pretrained(tiny_causal_lm_dir)
+    with pytest.raises(ConfigError, match="does not match"):
+        WeightedDPOTrainer(
+            model=AutoModelForCausalLM.from_pretrained(tiny_causal_lm_dir),
+            args=_args(tmp_path, "sigmoid", "m"),
+            train_dataset=Dataset.from_list(ROWS),
+            processing_class=tok,
+            cw_loss="ipo",
+        )
+    import trl
+
+    monkeypatch.setattr(trl, "__version__", "1.17.0")
+    with pytest.raises(ConfigError, match="1.16"):
+        check_trl_version()
+    monkeypatch.setenv("CWPO_ALLOW_UNTESTED_TRL", "1")
+    with pytest.warns(UserWarning, match="continuing"):
+        check_trl_version()

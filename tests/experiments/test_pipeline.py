@@ -1,0 +1,122 @@
+"""The runner end to end on tiny models: every stage, caching, invalidation, report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cwpo.experiments import pipeline
+from cwpo.experiments.recipe import Recipe
+from cwpo.experiments.report import write_report
+
+
+def _pairs_file(path, n=48, tweak=""):
+    rows = []
+    for i in range(n):
+        good, bad = f" Sure, here is a kind and helpful answer number {i}.{tweak}", f" No. {i}"
+        rows.append({"prompt": f"\n\nHuman: question {i}?\n\nAssistant:", "chosen": good, "rejected": bad})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _recipe(src, strong, encoder, methods=("human", "ws", "cw")) -> Recipe:
+    tiny = {"max_steps": 2, "batch_size": 4, "max_length": 64, "save_steps": 1000}
+    return Recipe(
+        name="tiny",
+        track="pairs",
+        strong_model=strong,
+        seeds=[0],
+        methods=list(methods),
+        data={"source": str(src), "labeled_frac": 0.3, "test_frac": 0.25, "max_tokens": 0},
+        annotator={"backbone": encoder, "epochs": 1, "batch_size": 8, "max_length": 64, "progress": False, "bf16": False},
+        annotate={"batch_size": 16},
+        sft=tiny,
+        align={**tiny, "beta": 0.1},
+        evaluate={"batch_size": 8, "max_length": 64, "n_boot": 50},
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_causal_lm_dir, tiny_encoder_dir):
+    tmp = tmp_path_factory.mktemp("run")
+    src = _pairs_file(tmp / "pairs.jsonl")
+    recipe = _recipe(src, tiny_causal_lm_dir, tiny_encoder_dir)
+    result = pipeline.run_recipe(recipe, tmp / "results", progress=False)
+    return tmp, src, recipe, result
+
+
+def test_every_method_has_a_result_row(tiny_run):
+    tmp, _, _, result = tiny_run
+    rows = result["rows"]
+    assert [r["method"] for r in rows] == ["human", "ws", "cw"]
+    for r in rows:
+        assert 0.0 <= r["pref_acc"] <= 1.0
+        assert r["annotator_eval_acc"] is not None and r["weak_label_acc"] is not None
+    assert (r["weighting"] for r in rows)
+    results = tmp / "results"
+    assert (results / "recipe.yaml").exists() and (results / "summary.json").exists()
+    assert "stage data" in (results / "logs" / "run.log").read_text()
+    manifests = list((results / "stages").glob("*/manifest.json"))
+    # data, annotator, annotate, sft, 3 x align, 3 x evaluate
+    assert len(manifests) == 10
+    assert not list((results / "work").glob("*/*"))  # scratch of finished stages is gone
+
+
+def test_rerun_redoes_nothing(tiny_run, monkeypatch):
+    tmp, _, recipe, first = tiny_run
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a cached stage ran again")
+
+    import importlib
+
+    # the packages re-export these names, so patch the modules themselves
+    monkeypatch.setattr(importlib.import_module("cwpo.align.align"), "align", forbidden)
+    monkeypatch.setattr(importlib.import_module("cwpo.annotator.train"), "train_annotator", forbidden)
+    again = pipeline.run_recipe(recipe, tmp / "results", progress=False)
+    assert [r["pref_acc"] for r in again["rows"]] == [r["pref_acc"] for r in first["rows"]]
+
+
+def test_changed_input_invalidates_downstream(tiny_run, tiny_causal_lm_dir, tiny_encoder_dir):
+    tmp, _, _, first = tiny_run
+    src2 = _pairs_file(tmp / "pairs2.jsonl", tweak=" Really.")
+    recipe = _recipe(src2, tiny_causal_lm_dir, tiny_encoder_dir, methods=("cw",))
+    result = pipeline.run_recipe(recipe, tmp / "results", progress=False)
+    new_dir = result["rows"][0]["policy_dir"]
+    old_dir = next(r["policy_dir"] for r in first["rows"] if r["method"] == "cw")
+    assert new_dir != old_dir
+
+
+def test_report_from_results(tiny_run):
+    tmp, _, _, _ = tiny_run
+    report = write_report(tmp / "results")
+    text = report.read_text()
+    assert "Preference accuracy" in text and "| cw |" in text and "Where the paper's claims held" in text
+    for png in ("confidence_hist.png", "accuracy_by_confidence.png", "pref_acc_by_method.png"):
+        assert (report.parent / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sentiment_track_tiny(tmp_path, imdb_dir, tiny_causal_lm_dir, tiny_encoder_dir):
+    tiny = {"max_steps": 1, "batch_size": 4, "max_length": 48, "save_steps": 1000}
+    recipe = Recipe(
+        name="tiny-sentiment",
+        track="sentiment",
+        strong_model=tiny_causal_lm_dir,
+        seeds=[0],
+        methods=["human", "cw"],
+        sentiment={"imdb": str(imdb_dir), "n_sft_texts": 8, "sft_response_words": 6, "n_prompts": 24,
+                   "n_test_prompts": 6, "prompt_words": 5, "max_new_tokens": 6, "human_temperature": 0.1,
+                   "batch_size": 8},
+        annotator={"backbone": tiny_encoder_dir, "epochs": 1, "batch_size": 4, "max_length": 48, "progress": False,
+                   "bf16": False},
+        sft=tiny,
+        align=tiny,
+        evaluate={"batch_size": 8, "n_boot": 50},
+    )
+    result = pipeline.run_recipe(recipe, tmp_path / "results", progress=False)
+    for row in result["rows"]:
+        assert 0.0 <= row["gra"] <= 1.0 and row["gra_n"] == 6
+    labels = next((tmp_path / "results" / "stages").glob("labels-*"))
+    meta = json.loads((labels / "manifest.json").read_text())["metrics"]
+    assert 0.5 <= meta["human_gold_agreement"] <= 1.0

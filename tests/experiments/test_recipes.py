@@ -1,0 +1,71 @@
+"""Every shipped recipe validates; bad recipes report every problem at once; methods are data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cwpo.errors import ConfigError
+from cwpo.experiments.methods import METHODS, resolve_methods
+from cwpo.experiments.recipe import Recipe, expand, load_recipe, validate
+from cwpo.experiments.recipes import packaged_recipes
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED = sorted((REPO / "configs").rglob("*.yaml")) + sorted((REPO / "src" / "cwpo" / "configs").rglob("*.yaml"))
+
+
+def test_there_are_recipes_for_the_paper_and_cpu():
+    names = {p.stem for p in SHIPPED}
+    assert "demo" in names
+    assert any(p.parent.name == "paper" for p in SHIPPED) and any(p.parent.name == "cpu" for p in SHIPPED)
+    assert "demo" in packaged_recipes()
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_shipped_recipe_validates(path):
+    recipe = load_recipe(path)
+    assert validate(recipe) == []
+    assert expand(recipe)
+
+
+def test_bad_recipe_lists_every_problem(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "name: x\ntrack: pairs\nmethods: [cw, nonsense]\n"
+        "data: {labeled_frac: 1.5}\nalign: {beta: -1, train: f.jsonl}\nsft: {bogus: 1}\n"
+        "grid: {nowhere.x: [1]}\n"
+    )
+    with pytest.raises(ConfigError) as e:
+        load_recipe(bad)
+    msg = str(e.value)
+    for needle in ("data.source is required", "unknown method 'nonsense'", "labeled_frac", "set by the runner",
+                   "sft: unknown setting(s) ['bogus']", "grid: 'nowhere.x'"):
+        assert needle in msg, needle
+
+
+def test_unknown_top_level_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ntrakc: pairs\n")
+    with pytest.raises(ConfigError, match="unknown top-level key"):
+        load_recipe(bad)
+
+
+def test_grid_expansion_is_seeds_times_values():
+    r = Recipe(track="pairs", data={"source": "x"}, seeds=[0, 1], grid={"data.labeled_frac": [0.1, 0.3, 0.5]})
+    points = expand(r)
+    assert len(points) == 6
+    point, sub = points[-1]
+    assert point == {"seed": 1, "data.labeled_frac": 0.5}
+    assert sub.data["labeled_frac"] == 0.5 and sub.seeds == [1] and sub.grid == {}
+
+
+def test_methods_are_label_source_weighting_loss():
+    assert (METHODS["cw"].labels, METHODS["cw"].weighting, METHODS["cw"].loss) == ("weak", "confidence", "dpo")
+    assert METHODS["human"].weighting == "none" and METHODS["human"].labels == "human"
+    custom = resolve_methods({"mine": {"labels": "weak", "weighting": "top-50", "loss": "ipo"}, "cw": "cw"})
+    assert custom["mine"].loss == "ipo"
+    with pytest.raises(ConfigError, match="labels must be one of"):
+        resolve_methods({"x": {"labels": "oracle"}})
+    with pytest.raises(ConfigError):
+        resolve_methods({"x": {"labels": "weak", "weighting": "no-such-weighting"}})

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from cwpo.errors import ConfigError
+from cwpo.weighting import confidence, get_weighting, margin_from_confidence, weighting_names
+
+
+def test_confidence_values_from_environment_md():
+    # 2σ(1) − 1 = (1 − e^−1)/(1 + e^−1) = tanh(1/2) = 0.462117; 2σ(2) − 1 = tanh(1) = 0.761594
+    assert confidence(1.0) == pytest.approx(0.462117, abs=1e-6)
+    assert confidence(-2.0) == pytest.approx(0.761594, abs=1e-6)
+    w = get_weighting("confidence")(torch.tensor([1.0, -2.0, 0.0]))
+    torch.testing.assert_close(
+        w, torch.tensor([0.462117, 0.761594, 0.0], dtype=torch.float64), atol=1e-6, rtol=0
+    )
+
+
+def test_formula_names_are_aliases():
+    assert get_weighting("tanh(|d|/2)") is get_weighting("confidence")
+    assert get_weighting("sigmoid(|d|)").name == "sigmoid-abs-margin"
+    m = torch.tensor([0.0, 0.5, 3.0])
+    torch.testing.assert_close(get_weighting("1-exp(-|d|)")(m), 1 - torch.exp(-m.double()))
+    torch.testing.assert_close(
+        get_weighting("min(|d|,1)")(m), torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
+    )
+    torch.testing.assert_close(get_weighting("|d|/max|d|")(m), m.double() / 3)
+    assert not get_weighting("|d|").bounded
+
+
+def test_none_is_all_ones():
+    assert get_weighting("none")(torch.tensor([5.0, -1.0])).tolist() == [1.0, 1.0]
+
+
+def test_top_n_keeps_most_confident():
+    w = get_weighting("top-50")
+    assert w.is_filter
+    assert w(torch.tensor([0.1, -3.0, 2.0, 0.5])).tolist() == [0.0, 1.0, 1.0, 0.0]
+    assert get_weighting("top-30")(torch.arange(10.0)).sum().item() == 3
+    assert get_weighting("top-100")(torch.arange(3.0)).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_inverse_of_confidence():
+    m = torch.tensor([0.0, 0.3, 4.0], dtype=torch.float64)
+    torch.testing.assert_close(margin_from_confidence(confidence(m)), m)
+
+
+@pytest.mark.parametrize("bad", ["tanh", "top-0", "top-150", "conf"])
+def test_unknown_names_list_valid(bad):
+    with pytest.raises(ConfigError) as e:
+        get_weighting(bad)
+    assert "confidence" in str(e.value) or "top-N" in str(e.value)
+
+
+def test_rejects_nan_margins():
+    with pytest.raises(ValueError, match="NaN"):
+        get_weighting("confidence")(torch.tensor([math.nan]))
+    assert "top-N" in weighting_names()
