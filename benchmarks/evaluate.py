@@ -41,7 +41,7 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--speed-prompts", type=int, default=8)
     ap.add_argument("--speed-tokens", type=int, default=16)
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=4)
     ap.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "evaluate.json"))
     args = ap.parse_args()
 
@@ -94,6 +94,11 @@ def main() -> int:
 
         speed: dict = {"bfloat16": [], "float32": []}
         sp = texts[: args.speed_prompts]
+        for dtype in ("bfloat16", "float32"):  # untimed warm-up of each dtype's kernels
+            generate_responses(
+                args.model, sp[:2], max_new_tokens=4, seed=99, batch_size=2, dtype=dtype,
+                cache_dir=tmp / f"warm-{dtype}", progress=False,
+            )  # fmt: skip
         orders = [
             ("bfloat16", "float32") if r % 2 == 0 else ("float32", "bfloat16") for r in range(args.repeats)
         ]
@@ -112,7 +117,7 @@ def main() -> int:
             "prompts": len(sp),
             "new_tokens_max": args.speed_tokens,
             "batch_size": args.batch_size,
-            "method": "interleaved bf16/fp32 runs, alternating order per repeat, fresh cache each run; model "
+            "method": "one untimed warm-up per dtype, then interleaved bf16/fp32 runs, alternating order per repeat, fresh cache each run; model "
             "loading excluded; the CPU is shared with other jobs, so absolute numbers are noisy",
         }
 

@@ -18,7 +18,11 @@ from cwpo.errors import ConfigError
 
 
 def confidence(margin: torch.Tensor | float) -> torch.Tensor | float:
-    """c = 2σ(|Δ|) − 1, computed as tanh(|Δ|/2) (identical, and exact for large |Δ|)."""
+    """c = 2σ(|Δ|) − 1, computed as tanh(|Δ|/2) (identical, and exact for large |Δ|).
+
+    Mathematically c < 1; in floating point it rounds to exactly 1.0 once |Δ| exceeds about 38
+    (float64) or 18 (float32), which is harmless as a weight.
+    """
     if isinstance(margin, torch.Tensor):
         return torch.tanh(margin.abs() / 2)
     return math.tanh(abs(float(margin)) / 2)

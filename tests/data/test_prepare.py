@@ -145,3 +145,31 @@ def test_yaml_config_with_flag_override(tmp_path):
     assert json.loads((tmp_path / "o" / "stats.json").read_text())["files"]["labeled"] == 5
     cfg.write_text(f"source: {src}\noutput: {tmp_path / 'o'}\nbogus: 1\n")
     assert main(["data", "--config", str(cfg)]) == 2
+
+
+def test_max_pairs_is_a_seeded_sample(tmp_path):
+    src = tmp_path / "p.jsonl"
+    src.write_text(
+        "".join(json.dumps({"prompt": f"q{i}", "chosen": "yes", "rejected": "no"}) + "\n" for i in range(50))
+    )
+    a = prepare_data(
+        DataConfig(source=str(src), output=str(tmp_path / "a"), max_tokens=0, max_pairs=20, no_split=True)
+    )
+    prepare_data(
+        DataConfig(source=str(src), output=str(tmp_path / "b"), max_tokens=0, max_pairs=20, no_split=True)
+    )
+    assert a["subsampled_from"] == 50 and a["files"] == {"pairs": 20}
+    assert read_pairs(tmp_path / "a" / "pairs.jsonl") == read_pairs(tmp_path / "b" / "pairs.jsonl")
+    with pytest.raises(ConfigError, match="max_pairs"):
+        DataConfig(source="x", output="y", max_pairs=0)
+
+
+def test_embedded_slice_is_loadable_by_name(tmp_path):
+    from cwpo.data import load_pairs
+    from cwpo.errors import DataError
+
+    result = load_pairs("cwpo:hh-rlhf-slice")
+    assert result.kind == "labeled" and len(result.rows) > 700
+    assert len(result.stats["per_file"]) == 2  # harmless-base and helpful-base
+    with pytest.raises(DataError, match="no embedded data set 'nope'"):
+        load_pairs("cwpo:nope")

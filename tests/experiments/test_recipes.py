@@ -12,7 +12,9 @@ from cwpo.experiments.recipe import Recipe, expand, load_recipe, validate
 from cwpo.experiments.recipes import packaged_recipes
 
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED = sorted((REPO / "configs").rglob("*.yaml")) + sorted((REPO / "src" / "cwpo" / "configs").rglob("*.yaml"))
+SHIPPED = sorted((REPO / "configs").rglob("*.yaml")) + sorted(
+    (REPO / "src" / "cwpo" / "configs").rglob("*.yaml")
+)
 
 
 def test_there_are_recipes_for_the_paper_and_cpu():
@@ -39,8 +41,14 @@ def test_bad_recipe_lists_every_problem(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_recipe(bad)
     msg = str(e.value)
-    for needle in ("data.source is required", "unknown method 'nonsense'", "labeled_frac", "set by the runner",
-                   "sft: unknown setting(s) ['bogus']", "grid: 'nowhere.x'"):
+    for needle in (
+        "data.source is required",
+        "unknown method 'nonsense'",
+        "labeled_frac",
+        "set by the runner",
+        "sft: unknown setting(s) ['bogus']",
+        "grid: 'nowhere.x'",
+    ):
         assert needle in msg, needle
 
 
@@ -61,7 +69,11 @@ def test_grid_expansion_is_seeds_times_values():
 
 
 def test_methods_are_label_source_weighting_loss():
-    assert (METHODS["cw"].labels, METHODS["cw"].weighting, METHODS["cw"].loss) == ("weak", "confidence", "dpo")
+    assert (METHODS["cw"].labels, METHODS["cw"].weighting, METHODS["cw"].loss) == (
+        "weak",
+        "confidence",
+        "dpo",
+    )
     assert METHODS["human"].weighting == "none" and METHODS["human"].labels == "human"
     custom = resolve_methods({"mine": {"labels": "weak", "weighting": "top-50", "loss": "ipo"}, "cw": "cw"})
     assert custom["mine"].loss == "ipo"

@@ -58,6 +58,42 @@ class SFTConfig:
         check(errors, "sft config")
 
 
+def read_sft_rows(path: str) -> tuple[list[dict], str]:
+    """(prompt, completion) rows and where they come from.
+
+    Accepts demonstrations (``prompt`` + ``completion``, or ``prompt`` + ``chosen`` without a
+    ``rejected`` column: e.g. IMDb prefixes and their continuations) as well as every pair file
+    that :func:`cwpo.align.common.read_training_pairs` reads (their ``chosen`` is the target).
+    """
+    from cwpo.align.common import read_training_pairs
+    from cwpo.data.readers import iter_records
+    from cwpo.errors import DataError
+
+    records = list(iter_records(path))
+    first = records[0][1]
+    target = (
+        "completion"
+        if "completion" in first
+        else "chosen"
+        if "chosen" in first and "rejected" not in first
+        else None
+    )
+    if target is None:
+        rows, source = read_training_pairs(path)
+        return [{"prompt": r["prompt"], "completion": r["chosen"]} for r in rows], source
+    out = []
+    for row_no, rec in records:
+        for col in ("prompt", target):
+            if not isinstance(rec.get(col), str):
+                raise DataError(
+                    f"column {col!r} must be text, got {type(rec.get(col)).__name__}", path, row_no
+                )
+        if not rec[target].strip():
+            raise DataError(f"empty {target!r}", path, row_no)
+        out.append({"prompt": rec["prompt"], "completion": rec[target]})
+    return out, "demonstrations"
+
+
 def sft(cfg: SFTConfig, callbacks: list | None = None) -> dict:
     """Train on (prompt, chosen) and save the model ``cwpo align`` starts from; return a summary."""
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -70,7 +106,6 @@ def sft(cfg: SFTConfig, callbacks: list | None = None) -> dict:
         checkpoint_to_resume,
         inputs_hash,
         lora_config,
-        read_training_pairs,
         save_final,
         step_metrics,
         trainer_common_kwargs,
@@ -81,11 +116,11 @@ def sft(cfg: SFTConfig, callbacks: list | None = None) -> dict:
 
     check_trl_version()
     output_dir = Path(cfg.output)
-    rows, label_source = read_training_pairs(cfg.train)
+    rows, label_source = read_sft_rows(cfg.train)
     resume_from = checkpoint_to_resume(output_dir, cfg.resume)
     base_path = resolve_model(cfg.model)
     ihash = inputs_hash(cfg.train, cfg.model)
-    data = Dataset.from_list([{"prompt": r["prompt"], "completion": r["chosen"]} for r in rows])
+    data = Dataset.from_list(rows)
 
     set_seed(cfg.seed)
     model, tokenizer = load_causal_lm(cfg.model)

@@ -36,8 +36,10 @@ def run(args) -> int:
     print(format_summary(result["summary"]))
     any_row = next(iter(rows.values()))
     if any_row.get("annotator_eval_acc") is not None:
-        print(f"\nweak annotator (MiniLM-L6, BT): held-out accuracy {100 * any_row['annotator_eval_acc']:.1f}%, "
-              f"accuracy of its labels on D_u {100 * (any_row.get('weak_label_acc') or float('nan')):.1f}%")
+        print(
+            f"\nweak annotator (MiniLM-L6, BT): held-out accuracy {100 * any_row['annotator_eval_acc']:.1f}%, "
+            f"accuracy of its labels on D_u {100 * (any_row.get('weak_label_acc') or float('nan')):.1f}%"
+        )
     print(f"\nreport: {report}")
     print(f"done in {time.time() - start:.0f}s (a re-run reuses every cached stage)")
     return 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-HELP = "Write report.md with tables (beside the paper's numbers) and PNG plots from a `cwpo run` results folder."
+HELP = (
+    "Write report.md with tables (beside the paper's numbers) and PNG plots from a `cwpo run` results folder."
+)
 
 
 def configure(parser):

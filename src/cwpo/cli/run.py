@@ -13,6 +13,9 @@ def configure(parser):
     parser.add_argument("recipe", nargs="?", help="recipe YAML (a path, or the name of a packaged recipe)")
     parser.add_argument("--output", "-o", help="results folder (default: runs/<recipe name>)")
     parser.add_argument("--methods", nargs="+", help="run only these methods of the recipe")
+    parser.add_argument(
+        "--cache", help="folder of cached stages, shareable between recipes (default: the results folder)"
+    )
     parser.add_argument("--validate", action="store_true", help="check the recipe and stop")
     parser.add_argument("--list", action="store_true", help="list the packaged recipes")
     parser.add_argument("--report", action="store_true", help="write the markdown report when done")
@@ -39,7 +42,9 @@ def run(args) -> int:
     from cwpo.experiments.tables import format_summary
 
     out = args.output or f"runs/{recipe.name}"
-    result = run_recipe(recipe, out, progress=not args.no_progress, only_methods=args.methods)
+    result = run_recipe(
+        recipe, out, progress=not args.no_progress, only_methods=args.methods, stages_dir=args.cache
+    )
     print(format_summary(result["summary"]))
     print(f"results: {result['results_dir']}")
     if args.report:

@@ -8,13 +8,12 @@ the model continues it, and a sentiment gold reward (``vader``) scores the conti
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
 import random
 import re
 from pathlib import Path
 
+from cwpo.data.readers import iter_records
 from cwpo.errors import DataError
 
 _BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
@@ -42,21 +41,12 @@ def imdb_prompts(
         raise DataError("IMDb file not found (expected a .jsonl.gz with 'text' and 'id' fields)", str(path))
     if words < 1:
         raise DataError(f"words must be >= 1, got {words}", str(path))
-    opener = gzip.open if path.suffix == ".gz" else open
     rows = []
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for i, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"malformed JSON: {e.msg}", str(path), i) from None
-            if not isinstance(row.get("text"), str):
-                raise DataError("row has no text field 'text'", str(path), i)
-            tokens = clean_review(row["text"]).split()
-            if len(tokens) <= words:
-                continue
+    for i, row in iter_records(path):
+        if not isinstance(row.get("text"), str):
+            raise DataError("row has no text field 'text'", str(path), i)
+        tokens = clean_review(row["text"]).split()
+        if len(tokens) > words:
             rows.append({"id": row.get("id", i - 1), "prompt": " ".join(tokens[:words])})
     if not rows:
         raise DataError(f"no review longer than {words} words", str(path))

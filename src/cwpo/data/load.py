@@ -60,7 +60,9 @@ def resolve_source(source: str) -> str:
         path = RESOURCES / name
         if not path.exists() or not name:
             names = sorted(p.name for p in RESOURCES.iterdir() if p.is_dir())
-            raise DataError(f"no embedded data set {name!r}; embedded: {[EMBEDDED_PREFIX + n for n in names]}", source)
+            raise DataError(
+                f"no embedded data set {name!r}; embedded: {[EMBEDDED_PREFIX + n for n in names]}", source
+            )
         return str(path)
     return source
 

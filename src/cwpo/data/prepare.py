@@ -36,7 +36,9 @@ class DataConfig:
         default=512, metadata={"help": "drop pairs longer than this many tokens (0: keep all)"}
     )
     tokenizer: str = field(default="smollm2-135m-instruct", metadata={"help": "tokenizer that counts tokens"})
-    limit: int | None = field(default=None, metadata={"help": "read at most this many valid pairs (file order)"})
+    limit: int | None = field(
+        default=None, metadata={"help": "read at most this many valid pairs (file order)"}
+    )
     max_pairs: int | None = field(
         default=None, metadata={"help": "keep a seeded random sample of this many pairs after the filters"}
     )

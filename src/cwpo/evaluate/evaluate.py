@@ -11,8 +11,6 @@ responses (or against the prompts file's ``chosen`` column with ``judge_against=
 
 from __future__ import annotations
 
-import gzip
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,35 +109,16 @@ class EvalConfig:
 
 
 def read_prompt_rows(path: str | Path, n: int | None = None) -> list[dict]:
-    """Rows with a non-empty text ``prompt`` from JSONL (optionally .gz) or Parquet; the first ``n``."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError("prompts file not found", str(path))
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
+    """Rows with a non-empty text ``prompt`` from any file ``cwpo.data`` reads; the first ``n``."""
+    from itertools import islice
 
-        raw = [(i, r) for i, r in enumerate(pq.read_table(path).to_pylist(), 1)]
-    else:
-        opener = gzip.open if path.suffix == ".gz" else open
-        raw = []
-        with opener(path, "rt", encoding="utf-8") as fh:
-            for i, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    raw.append((i, json.loads(line)))
-                except json.JSONDecodeError as e:
-                    raise DataError(f"malformed JSON: {e.msg} at column {e.colno}", str(path), i) from None
-                if n is not None and len(raw) >= n:
-                    break
+    from cwpo.data.readers import iter_records
+
     rows = []
-    for i, row in raw[:n] if n is not None else raw:
-        if not isinstance(row, dict) or not isinstance(row.get("prompt"), str) or not row["prompt"].strip():
-            found = sorted(row) if isinstance(row, dict) else type(row).__name__
-            raise DataError(f"needs a non-empty text column 'prompt' (found {found})", str(path), i)
+    for i, row in islice(iter_records(path), n):
+        if not isinstance(row.get("prompt"), str) or not row["prompt"].strip():
+            raise DataError(f"needs a non-empty text column 'prompt' (found {sorted(row)})", str(path), i)
         rows.append(row)
-    if not rows:
-        raise DataError("file holds no prompts", str(path))
     return rows
 
 

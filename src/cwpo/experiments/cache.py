@@ -63,7 +63,9 @@ def run_stage(
     with atomic_dir(folder) as tmp:
         metrics = fn(tmp, work) or {}
         metrics = {**metrics, "stage_seconds": round(time.time() - start, 2)}
-        write_manifest(tmp, name, {"config": config, "inputs": {k: str(v.path) for k, v in inputs.items()}}, key, metrics)
+        write_manifest(
+            tmp, name, {"config": config, "inputs": {k: str(v.path) for k, v in inputs.items()}}, key, metrics
+        )
     import shutil
 
     shutil.rmtree(work, ignore_errors=True)

@@ -75,7 +75,9 @@ def resolve_methods(spec) -> dict[str, Method]:
     for name, value in items:
         if isinstance(value, str):
             if value not in METHODS:
-                raise ConfigError(f"unknown method {value!r}; known: {sorted(METHODS)} (or give labels/weighting/loss)")
+                raise ConfigError(
+                    f"unknown method {value!r}; known: {sorted(METHODS)} (or give labels/weighting/loss)"
+                )
             method = METHODS[value]
         elif isinstance(value, dict):
             unknown = set(value) - {"labels", "weighting", "loss", "title"}

@@ -31,7 +31,6 @@ from cwpo.io import read_json, sha256_path, write_json, write_jsonl, write_text
 log = logging.getLogger("cwpo.run")
 
 
-
 def _move_model(src: Path, dst: Path) -> None:
     """Move a finished model folder out of a stage's scratch space, without its checkpoints."""
     shutil.rmtree(src / "checkpoints", ignore_errors=True)
@@ -87,11 +86,23 @@ class PointRunner:
             return self._train_sft(work / "sft_texts.jsonl", out, work)
 
         self.sft_art = run_stage(
-            self.root, "sft", {"sentiment_sft": sft_fields, "imdb": imdb["train"], **self._sft_key()}, {}, sft_fn
+            self.root,
+            "sft",
+            {"sentiment_sft": sft_fields, "imdb": imdb["train"], **self._sft_key()},
+            {},
+            sft_fn,
         )
         sample_fields = {
             k: getattr(cfg, k)
-            for k in ("n_prompts", "n_test_prompts", "prompt_words", "max_new_tokens", "temperature", "top_p", "gold")
+            for k in (
+                "n_prompts",
+                "n_test_prompts",
+                "prompt_words",
+                "max_new_tokens",
+                "temperature",
+                "top_p",
+                "gold",
+            )
         }
 
         def pairs_fn(out: Path, work: Path) -> dict:
@@ -100,13 +111,22 @@ class PointRunner:
             write_jsonl(out / "test_prompts.jsonl", st.test_prompts(cfg, self.seed))
             return stats
 
-        pairs = run_stage(self.root, "pairs", {"sample": sample_fields, "seed": self.seed, "imdb": imdb},
-                          {"sft": self.sft_art}, pairs_fn)
+        pairs = run_stage(
+            self.root,
+            "pairs",
+            {"sample": sample_fields, "seed": self.seed, "imdb": imdb},
+            {"sft": self.sft_art},
+            pairs_fn,
+        )
 
         def labels_fn(out: Path, work: Path) -> dict:
             return st.label_and_split(read_json_lines(pairs.path / "pairs.jsonl"), cfg, self.seed, out)
 
-        label_fields = {"human_temperature": cfg.human_temperature, "labeled_frac": cfg.labeled_frac, "seed": self.seed}
+        label_fields = {
+            "human_temperature": cfg.human_temperature,
+            "labeled_frac": cfg.labeled_frac,
+            "seed": self.seed,
+        }
         art = run_stage(self.root, "labels", label_fields, {"pairs": pairs}, labels_fn)
         self.files = {
             "labeled": art.path / "labeled.jsonl",
@@ -131,8 +151,13 @@ class PointRunner:
 
         def train_fn(out: Path, work: Path) -> dict:
             cfg = TrainAnnotatorConfig(
-                **{**values, "train": str(self.files["labeled"]), "eval": str(test) if test else None,
-                   "output": str(out / "annotator"), "progress": self.progress}
+                **{
+                    **values,
+                    "train": str(self.files["labeled"]),
+                    "eval": str(test) if test else None,
+                    "output": str(out / "annotator"),
+                    "progress": self.progress,
+                }
             )
             return train_annotator(cfg)
 
@@ -143,13 +168,17 @@ class PointRunner:
         def annotate_fn(out: Path, work: Path) -> dict:
             # written in the persistent work folder so that an interrupted annotation resumes its chunks
             stats = annotate(
-                ann.path / "annotator", self.files["unlabeled"], work / "annotated.jsonl",
+                ann.path / "annotator",
+                self.files["unlabeled"],
+                work / "annotated.jsonl",
                 **{**ann_values, "progress": self.progress},
             )
             shutil.move(str(work / "annotated.jsonl"), str(out / "annotated.jsonl"))
             return stats
 
-        labels = run_stage(self.root, f"annotate-{section}", ann_values, {"annotator": ann, "data": data}, annotate_fn)
+        labels = run_stage(
+            self.root, f"annotate-{section}", ann_values, {"annotator": ann, "data": data}, annotate_fn
+        )
         return ann, labels
 
     # ---- strong model -----------------------------------------------------------------------
@@ -161,8 +190,16 @@ class PointRunner:
 
         model_dir = work / "model"
         resume = (model_dir / "checkpoints").exists()
-        cfg = SFTConfig(**{**self.r.sft, "train": str(train_file), "model": self.r.strong_model,
-                           "output": str(model_dir), "seed": self.seed, "resume": resume})
+        cfg = SFTConfig(
+            **{
+                **self.r.sft,
+                "train": str(train_file),
+                "model": self.r.strong_model,
+                "output": str(model_dir),
+                "seed": self.seed,
+                "resume": resume,
+            }
+        )
         metrics = sft(cfg)
         _move_model(model_dir, out / "model")
         return metrics
@@ -193,24 +230,41 @@ class PointRunner:
         source = labels["weak"] if method.labels == "weak" else labels["weak_dpo"]
         return source.path / "annotated.jsonl"
 
-    def align(self, name: str, method: Method, sft: Artifact, data: Artifact, labels: dict[str, Artifact]) -> Artifact:
+    def align(
+        self, name: str, method: Method, sft: Artifact, data: Artifact, labels: dict[str, Artifact]
+    ) -> Artifact:
         from cwpo.align.align import AlignConfig, align
 
         values = {**self.r.align, "loss": method.loss, "weighting": method.weighting, "seed": self.seed}
-        label_art = {"weak": labels.get("weak"), "weak_dpo": labels.get("weak_dpo")}.get(method.labels) or data
+        label_art = {"weak": labels.get("weak"), "weak_dpo": labels.get("weak_dpo")}.get(
+            method.labels
+        ) or data
 
         def fn(out: Path, work: Path) -> dict:
             model_dir = work / "model"
             resume = (model_dir / "checkpoints").exists()
             train = self._train_file(method, labels, work)
-            cfg = AlignConfig(**{**values, "train": str(train), "policy": str(sft.path / "model"),
-                                 "output": str(model_dir), "resume": resume})
+            cfg = AlignConfig(
+                **{
+                    **values,
+                    "train": str(train),
+                    "policy": str(sft.path / "model"),
+                    "output": str(model_dir),
+                    "resume": resume,
+                }
+            )
             metrics = align(cfg)
             _move_model(model_dir, out / "model")
             return metrics
 
-        return run_stage(self.root, "align", {"align": values, "labels": method.labels},
-                         {"sft": sft, "labels": label_art}, fn, label=f"align[{name}]")
+        return run_stage(
+            self.root,
+            "align",
+            {"align": values, "labels": method.labels},
+            {"sft": sft, "labels": label_art},
+            fn,
+            label=f"align[{name}]",
+        )
 
     def evaluate(self, name: str, policy: Artifact, sft: Artifact) -> Artifact:
         from cwpo.evaluate.evaluate import EvalConfig, evaluate
@@ -223,13 +277,26 @@ class PointRunner:
         prompts = self.prompts
 
         def fn(out: Path, work: Path) -> dict:
-            cfg = EvalConfig(**{**values, "policy": str(policy.path / "model"), "reference": str(sft.path / "model"),
-                                "prompts": str(prompts), "pairs": str(pairs) if pairs else None,
-                                "output": str(out / "eval")})
+            cfg = EvalConfig(
+                **{
+                    **values,
+                    "policy": str(policy.path / "model"),
+                    "reference": str(sft.path / "model"),
+                    "prompts": str(prompts),
+                    "pairs": str(pairs) if pairs else None,
+                    "output": str(out / "eval"),
+                }
+            )
             return evaluate(cfg, progress=self.progress)
 
-        return run_stage(self.root, "evaluate", {"evaluate": values}, {"policy": policy, "sft": sft}, fn,
-                         label=f"evaluate[{name}]")
+        return run_stage(
+            self.root,
+            "evaluate",
+            {"evaluate": values},
+            {"policy": policy, "sft": sft},
+            fn,
+            label=f"evaluate[{name}]",
+        )
 
 
 def read_json_lines(path: Path) -> list[dict]:
@@ -241,8 +308,11 @@ def read_json_lines(path: Path) -> list[dict]:
 def _flatten_eval(summary: dict) -> dict:
     """The numbers of an evaluation summary (cwpo.evaluate) that results rows carry."""
     out = {}
-    for key, name, value in (("gra", "gra", "gra"), ("preference_accuracy", "pref_acc", "accuracy"),
-                             ("judge", "win_rate", "win_rate")):
+    for key, name, value in (
+        ("gra", "gra", "gra"),
+        ("preference_accuracy", "pref_acc", "accuracy"),
+        ("judge", "win_rate", "win_rate"),
+    ):
         part = summary.get(key) or {}
         if part:
             out[name] = part.get(value)
@@ -266,7 +336,9 @@ def _annotator_row(ann: Artifact, labels: Artifact) -> dict:
     }
 
 
-def run_point(root: Path, point: dict, recipe: Recipe, methods: dict[str, Method], progress: bool = True) -> list[dict]:
+def run_point(
+    root: Path, point: dict, recipe: Recipe, methods: dict[str, Method], progress: bool = True
+) -> list[dict]:
     pr = PointRunner(root, point, recipe, progress)
     data = pr.data()
     needs = {m.labels for m in methods.values()}
@@ -284,18 +356,22 @@ def run_point(root: Path, point: dict, recipe: Recipe, methods: dict[str, Method
         policy = pr.align(name, method, sft, data, labels)
         ev = pr.evaluate(name, policy, sft)
         summary = read_json(ev.path / "eval" / "summary.json")
-        rows.append({
-            **point,
-            "method": name,
-            **method.to_dict(),
-            **_flatten_eval(summary),
-            "align_steps": (policy.metrics.get("global_step")),
-            "align_s": policy.metrics.get("stage_seconds"),
-            **ann_rows,
-            "data_stats": {k: v for k, v in (data.metrics or {}).items() if isinstance(v, int | float | str)},
-            "policy_dir": str(policy.path / "model"),
-            "eval_dir": str(ev.path / "eval"),
-        })
+        rows.append(
+            {
+                **point,
+                "method": name,
+                **method.to_dict(),
+                **_flatten_eval(summary),
+                "align_steps": (policy.metrics.get("global_step")),
+                "align_s": policy.metrics.get("stage_seconds"),
+                **ann_rows,
+                "data_stats": {
+                    k: v for k, v in (data.metrics or {}).items() if isinstance(v, int | float | str)
+                },
+                "policy_dir": str(policy.path / "model"),
+                "eval_dir": str(ev.path / "eval"),
+            }
+        )
     return rows
 
 
@@ -313,9 +389,23 @@ def summarize(rows: list[dict], grid_keys: list[str]) -> list[dict]:
         groups[(tuple((k, row.get(k)) for k in grid_keys), row["method"])].append(row)
     out = []
     for (point, method), members in groups.items():
-        entry = {**dict(point), "method": method, "n_seeds": len(members), "seeds": [m["seed"] for m in members]}
-        for metric in ("gra", "gra_subset_std", "pref_acc", "pref_acc_subset_std", "win_rate", "annotator_eval_acc",
-                       "annotator_eval_acc_top30", "weak_label_acc", "annotator_eval_ece"):
+        entry = {
+            **dict(point),
+            "method": method,
+            "n_seeds": len(members),
+            "seeds": [m["seed"] for m in members],
+        }
+        for metric in (
+            "gra",
+            "gra_subset_std",
+            "pref_acc",
+            "pref_acc_subset_std",
+            "win_rate",
+            "annotator_eval_acc",
+            "annotator_eval_acc_top30",
+            "weak_label_acc",
+            "annotator_eval_ece",
+        ):
             mean, std = _mean_std([m.get(metric) for m in members])
             if mean is not None:
                 entry[metric] = mean
@@ -331,16 +421,28 @@ def setup_logging(root: Path) -> logging.Handler:
     logger = logging.getLogger("cwpo.run")
     logger.setLevel(logging.INFO)
     logger.addHandler(handler)
-    if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) for h in logger.handlers):
+    if not any(
+        isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+        for h in logger.handlers
+    ):
         stream = logging.StreamHandler()
         stream.setFormatter(logging.Formatter("[cwpo run] %(message)s"))
         logger.addHandler(stream)
     return handler
 
 
-def run_recipe(recipe: Recipe | str | Path, results_dir: str | Path, progress: bool = True,
-               only_methods: list[str] | None = None) -> dict:
-    """Run every grid point and method of a recipe; return ``{"rows", "summary", "results_dir"}``."""
+def run_recipe(
+    recipe: Recipe | str | Path,
+    results_dir: str | Path,
+    progress: bool = True,
+    only_methods: list[str] | None = None,
+    stages_dir: str | Path | None = None,
+) -> dict:
+    """Run every grid point and method of a recipe; return ``{"rows", "summary", "results_dir"}``.
+
+    ``stages_dir`` (default: ``results_dir``) is where stage artifacts are cached; recipes that
+    share it share every stage whose inputs and settings are equal.
+    """
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
     errors = validate(recipe)
@@ -354,6 +456,7 @@ def run_recipe(recipe: Recipe | str | Path, results_dir: str | Path, progress: b
         methods = {k: v for k, v in methods.items() if k in only_methods}
     root = Path(results_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
+    stage_root = Path(stages_dir).resolve() if stages_dir else root
     handler = setup_logging(root)
     try:
         write_text(root / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
@@ -361,11 +464,13 @@ def run_recipe(recipe: Recipe | str | Path, results_dir: str | Path, progress: b
         points = expand(recipe)
         for i, (point, point_recipe) in enumerate(points, 1):
             log.info("grid point %d/%d: %s", i, len(points), point)
-            rows.extend(run_point(root, point, point_recipe, methods, progress))
+            rows.extend(run_point(stage_root, point, point_recipe, methods, progress))
             write_jsonl(root / "results.jsonl", rows)
         summary = summarize(rows, [k for k in points[0][0] if k != "seed"])
-        write_json(root / "summary.json", {"recipe": recipe.name, "track": recipe.track, "groups": summary,
-                                           "paper": recipe.paper})
+        write_json(
+            root / "summary.json",
+            {"recipe": recipe.name, "track": recipe.track, "groups": summary, "paper": recipe.paper},
+        )
         return {"rows": rows, "summary": summary, "results_dir": str(root)}
     finally:
         logging.getLogger("cwpo.run").removeHandler(handler)

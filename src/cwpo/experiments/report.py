@@ -29,7 +29,9 @@ CLAIMS = [  # (better, worse, the paper's claim)
 def _read_rows(root: Path) -> list[dict]:
     path = root / "results.jsonl"
     if not path.exists():
-        raise CWPOError(f"{root} holds no results.jsonl: not a folder written by `cwpo run` (or it has not finished a point)")
+        raise CWPOError(
+            f"{root} holds no results.jsonl: not a folder written by `cwpo run` (or it has not finished a point)"
+        )
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
@@ -100,8 +102,13 @@ def plot_confidence(rows: list[dict], out: Path) -> list[str]:
     fig, ax = plt.subplots(figsize=(5, 3.2))
     bins = np.linspace(0, 1, 21)
     if agree is not None:
-        ax.hist([conf[agree == 1], conf[agree == 0]], bins=bins, stacked=True, label=["agrees with human", "disagrees"],
-                color=["#4c72b0", "#dd8452"])
+        ax.hist(
+            [conf[agree == 1], conf[agree == 0]],
+            bins=bins,
+            stacked=True,
+            label=["agrees with human", "disagrees"],
+            color=["#4c72b0", "#dd8452"],
+        )
         ax.legend()
     else:
         ax.hist(conf, bins=bins, color="#4c72b0")
@@ -177,8 +184,14 @@ def plot_split_ratio(rows: list[dict], out: Path, metric: str, keys: list[str]) 
             if r["method"] == method and r.get(metric) is not None:
                 by_frac[r[fk]].append(r[metric])
         xs = sorted(by_frac)
-        ax.errorbar([100 * x for x in xs], [100 * np.mean(by_frac[x]) for x in xs],
-                    yerr=[100 * np.std(by_frac[x]) for x in xs], marker="o", capsize=3, label=method)
+        ax.errorbar(
+            [100 * x for x in xs],
+            [100 * np.mean(by_frac[x]) for x in xs],
+            yerr=[100 * np.std(by_frac[x]) for x in xs],
+            marker="o",
+            capsize=3,
+            label=method,
+        )
     ax.set_xlabel("labeled share D_l (%)")
     ax.set_ylabel(metric)
     ax.set_title("Split-ratio curve")
@@ -231,14 +244,22 @@ def write_report(results_dir: str | Path, output: str | Path | None = None) -> P
     paper = summary.get("paper") or {}
     metric = _metric(rows)
     keys = _grid_keys(rows)
-    metric_name = {"gra": "Gold Reward Accuracy vs the SFT model (%)", "pref_acc": "Preference accuracy on held-out human pairs (%)"}[metric]
+    metric_name = {
+        "gra": "Gold Reward Accuracy vs the SFT model (%)",
+        "pref_acc": "Preference accuracy on held-out human pairs (%)",
+    }[metric]
     lines = [f"# cwpo report: {summary.get('recipe', root.name)}", ""]
-    lines += [f"Results folder: `{root}`; track: {summary.get('track', '?')}; "
-              f"{len({r['seed'] for r in rows})} seed(s); {len(rows)} runs. Numbers are mean ± std over seeds.", ""]
+    lines += [
+        f"Results folder: `{root}`; track: {summary.get('track', '?')}; "
+        f"{len({r['seed'] for r in rows})} seed(s); {len(rows)} runs. Numbers are mean ± std over seeds.",
+        "",
+    ]
     # main table
     groups = _group(rows, keys)
     header = ["method", "labels", "weighting", "loss"]
-    cols = [", ".join(f"{k.split('.')[-1]}={v}" for k, v in zip(keys, g, strict=True)) or metric for g in groups]
+    cols = [
+        ", ".join(f"{k.split('.')[-1]}={v}" for k, v in zip(keys, g, strict=True)) or metric for g in groups
+    ]
     lines += [f"## {metric_name}", ""]
     has_paper = bool(paper)
     lines.append("| " + " | ".join(header + cols + (["paper"] if has_paper else [])) + " |")
@@ -256,8 +277,12 @@ def write_report(results_dir: str | Path, output: str | Path | None = None) -> P
     if has_paper and paper.get("_source"):
         lines += [f"Paper column: {paper['_source']}", ""]
     # annotator table
-    lines += ["## Weak annotator", "", "| grid point | held-out acc | top-30% acc | ECE | weak-label acc on D_u |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "## Weak annotator",
+        "",
+        "| grid point | held-out acc | top-30% acc | ECE | weak-label acc on D_u |",
+        "|---|---|---|---|---|",
+    ]
     for gkey, by_method in groups.items():
         members = next(iter(by_method.values()))
         cells = [", ".join(f"{k}={v}" for k, v in zip(keys, gkey, strict=True)) or "all"]
@@ -272,7 +297,11 @@ def write_report(results_dir: str | Path, output: str | Path | None = None) -> P
     lines += found or ["- The results hold no pair of methods that tests a claim of the paper."]
     lines.append("")
     # plots
-    plots = plot_confidence(rows, out) + plot_methods(rows, out, metric, keys) + plot_split_ratio(rows, out, metric, keys)
+    plots = (
+        plot_confidence(rows, out)
+        + plot_methods(rows, out, metric, keys)
+        + plot_split_ratio(rows, out, metric, keys)
+    )
     lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
     report = out / "report.md"
     write_text(report, "\n".join(lines))

@@ -26,21 +26,36 @@ from cwpo.experiments.simulate import gold_agreement, simulate_labels
 class SentimentConfig:
     imdb: str = field(default="", metadata={"help": "folder with IMDb train.jsonl.gz and test.jsonl.gz"})
     n_sft_texts: int = field(default=600, metadata={"help": "IMDb train reviews for the SFT stage"})
-    sft_response_words: int = field(default=24, metadata={"help": "words of review continuation per SFT example"})
+    sft_response_words: int = field(
+        default=24, metadata={"help": "words of review continuation per SFT example"}
+    )
     n_prompts: int = field(default=300, metadata={"help": "IMDb train prefixes that become preference pairs"})
-    n_test_prompts: int = field(default=96, metadata={"help": "IMDb test prefixes for GRA (split in 3 subsets)"})
+    n_test_prompts: int = field(
+        default=96, metadata={"help": "IMDb test prefixes for GRA (split in 3 subsets)"}
+    )
     prompt_words: int = field(default=8, metadata={"help": "words of review per prompt"})
     max_new_tokens: int = field(default=24, metadata={"help": "tokens per sampled response"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature of the pair samples"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus mass of the pair samples"})
-    gold: str = field(default="vader", metadata={"help": "gold reward (vader, reward model, module:function)"})
-    human_temperature: float = field(default=0.1, metadata={"help": "BT noise T of simulated humans (0 = noise-free)"})
+    gold: str = field(
+        default="vader", metadata={"help": "gold reward (vader, reward model, module:function)"}
+    )
+    human_temperature: float = field(
+        default=0.1, metadata={"help": "BT noise T of simulated humans (0 = noise-free)"}
+    )
     labeled_frac: float = field(default=0.3, metadata={"help": "share of pairs with human labels (D_l)"})
     batch_size: int = field(default=16, metadata={"help": "generation batch size"})
 
     def __post_init__(self):
         errors = []
-        for name in ("n_sft_texts", "n_prompts", "n_test_prompts", "prompt_words", "max_new_tokens", "batch_size"):
+        for name in (
+            "n_sft_texts",
+            "n_prompts",
+            "n_test_prompts",
+            "prompt_words",
+            "max_new_tokens",
+            "batch_size",
+        ):
             if getattr(self, name) < 1:
                 errors.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.human_temperature < 0:
@@ -55,7 +70,9 @@ class SentimentConfig:
 def _imdb_file(cfg: SentimentConfig, split: str) -> Path:
     path = Path(cfg.imdb) / f"{split}.jsonl.gz"
     if not path.exists():
-        raise DataError(f"IMDb {split} file not found (set sentiment.imdb to the folder holding it)", str(path))
+        raise DataError(
+            f"IMDb {split} file not found (set sentiment.imdb to the folder holding it)", str(path)
+        )
     return path
 
 
@@ -87,7 +104,9 @@ def test_prompts(cfg: SentimentConfig, seed: int) -> list[dict]:
     return imdb_prompts(_imdb_file(cfg, "test"), n=cfg.n_test_prompts, seed=seed, words=cfg.prompt_words)
 
 
-def sample_pairs(sft_model: str, cfg: SentimentConfig, seed: int, cache_dir: str | None = None) -> tuple[list[dict], dict]:
+def sample_pairs(
+    sft_model: str, cfg: SentimentConfig, seed: int, cache_dir: str | None = None
+) -> tuple[list[dict], dict]:
     """Two samples of the SFT model per prompt, scored by the gold; identical samples are dropped."""
     from cwpo.evaluate.generation import generate_responses
     from cwpo.evaluate.gold import get_gold
@@ -95,8 +114,11 @@ def sample_pairs(sft_model: str, cfg: SentimentConfig, seed: int, cache_dir: str
     prompts = pair_prompts(cfg, seed)
     texts = [p["prompt"] for p in prompts]
     gen = {
-        "max_new_tokens": cfg.max_new_tokens, "temperature": cfg.temperature, "top_p": cfg.top_p,
-        "batch_size": cfg.batch_size, "cache_dir": cache_dir,
+        "max_new_tokens": cfg.max_new_tokens,
+        "temperature": cfg.temperature,
+        "top_p": cfg.top_p,
+        "batch_size": cfg.batch_size,
+        "cache_dir": cache_dir,
     }
     a = generate_responses(sft_model, texts, seed=2 * seed + 1, **gen)
     b = generate_responses(sft_model, texts, seed=2 * seed + 2, **gen)
@@ -110,9 +132,23 @@ def sample_pairs(sft_model: str, cfg: SentimentConfig, seed: int, cache_dir: str
         if ra == rb:
             identical += 1
             continue
-        rows.append({"prompt": p["prompt"], "response_a": ra, "response_b": rb, "gold_a": sa, "gold_b": sb, "imdb_id": p["id"]})
-    stats = {"prompts": len(prompts), "pairs": len(rows), "dropped_identical": identical, "dropped_empty": empty,
-             "gold_tie_pairs": sum(r["gold_a"] == r["gold_b"] for r in rows)}
+        rows.append(
+            {
+                "prompt": p["prompt"],
+                "response_a": ra,
+                "response_b": rb,
+                "gold_a": sa,
+                "gold_b": sb,
+                "imdb_id": p["id"],
+            }
+        )
+    stats = {
+        "prompts": len(prompts),
+        "pairs": len(rows),
+        "dropped_identical": identical,
+        "dropped_empty": empty,
+        "gold_tie_pairs": sum(r["gold_a"] == r["gold_b"] for r in rows),
+    }
     return rows, stats
 
 
@@ -122,7 +158,9 @@ def label_and_split(pairs: list[dict], cfg: SentimentConfig, seed: int, out_dir:
     Writes ``labeled.jsonl`` (D_l), ``unlabeled.jsonl`` (D_u with the simulated ``human_label``)
     and ``all_human.jsonl`` (D_l ∪ D_u with human labels, for the Human-100% baseline).
     """
-    labels = simulate_labels([r["gold_a"] for r in pairs], [r["gold_b"] for r in pairs], cfg.human_temperature, seed)
+    labels = simulate_labels(
+        [r["gold_a"] for r in pairs], [r["gold_b"] for r in pairs], cfg.human_temperature, seed
+    )
     rows = [{**r, "human_label": lab} for r, lab in zip(pairs, labels, strict=True)]
     labeled_all = [{k: v for k, v in r.items() if k not in ("gold_a", "gold_b")} for r in to_labeled(rows)]
     parts = split_pool(labeled_all, labeled_frac=cfg.labeled_frac, test_frac=0.0, seed=seed)
@@ -131,7 +169,9 @@ def label_and_split(pairs: list[dict], cfg: SentimentConfig, seed: int, out_dir:
     write_pairs(out_dir / "all_human.jsonl", parts["labeled"] + to_labeled(parts["unlabeled"]))
     return {
         "human_temperature": cfg.human_temperature,
-        "human_gold_agreement": gold_agreement(labels, [r["gold_a"] for r in pairs], [r["gold_b"] for r in pairs]),
+        "human_gold_agreement": gold_agreement(
+            labels, [r["gold_a"] for r in pairs], [r["gold_b"] for r in pairs]
+        ),
         "labeled": len(parts["labeled"]),
         "unlabeled": len(parts["unlabeled"]),
     }

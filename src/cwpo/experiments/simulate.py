@@ -25,11 +25,14 @@ def bt_preference_prob(gold_a: float, gold_b: float, temperature: float) -> floa
     return 1 / (1 + math.exp(-z)) if z >= 0 else math.exp(z) / (1 + math.exp(z))
 
 
-def simulate_labels(gold_a: Sequence[float], gold_b: Sequence[float], temperature: float, seed: int) -> list[str]:
+def simulate_labels(
+    gold_a: Sequence[float], gold_b: Sequence[float], temperature: float, seed: int
+) -> list[str]:
     """One simulated human label ("a" or "b") per pair, seeded."""
     rng = random.Random(seed)
     return [
-        "a" if rng.random() < bt_preference_prob(a, b, temperature) else "b" for a, b in zip(gold_a, gold_b, strict=True)
+        "a" if rng.random() < bt_preference_prob(a, b, temperature) else "b"
+        for a, b in zip(gold_a, gold_b, strict=True)
     ]
 
 

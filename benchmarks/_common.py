@@ -1,0 +1,36 @@
+"""What every benchmark result file records beside its metrics."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from cwpo.io import machine_info, now_iso, write_json
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def command_line() -> str:
+    return " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
+
+
+def write_result(name: str, metrics: dict, started: float, **extra) -> Path:
+    """``benchmarks/results/<name>.json`` with the command, date, machine and wall time."""
+    try:
+        load = list(__import__("os").getloadavg())
+    except OSError:
+        load = None
+    return write_json(
+        RESULTS / f"{name}.json",
+        {
+            "metrics": metrics,
+            **extra,
+            "command": command_line(),
+            "date": now_iso(),
+            "wall_time_s": round(time.time() - started, 1),
+            "load_average_at_end": load,
+            "machine": machine_info(),
+        },
+    )
