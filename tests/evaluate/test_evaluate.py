@@ -113,3 +113,26 @@ def test_smollm2_against_itself_with_vader_is_exactly_half(imdb_dir, tmp_path):
     )  # fmt: skip
     assert fresh == [r["policy_response"] for r in rows]
     assert sum(len(t.split()) for t in fresh) > 6  # the model really wrote continuations
+
+
+def test_preference_accuracy_alone_generates_nothing(
+    tiny_causal_lm_dir, prompt_file, labeled_rows, tmp_path, monkeypatch
+):
+    import cwpo.evaluate.generation as generation
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("generation is not needed for preference accuracy")
+
+    monkeypatch.setattr(generation, "generate_responses", forbidden)
+    pairs = tmp_path / "heldout.jsonl"
+    write_pairs(pairs, labeled_rows[:4])
+    cfg = EvalConfig(
+        policy=tiny_causal_lm_dir,
+        reference=tiny_causal_lm_dir,
+        prompts=str(pairs),
+        pairs=str(pairs),
+        output=str(tmp_path / "out"),
+        n_boot=50,
+    )
+    s = evaluate(cfg, progress=False)
+    assert s["preference_accuracy"]["n"] == 4 and "generation_s" not in s["timings"]

@@ -194,10 +194,14 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         "progress": progress,
     }
     timings, gen_stats = {}, {"policy": {}, "reference": {}}
-    t = time.perf_counter()
-    policy_out = generate_responses(cfg.policy, prompts, stats=gen_stats["policy"], **gen_kw)
-    reference_out = generate_responses(cfg.reference, prompts, stats=gen_stats["reference"], **gen_kw)
-    timings["generation_s"] = time.perf_counter() - t
+    judged = bool(cfg.judge_url or cfg.judge_model)
+    if gold_fn is not None or judged:  # preference accuracy alone needs no generated text
+        t = time.perf_counter()
+        policy_out = generate_responses(cfg.policy, prompts, stats=gen_stats["policy"], **gen_kw)
+        reference_out = generate_responses(cfg.reference, prompts, stats=gen_stats["reference"], **gen_kw)
+        timings["generation_s"] = time.perf_counter() - t
+    else:
+        policy_out = reference_out = [None] * len(prompts)
 
     summary: dict = {
         "policy": cfg.policy,
@@ -235,7 +239,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         )  # fmt: skip
         timings["preference_s"] = time.perf_counter() - t
         write_jsonl(Path(cfg.output) / "preference_rows.jsonl", pref_rows)
-    if cfg.judge_url or cfg.judge_model:
+    if judged:
         from cwpo.evaluate.judge import JudgeClient, judge_pairs
 
         t = time.perf_counter()
