@@ -4,74 +4,94 @@ Runs configs/cpu/sentiment.yaml (every method at human noise T = 0.1, three seed
 configs/cpu/sentiment-noise.yaml (Human/WS/CW at T in {0, 0.1, 0.3}, three seeds) with one shared
 stage cache, writes benchmarks/results/sentiment.json and the report under benchmarks/report/sentiment.
 
-    .venv/bin/python benchmarks/sentiment.py [--runs runs/bench]
+    .venv/bin/python benchmarks/sentiment.py [--part main|noise|all] [--runs runs/bench]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import write_result  # noqa: E402
+from _common import command_line, write_result  # noqa: E402
 
 from cwpo.experiments.pipeline import run_recipe  # noqa: E402
 from cwpo.experiments.report import write_report  # noqa: E402
+from cwpo.io import now_iso  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", default=str(REPO / "runs" / "bench"), help="results and stage cache folder")
-    args = parser.parse_args()
-    start = time.time()
-    runs = Path(args.runs)
-    cache = runs / "cache"
-    main_res = run_recipe(
-        REPO / "configs/cpu/sentiment.yaml", runs / "sentiment", progress=False, stages_dir=cache
-    )
-    noise_res = run_recipe(
-        REPO / "configs/cpu/sentiment-noise.yaml", runs / "sentiment-noise", progress=False, stages_dir=cache
-    )
+def main_metrics(res: dict) -> dict:
     metrics: dict = {}
-    for g in main_res["summary"]:
+    for g in res["summary"]:
         m = g["method"]
         metrics[f"gra_{m}"] = g.get("gra")
         metrics[f"gra_{m}_std"] = g.get("gra_seed_std")
         metrics[f"gra_{m}_subset_std"] = g.get("gra_subset_std")
         metrics[f"gra_{m}_n_seeds"] = g.get("n_seeds")
-    metrics["weak_label_acc"] = main_res["summary"][0].get("weak_label_acc")
+    metrics["weak_label_acc"] = res["summary"][0].get("weak_label_acc")
+    metrics["human_gold_agreement"] = res["rows"][0]["data_stats"].get("human_gold_agreement")
+    return metrics
+
+
+def noise_metrics(res: dict) -> dict:
     noise: dict = {}
-    for g in noise_res["summary"]:
-        t = g["sentiment.human_temperature"]
-        noise.setdefault(str(t), {})[g["method"]] = {
+    for g in res["summary"]:
+        t = str(g["sentiment.human_temperature"])
+        noise.setdefault(t, {})[g["method"]] = {
             "gra": g.get("gra"),
             "gra_std": g.get("gra_seed_std"),
             "weak_label_acc": g.get("weak_label_acc"),
+            "n_seeds": g.get("n_seeds"),
         }
-    # agreement of the simulated humans with the gold, per noise level (from the labels stages)
     agreement: dict = {}
-    for row in noise_res["rows"]:
-        t = str(row["sentiment.human_temperature"])
-        agreement.setdefault(t, set()).add(row["data_stats"].get("human_gold_agreement"))
-    for t, values in agreement.items():
-        vals = [v for v in values if v is not None]
+    for row in res["rows"]:
+        agreement.setdefault(str(row["sentiment.human_temperature"]), {})[row["seed"]] = row[
+            "data_stats"
+        ].get("human_gold_agreement")
+    for t, by_seed in agreement.items():
+        vals = [v for v in by_seed.values() if v is not None]
         noise[t]["human_gold_agreement_mean"] = sum(vals) / len(vals) if vals else None
-    metrics["noise_sweep"] = noise
-    report = write_report(runs / "sentiment", REPO / "benchmarks" / "report" / "sentiment")
-    noise_report = write_report(runs / "sentiment-noise", REPO / "benchmarks" / "report" / "sentiment-noise")
-    write_result(
-        "sentiment",
-        metrics,
-        start,
-        recipes=["configs/cpu/sentiment.yaml", "configs/cpu/sentiment-noise.yaml"],
-        reports=[str(report.relative_to(REPO)), str(noise_report.relative_to(REPO))],
+    return noise
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", default=str(REPO / "runs" / "bench"), help="results and stage cache folder")
+    parser.add_argument(
+        "--part",
+        choices=["main", "noise", "all"],
+        default="all",
+        help="the all-methods run, the noise sweep, or both (each part updates the result file)",
     )
-    print(f"wrote benchmarks/results/sentiment.json; reports {report}, {noise_report}")
+    args = parser.parse_args()
+    start = time.time()
+    runs = Path(args.runs)
+    cache = runs / "cache"
+    result_file = REPO / "benchmarks" / "results" / "sentiment.json"
+    previous = json.loads(result_file.read_text()) if result_file.exists() else {}
+    metrics = dict(previous.get("metrics", {}))
+    commands = dict(previous.get("commands", {}))
+    reports = dict(previous.get("reports", {}))
+    parts = ["main", "noise"] if args.part == "all" else [args.part]
+    for part in parts:
+        recipe = {"main": "configs/cpu/sentiment.yaml", "noise": "configs/cpu/sentiment-noise.yaml"}[part]
+        name = {"main": "sentiment", "noise": "sentiment-noise"}[part]
+        res = run_recipe(REPO / recipe, runs / name, progress=False, stages_dir=cache)
+        if part == "main":
+            metrics.update(main_metrics(res))
+        else:
+            metrics["noise_sweep"] = noise_metrics(res)
+        report = write_report(runs / name, REPO / "benchmarks" / "report" / name)
+        reports[name] = str(report.relative_to(REPO))
+        commands[part] = {"recipe": recipe, "command": command_line(), "date": now_iso()}
+        write_result("sentiment", metrics, start, commands=commands, reports=reports)
+        print(f"wrote benchmarks/results/sentiment.json ({part}); report {report}")
 
 
 if __name__ == "__main__":
