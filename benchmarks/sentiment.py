@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import command_line, write_result  # noqa: E402
 
 from cwpo.experiments.pipeline import run_recipe  # noqa: E402
+from cwpo.experiments.recipe import load_recipe  # noqa: E402
 from cwpo.experiments.report import write_report  # noqa: E402
 from cwpo.io import now_iso  # noqa: E402
 
@@ -69,27 +70,40 @@ def main() -> None:
         default="all",
         help="the all-methods run, the noise sweep, or both (each part updates the result file)",
     )
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", help="override the recipes' seeds (e.g. a partial run)"
+    )
     args = parser.parse_args()
     start = time.time()
     runs = Path(args.runs)
     cache = runs / "cache"
     result_file = REPO / "benchmarks" / "results" / "sentiment.json"
-    previous = json.loads(result_file.read_text()) if result_file.exists() else {}
-    metrics = dict(previous.get("metrics", {}))
-    commands = dict(previous.get("commands", {}))
-    reports = dict(previous.get("reports", {}))
     parts = ["main", "noise"] if args.part == "all" else [args.part]
     for part in parts:
         recipe = {"main": "configs/cpu/sentiment.yaml", "noise": "configs/cpu/sentiment-noise.yaml"}[part]
         name = {"main": "sentiment", "noise": "sentiment-noise"}[part]
-        res = run_recipe(REPO / recipe, runs / name, progress=False, stages_dir=cache)
+        loaded = load_recipe(REPO / recipe)
+        if args.seeds:
+            loaded.seeds = list(args.seeds)
+        res = run_recipe(loaded, runs / name, progress=False, stages_dir=cache)
+        # merge with what the other part wrote (re-read now: the parts may run in parallel)
+        previous = json.loads(result_file.read_text()) if result_file.exists() else {}
+        metrics = dict(previous.get("metrics", {}))
+        commands = dict(previous.get("commands", {}))
+        reports = dict(previous.get("reports", {}))
         if part == "main":
+            metrics = {k: v for k, v in metrics.items() if k == "noise_sweep"}
             metrics.update(main_metrics(res))
         else:
             metrics["noise_sweep"] = noise_metrics(res)
         report = write_report(runs / name, REPO / "benchmarks" / "report" / name)
         reports[name] = str(report.relative_to(REPO))
-        commands[part] = {"recipe": recipe, "command": command_line(), "date": now_iso()}
+        commands[part] = {
+            "recipe": recipe,
+            "seeds": loaded.seeds,
+            "command": command_line(),
+            "date": now_iso(),
+        }
         write_result("sentiment", metrics, start, commands=commands, reports=reports)
         print(f"wrote benchmarks/results/sentiment.json ({part}); report {report}")
 

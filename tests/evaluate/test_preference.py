@@ -53,3 +53,25 @@ def test_beta_must_be_positive(tiny_causal_lm_dir, labeled_rows):
 
     with pytest.raises(ConfigError, match="beta must be > 0"):
         implicit_rewards(tiny_causal_lm_dir, tiny_causal_lm_dir, labeled_rows, beta=0)
+
+
+def test_log_probs_are_cached_by_content(
+    tiny_causal_lm_dir, other_tiny_lm, labeled_rows, tmp_path, monkeypatch
+):
+    pairs = labeled_rows[:4]
+    cache = tmp_path / "logprobs"
+    first, _ = evaluate_preference(other_tiny_lm, tiny_causal_lm_dir, pairs, batch_size=2, cache_dir=cache)
+    assert len(list(cache.glob("*.pt"))) == 2  # policy and reference
+
+    import cwpo.models.loading as loading
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a cached model was loaded again")
+
+    monkeypatch.setattr(loading, "load_causal_lm", forbidden)
+    again, _ = evaluate_preference(other_tiny_lm, tiny_causal_lm_dir, pairs, batch_size=2, cache_dir=cache)
+    assert again["accuracy"] == first["accuracy"] and again["mean_margin"] == first["mean_margin"]
+    with pytest.raises(AssertionError, match="loaded again"):  # other texts: a new key
+        evaluate_preference(
+            other_tiny_lm, tiny_causal_lm_dir, labeled_rows[4:8], batch_size=2, cache_dir=cache
+        )

@@ -235,7 +235,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         pairs = read_pairs(cfg.pairs, kind="labeled")
         summary["preference_accuracy"], pref_rows = evaluate_preference(
             cfg.policy, cfg.reference, pairs, beta=cfg.beta, batch_size=cfg.batch_size, max_length=cfg.max_length,
-            n_boot=cfg.n_boot, seed=cfg.seed,
+            n_boot=cfg.n_boot, seed=cfg.seed, cache_dir=cache / "logprobs",
         )  # fmt: skip
         timings["preference_s"] = time.perf_counter() - t
         write_jsonl(Path(cfg.output) / "preference_rows.jsonl", pref_rows)

@@ -13,19 +13,43 @@ hence every pair a tie and an accuracy of exactly 0.5 (chance), never 0 or 1.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from cwpo.errors import ConfigError
 from cwpo.evaluate.metrics import preference_accuracy
 
 
 def _logprobs(
-    model_ref: str, prompts: list[str], responses: list[str], *, batch_size: int, max_length: int, dtype
+    model_ref: str,
+    prompts: list[str],
+    responses: list[str],
+    *,
+    batch_size: int,
+    max_length: int,
+    dtype,
+    cache_dir: str | Path | None = None,
 ):
+    """Sequence log-probs, cached by a content hash of (model weights, texts, max_length, dtype).
+
+    The reference model of an experiment is scored once, however many policies are compared with it.
+    """
+    import torch
     from tqdm.auto import tqdm
 
+    from cwpo.evaluate.generation import model_content_id
+    from cwpo.io import atomic_path, hash_config
     from cwpo.models.loading import load_causal_lm
     from cwpo.models.logprobs import sequence_logprobs
 
+    cache_file = None
+    if cache_dir is not None:
+        key = hash_config(
+            {"format": "cwpo-logprobs-v1", "model": model_content_id(model_ref), "prompts": prompts,
+             "responses": responses, "max_length": max_length, "dtype": str(dtype)}
+        )  # fmt: skip
+        cache_file = Path(cache_dir) / f"{key}.pt"
+        if cache_file.exists():
+            return torch.load(cache_file)
     model, tok = load_causal_lm(model_ref, dtype=dtype)
     with tqdm(
         total=len(prompts), desc=f"log-probs {model_ref}", unit="seq", disable=len(prompts) < 16
@@ -34,6 +58,9 @@ def _logprobs(
             model, tok, prompts, responses, batch_size=batch_size, max_length=max_length, progress=bar
         )
     del model
+    if cache_file is not None:
+        with atomic_path(cache_file, suffix=".pt") as tmp:
+            torch.save(out, tmp)
     return out
 
 
@@ -46,8 +73,12 @@ def implicit_rewards(
     batch_size: int = 8,
     max_length: int = 512,
     dtype: str = "float32",
+    cache_dir: str | Path | None = None,
 ) -> tuple[list[float], list[float]]:
-    """β·log(π/πref) of the chosen and of the rejected response of every labeled pair."""
+    """β·log(π/πref) of the chosen and of the rejected response of every labeled pair.
+
+    With ``cache_dir``, log-probs are cached by content hash (see :func:`_logprobs`).
+    """
     import torch
 
     if beta <= 0:
@@ -56,7 +87,12 @@ def implicit_rewards(
         raise ConfigError("no held-out pairs to compute preference accuracy on")
     prompts = [p["prompt"] for p in pairs] * 2
     responses = [p["chosen"] for p in pairs] + [p["rejected"] for p in pairs]
-    kw = {"batch_size": batch_size, "max_length": max_length, "dtype": getattr(torch, dtype)}
+    kw = {
+        "batch_size": batch_size,
+        "max_length": max_length,
+        "dtype": getattr(torch, dtype),
+        "cache_dir": cache_dir,
+    }
     pol = _logprobs(policy, prompts, responses, **kw)
     ref = _logprobs(reference, prompts, responses, **kw)
     rewards = (beta * (pol.double() - ref.double())).tolist()
@@ -75,11 +111,13 @@ def evaluate_preference(
     dtype: str = "float32",
     n_boot: int = 1000,
     seed: int = 0,
+    cache_dir: str | Path | None = None,
 ) -> tuple[dict, list[dict]]:
     """Preference accuracy (summary) and one row per pair with both rewards and the outcome."""
     chosen, rejected = implicit_rewards(
-        policy, reference, pairs, beta=beta, batch_size=batch_size, max_length=max_length, dtype=dtype
-    )
+        policy, reference, pairs, beta=beta, batch_size=batch_size, max_length=max_length, dtype=dtype,
+        cache_dir=cache_dir,
+    )  # fmt: skip
     summary = preference_accuracy(chosen, rejected, n_boot=n_boot, seed=seed)
     summary["beta"] = beta
     rows = [
