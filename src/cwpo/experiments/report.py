@@ -217,17 +217,26 @@ def claims(rows: list[dict], metric: str, keys: list[str]) -> list[str]:
             d = float(np.mean(diffs))
             se = float(np.std(diffs, ddof=1) / np.sqrt(len(diffs))) if len(diffs) > 1 else float("nan")
             wins = sum(x > 0 for x in diffs)
-            if d > 0 and (np.isnan(se) or d > 2 * se):
-                verdict = "held"
-            elif d > 0:
-                verdict = "pointed the same way but within noise"
-            elif d < 0 and not np.isnan(se) and -d > 2 * se:
-                verdict = "did not hold (reversed beyond noise)"
+            if len(diffs) < 2:  # one seed: no error estimate across seeds, so only a direction
+                verdict = (
+                    "same direction as the paper, one seed (no error estimate)"
+                    if d > 0
+                    else ("opposite direction to the paper, one seed (no error estimate)")
+                )
+                spread = "1 seed"
             else:
-                verdict = "did not hold"
+                if d > 2 * se:
+                    verdict = "held"
+                elif d > 0:
+                    verdict = "pointed the same way but within noise (< 2 s.e.)"
+                elif -d > 2 * se:
+                    verdict = "did not hold (reversed beyond noise)"
+                else:
+                    verdict = "did not hold (within noise)"
+                spread = f"± {100 * se:.1f} s.e. over {len(diffs)} seeds; {better} ahead in {wins}/{len(diffs)} seeds"
             lines.append(
                 f"- {text}{f' [{where}]' if where else ''}: {verdict}: {better} − {worse} = {100 * d:+.1f} points "
-                f"(± {100 * se:.1f} s.e. over {len(diffs)} seeds; {better} ahead in {wins}/{len(diffs)} seeds)."
+                f"({spread})."
             )
     return lines
 
