@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -152,6 +153,9 @@ def test_accelerate_two_processes(tmp_path, pairs_file, tiny_causal_lm_dir):
     (tmp_path / "run.py").write_text(script)
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
     accelerate = str(Path(sys.executable).with_name("accelerate"))
+    with socket.socket() as sock:  # a free port: the default 29500 may be taken by another run
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     proc = subprocess.run(
         [
             accelerate,
@@ -165,6 +169,8 @@ def test_accelerate_two_processes(tmp_path, pairs_file, tiny_causal_lm_dir):
             "no",
             "--dynamo_backend",
             "no",
+            "--main_process_port",
+            str(port),
             str(tmp_path / "run.py"),
         ],
         capture_output=True,
