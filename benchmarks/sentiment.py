@@ -1,10 +1,12 @@
 """Benchmark track 1: controlled sentiment (IMDb prompts, VADER gold, simulated BT annotators).
 
 Runs configs/cpu/sentiment.yaml (every method at human noise T = 0.1, three seeds) and
-configs/cpu/sentiment-noise.yaml (Human/WS/CW at T in {0, 0.1, 0.3}, three seeds) with one shared
-stage cache, writes benchmarks/results/sentiment.json and the report under benchmarks/report/sentiment.
+configs/cpu/sentiment-noise.yaml (Human/CW at T in {0, 0.1, 0.3}, three seeds) and
+configs/cpu/sentiment-large.yaml (Human/WS/CW on a 480-prompt pool, three seeds) and
+configs/cpu/sentiment-split.yaml (labeled share 10/30/50% of that pool, Human/CW, seed 0) with one shared
+stage cache, writes benchmarks/results/sentiment.json and the reports under benchmarks/report/.
 
-    .venv/bin/python benchmarks/sentiment.py [--part main|noise|all] [--runs runs/bench]
+    .venv/bin/python benchmarks/sentiment.py [--part main|noise|large|split|all] [--runs runs/bench]
 """
 
 from __future__ import annotations
@@ -40,10 +42,11 @@ def main_metrics(res: dict) -> dict:
     return metrics
 
 
-def noise_metrics(res: dict) -> dict:
+def grid_metrics(res: dict, key: str) -> dict:
+    """Per grid value of ``key`` (e.g. sentiment.human_temperature): per-method GRA and label quality."""
     noise: dict = {}
     for g in res["summary"]:
-        t = str(g["sentiment.human_temperature"])
+        t = str(g[key])
         noise.setdefault(t, {})[g["method"]] = {
             "gra": g.get("gra"),
             "gra_std": g.get("gra_seed_std"),
@@ -52,13 +55,36 @@ def noise_metrics(res: dict) -> dict:
         }
     agreement: dict = {}
     for row in res["rows"]:
-        agreement.setdefault(str(row["sentiment.human_temperature"]), {})[row["seed"]] = row[
-            "data_stats"
-        ].get("human_gold_agreement")
+        agreement.setdefault(str(row[key]), {})[row["seed"]] = row["data_stats"].get("human_gold_agreement")
     for t, by_seed in agreement.items():
         vals = [v for v in by_seed.values() if v is not None]
         noise[t]["human_gold_agreement_mean"] = sum(vals) / len(vals) if vals else None
     return noise
+
+
+def large_metrics(res: dict) -> dict:
+    out: dict = {}
+    for g in res["summary"]:
+        m = g["method"]
+        out[f"gra_{m}"] = g.get("gra")
+        out[f"gra_{m}_std"] = g.get("gra_seed_std")
+        out[f"gra_{m}_subset_std"] = g.get("gra_subset_std")
+        out[f"gra_{m}_n_seeds"] = g.get("n_seeds")
+    rows = res["rows"]
+    for key in ("weak_label_acc", "annotator_eval_acc"):
+        vals = [r[key] for r in rows if r.get(key) is not None]
+        out[key] = sum(vals) / len(vals) if vals else None
+    out["labeled_pairs_mean"] = sum(r["data_stats"]["labeled"] for r in rows) / len(rows)
+    out["unlabeled_pairs_mean"] = sum(r["data_stats"]["unlabeled"] for r in rows) / len(rows)
+    return out
+
+
+PARTS = {
+    "main": ("configs/cpu/sentiment.yaml", "sentiment"),
+    "noise": ("configs/cpu/sentiment-noise.yaml", "sentiment-noise"),
+    "large": ("configs/cpu/sentiment-large.yaml", "sentiment-large"),
+    "split": ("configs/cpu/sentiment-split.yaml", "sentiment-split"),
+}
 
 
 def main() -> None:
@@ -66,9 +92,9 @@ def main() -> None:
     parser.add_argument("--runs", default=str(REPO / "runs" / "bench"), help="results and stage cache folder")
     parser.add_argument(
         "--part",
-        choices=["main", "noise", "all"],
+        choices=[*PARTS, "all"],
         default="all",
-        help="the all-methods run, the noise sweep, or both (each part updates the result file)",
+        help="one part or all of them (each part updates its own keys of the result file)",
     )
     parser.add_argument(
         "--seeds", type=int, nargs="+", help="override the recipes' seeds (e.g. a partial run)"
@@ -78,10 +104,9 @@ def main() -> None:
     runs = Path(args.runs)
     cache = runs / "cache"
     result_file = REPO / "benchmarks" / "results" / "sentiment.json"
-    parts = ["main", "noise"] if args.part == "all" else [args.part]
+    parts = list(PARTS) if args.part == "all" else [args.part]
     for part in parts:
-        recipe = {"main": "configs/cpu/sentiment.yaml", "noise": "configs/cpu/sentiment-noise.yaml"}[part]
-        name = {"main": "sentiment", "noise": "sentiment-noise"}[part]
+        recipe, name = PARTS[part]
         loaded = load_recipe(REPO / recipe)
         if args.seeds:
             loaded.seeds = list(args.seeds)
@@ -92,10 +117,14 @@ def main() -> None:
         commands = dict(previous.get("commands", {}))
         reports = dict(previous.get("reports", {}))
         if part == "main":
-            metrics = {k: v for k, v in metrics.items() if k == "noise_sweep"}
+            metrics = {k: v for k, v in metrics.items() if k in ("noise_sweep", "larger_pool", "split_ratio")}
             metrics.update(main_metrics(res))
+        elif part == "noise":
+            metrics["noise_sweep"] = grid_metrics(res, "sentiment.human_temperature")
+        elif part == "split":
+            metrics["split_ratio"] = grid_metrics(res, "sentiment.labeled_frac")
         else:
-            metrics["noise_sweep"] = noise_metrics(res)
+            metrics["larger_pool"] = large_metrics(res)
         report = write_report(runs / name, REPO / "benchmarks" / "report" / name)
         reports[name] = str(report.relative_to(REPO))
         commands[part] = {
