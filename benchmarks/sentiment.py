@@ -29,7 +29,8 @@ from cwpo.io import now_iso  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 
-def main_metrics(res: dict) -> dict:
+def method_metrics(res: dict) -> dict:
+    """gra_<method>, its std over seeds and over the three test subsets, and the number of seeds."""
     metrics: dict = {}
     for g in res["summary"]:
         m = g["method"]
@@ -37,6 +38,11 @@ def main_metrics(res: dict) -> dict:
         metrics[f"gra_{m}_std"] = g.get("gra_seed_std")
         metrics[f"gra_{m}_subset_std"] = g.get("gra_subset_std")
         metrics[f"gra_{m}_n_seeds"] = g.get("n_seeds")
+    return metrics
+
+
+def main_metrics(res: dict) -> dict:
+    metrics = method_metrics(res)
     metrics["weak_label_acc"] = res["summary"][0].get("weak_label_acc")
     metrics["human_gold_agreement"] = res["rows"][0]["data_stats"].get("human_gold_agreement")
     return metrics
@@ -63,13 +69,7 @@ def grid_metrics(res: dict, key: str) -> dict:
 
 
 def large_metrics(res: dict) -> dict:
-    out: dict = {}
-    for g in res["summary"]:
-        m = g["method"]
-        out[f"gra_{m}"] = g.get("gra")
-        out[f"gra_{m}_std"] = g.get("gra_seed_std")
-        out[f"gra_{m}_subset_std"] = g.get("gra_subset_std")
-        out[f"gra_{m}_n_seeds"] = g.get("n_seeds")
+    out = method_metrics(res)
     rows = res["rows"]
     for key in ("weak_label_acc", "annotator_eval_acc"):
         vals = [r[key] for r in rows if r.get(key) is not None]

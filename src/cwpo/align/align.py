@@ -163,12 +163,12 @@ def align(cfg: AlignConfig, callbacks: list | None = None) -> dict:
     """Run preference optimization as configured; return a summary (also in metrics.json)."""
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     from datasets import Dataset
-    from transformers import set_seed
     from trl import DPOConfig
 
     from cwpo.align.common import (
         checkpoint_to_resume,
         inputs_hash,
+        load_trainable,
         lora_config,
         save_final,
         step_metrics,
@@ -186,11 +186,7 @@ def align(cfg: AlignConfig, callbacks: list | None = None) -> dict:
     base_path = resolve_model(cfg.policy)
     ihash = inputs_hash(cfg.train, cfg.policy)
 
-    set_seed(cfg.seed)
-    model, tokenizer = load_causal_lm(cfg.policy)
-    model.train()
-    if not cfg.lora:  # a merged adapter folder comes back with frozen weights
-        model.requires_grad_(True)
+    model, tokenizer = load_trainable(cfg.policy, cfg.seed, cfg.lora)
     ref_model = None
     if not cfg.lora and not cfg.precompute_ref:
         ref_model, _ = load_causal_lm(cfg.policy, tokenizer=False)

@@ -45,6 +45,23 @@ def read_training_pairs(path: str) -> tuple[list[dict], str]:
     return to_labeled(rows), "human"
 
 
+def load_trainable(model_ref: str, seed: int, lora: bool):
+    """Seed everything, then load the model to train (and its tokenizer) in train mode.
+
+    With ``lora=False`` every weight is made trainable: a merged adapter folder comes back frozen.
+    """
+    from transformers import set_seed
+
+    from cwpo.models.loading import load_causal_lm
+
+    set_seed(seed)
+    model, tokenizer = load_causal_lm(model_ref)
+    model.train()
+    if not lora:
+        model.requires_grad_(True)
+    return model, tokenizer
+
+
 def lora_config(r: int, alpha: int, dropout: float):
     """The paper's LoRA (r=8, α=16, dropout 0.05) on every linear layer except the LM head."""
     from peft import LoraConfig

@@ -98,13 +98,13 @@ def sft(cfg: SFTConfig, callbacks: list | None = None) -> dict:
     """Train on (prompt, chosen) and save the model ``cwpo align`` starts from; return a summary."""
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     from datasets import Dataset
-    from transformers import set_seed
     from trl import SFTConfig as TRLSFTConfig
     from trl import SFTTrainer
 
     from cwpo.align.common import (
         checkpoint_to_resume,
         inputs_hash,
+        load_trainable,
         lora_config,
         save_final,
         step_metrics,
@@ -112,7 +112,6 @@ def sft(cfg: SFTConfig, callbacks: list | None = None) -> dict:
     )
     from cwpo.align.trainer import check_trl_version
     from cwpo.models import resolve_model
-    from cwpo.models.loading import load_causal_lm
 
     check_trl_version()
     output_dir = Path(cfg.output)
@@ -122,11 +121,7 @@ def sft(cfg: SFTConfig, callbacks: list | None = None) -> dict:
     ihash = inputs_hash(cfg.train, cfg.model)
     data = Dataset.from_list(rows)
 
-    set_seed(cfg.seed)
-    model, tokenizer = load_causal_lm(cfg.model)
-    model.train()
-    if not cfg.lora:  # a merged adapter folder comes back with frozen weights
-        model.requires_grad_(True)
+    model, tokenizer = load_trainable(cfg.model, cfg.seed, cfg.lora)
     args = TRLSFTConfig(**trainer_common_kwargs(cfg, output_dir), completion_only_loss=True)
     trainer = SFTTrainer(
         model=model,
