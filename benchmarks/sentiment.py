@@ -1,12 +1,14 @@
 """Benchmark track 1: controlled sentiment (IMDb prompts, VADER gold, simulated BT annotators).
 
-Runs configs/cpu/sentiment.yaml (every method at human noise T = 0.1, three seeds) and
-configs/cpu/sentiment-noise.yaml (Human/CW at T in {0, 0.1, 0.3}, three seeds) and
-configs/cpu/sentiment-large.yaml (Human/WS/CW on a 480-prompt pool, three seeds) and
-configs/cpu/sentiment-split.yaml (labeled share 10/30/50% of that pool, Human/CW, seed 0) with one shared
-stage cache, writes benchmarks/results/sentiment.json and the reports under benchmarks/report/.
+Runs, with one shared stage cache, the recipes of configs/cpu/ (one --part each):
+- main:        sentiment.yaml, every method at human noise T = 0.1, 128 prompts, three seeds;
+- noise:       sentiment-noise.yaml, Human/CW at T in {0, 0.1, 0.3, 1.0}, three seeds;
+- large:       sentiment-large.yaml, Human/WS/CW on a 480-prompt pool, three seeds;
+- split:       sentiment-split.yaml, labeled share 10/30/50% of that pool, Human/CW, seed 0;
+- large_noisy: sentiment-large-noisy.yaml, that pool with noisy humans (T = 1.0), Human/CW, three seeds.
+Writes benchmarks/results/sentiment.json (each part its own keys) and the reports under benchmarks/report/.
 
-    .venv/bin/python benchmarks/sentiment.py [--part main|noise|large|split|all] [--runs runs/bench]
+    .venv/bin/python benchmarks/sentiment.py [--part main|noise|large|split|large_noisy|all] [--runs runs/bench]
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ PARTS = {
     "noise": ("configs/cpu/sentiment-noise.yaml", "sentiment-noise"),
     "large": ("configs/cpu/sentiment-large.yaml", "sentiment-large"),
     "split": ("configs/cpu/sentiment-split.yaml", "sentiment-split"),
+    "large_noisy": ("configs/cpu/sentiment-large-noisy.yaml", "sentiment-large-noisy"),
 }
 
 
@@ -117,10 +120,20 @@ def main() -> None:
         commands = dict(previous.get("commands", {}))
         reports = dict(previous.get("reports", {}))
         if part == "main":
-            metrics = {k: v for k, v in metrics.items() if k in ("noise_sweep", "larger_pool", "split_ratio")}
+            metrics = {
+                k: v
+                for k, v in metrics.items()
+                if k in ("noise_sweep", "larger_pool", "split_ratio", "larger_pool_noisy_humans")
+            }
             metrics.update(main_metrics(res))
         elif part == "noise":
             metrics["noise_sweep"] = grid_metrics(res, "sentiment.human_temperature")
+        elif part == "large_noisy":
+            metrics["larger_pool_noisy_humans"] = {
+                **large_metrics(res),
+                "human_gold_agreement_mean": sum(r["data_stats"]["human_gold_agreement"] for r in res["rows"])
+                / len(res["rows"]),
+            }
         elif part == "split":
             metrics["split_ratio"] = grid_metrics(res, "sentiment.labeled_frac")
         else:
