@@ -78,6 +78,7 @@ def large_metrics(res: dict) -> dict:
         out[key] = sum(vals) / len(vals) if vals else None
     out["labeled_pairs_mean"] = sum(r["data_stats"]["labeled"] for r in rows) / len(rows)
     out["unlabeled_pairs_mean"] = sum(r["data_stats"]["unlabeled"] for r in rows) / len(rows)
+    out["human_gold_agreement_mean"] = sum(r["data_stats"]["human_gold_agreement"] for r in rows) / len(rows)
     return out
 
 
@@ -120,20 +121,13 @@ def main() -> None:
         commands = dict(previous.get("commands", {}))
         reports = dict(previous.get("reports", {}))
         if part == "main":
-            metrics = {
-                k: v
-                for k, v in metrics.items()
-                if k in ("noise_sweep", "larger_pool", "split_ratio", "larger_pool_noisy_humans")
-            }
+            # main's keys are flat numbers; the other parts each own one nested dict: keep those
+            metrics = {k: v for k, v in metrics.items() if isinstance(v, dict)}
             metrics.update(main_metrics(res))
         elif part == "noise":
             metrics["noise_sweep"] = grid_metrics(res, "sentiment.human_temperature")
         elif part == "large_noisy":
-            metrics["larger_pool_noisy_humans"] = {
-                **large_metrics(res),
-                "human_gold_agreement_mean": sum(r["data_stats"]["human_gold_agreement"] for r in res["rows"])
-                / len(res["rows"]),
-            }
+            metrics["larger_pool_noisy_humans"] = large_metrics(res)
         elif part == "split":
             metrics["split_ratio"] = grid_metrics(res, "sentiment.labeled_frac")
         else:
