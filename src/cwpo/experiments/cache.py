@@ -5,13 +5,19 @@ A stage's key is the sha256 of its name, its config and the keys of the artifact
 changed input never reuses a stale artifact. Each stage writes into a temporary folder that
 replaces ``stages/<name>-<key>`` only when complete: an interrupted run restarts the unfinished
 stage and reuses every finished one.
+
+Several runs may share one cache folder at the same time: a stage is computed under an exclusive
+lock on ``locks/<name>-<key>.lock``, so a second run that needs the same stage waits for the first
+and then reuses its result instead of computing it again into the same scratch folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +40,40 @@ def stage_key(name: str, config: dict, inputs: dict[str, str]) -> str:
     return hash_config({"stage": name, "config": config, "inputs": inputs})
 
 
+@contextlib.contextmanager
+def _stage_lock(path: Path, label: str) -> Iterator[None]:
+    """An exclusive advisory lock (``fcntl.flock``) held while a stage is checked and computed.
+
+    Released by the OS when the process dies, so a killed run never leaves a stale lock. Where
+    ``fcntl`` does not exist (Windows) stages are not locked: use one run per cache folder there.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("stage %s: another run is computing it; waiting for %s", label, path)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _cached(folder: Path, key: str) -> Artifact | None:
+    manifest = folder / "manifest.json"
+    if manifest.exists():
+        data = read_json(manifest)
+        if data.get("inputs_hash") == key:
+            return Artifact(folder, key, data.get("metrics", {}), cached=True)
+    return None
+
+
 def run_stage(
     root: str | Path,
     name: str,
@@ -50,23 +90,21 @@ def run_stage(
     root = Path(root)
     key = stage_key(name, config, {k: v.key for k, v in inputs.items()})
     folder = root / "stages" / f"{name}-{key[:16]}"
-    manifest = folder / "manifest.json"
-    if manifest.exists():
-        data = read_json(manifest)
-        if data.get("inputs_hash") == key:
-            log.info("stage %s: cached (%s)", label or name, folder)
-            return Artifact(folder, key, data.get("metrics", {}), cached=True)
-    work = root / "work" / f"{name}-{key[:16]}"
-    work.mkdir(parents=True, exist_ok=True)
-    start = time.time()
-    log.info("stage %s: running -> %s", label or name, folder)
-    with atomic_dir(folder) as tmp:
-        metrics = fn(tmp, work) or {}
-        metrics = {**metrics, "stage_seconds": round(time.time() - start, 2)}
-        write_manifest(
-            tmp, name, {"config": config, "inputs": {k: str(v.path) for k, v in inputs.items()}}, key, metrics
-        )
-    import shutil
-
-    shutil.rmtree(work, ignore_errors=True)
-    return Artifact(folder, key, metrics, cached=False)
+    found = _cached(folder, key)  # the common case needs no lock
+    if found is None:
+        with _stage_lock(root / "locks" / f"{name}-{key[:16]}.lock", label or name):
+            found = _cached(folder, key)  # another run may have finished it while we waited
+            if found is None:
+                work = root / "work" / f"{name}-{key[:16]}"
+                work.mkdir(parents=True, exist_ok=True)
+                start = time.time()
+                log.info("stage %s: running -> %s", label or name, folder)
+                with atomic_dir(folder) as tmp:
+                    metrics = fn(tmp, work) or {}
+                    metrics = {**metrics, "stage_seconds": round(time.time() - start, 2)}
+                    sources = {k: str(v.path) for k, v in inputs.items()}
+                    write_manifest(tmp, name, {"config": config, "inputs": sources}, key, metrics)
+                shutil.rmtree(work, ignore_errors=True)
+                return Artifact(folder, key, metrics, cached=False)
+    log.info("stage %s: cached (%s)", label or name, folder)
+    return found
