@@ -7,6 +7,9 @@ WordPiece) so tokenization is realistic while the networks have a few hundred th
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,37 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("CWPO_SHARED_DATA", REPO.parent / "shared" / "data"))
 HH_DIR = SHARED_DATA / "hh-rlhf"
 IMDB_DIR = SHARED_DATA / "imdb"
+
+
+def _launch_two_ranks(args: list[str], *, timeout: int, cwd=None, before_retry=None):
+    """``accelerate launch`` two gloo CPU ranks running ``args``; the finished process is returned.
+
+    accelerate 1.15 starts ONE process for ``--cpu --num_processes 2`` (its simple launcher unless
+    MPI is set up); ``--multi_gpu`` on a machine without GPUs starts two ranks through
+    torch.distributed.run. Each attempt takes a free port (the default 29500 may be in use by
+    another run). A rank aborted once (exit -6) on a machine loaded by four other jobs, so an abort
+    is retried once, after ``before_retry()`` cleans up the partial output.
+    """
+    accelerate = str(Path(sys.executable).with_name("accelerate"))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    for attempt in range(2):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
+        cmd += ["--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port)]
+        proc = subprocess.run(cmd + args, capture_output=True, text=True, env=env, timeout=timeout, cwd=cwd)
+        if proc.returncode == 0 or attempt == 1 or "exitcode: -6" not in proc.stderr:
+            return proc
+        if before_retry is not None:
+            before_retry()
+    return proc
+
+
+@pytest.fixture(scope="session")
+def launch_two_ranks():
+    """:func:`_launch_two_ranks`, for tests that run a command on two accelerate ranks."""
+    return _launch_two_ranks
 
 
 @pytest.fixture(scope="session")

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -142,7 +138,7 @@ def test_sft_then_align(tmp_path, pairs_file, tiny_causal_lm_dir):
     ] == str(sft_dir)
 
 
-def test_accelerate_two_processes(tmp_path, pairs_file, tiny_causal_lm_dir):
+def test_accelerate_two_processes(tmp_path, pairs_file, tiny_causal_lm_dir, launch_two_ranks):
     """Two ranks with gloo on CPU. accelerate 1.15's ``launch --cpu --num_processes 2`` starts ONE process
     (its simple launcher), so the real multi-process path is ``--multi_gpu`` (torch.distributed.run), which on a
     machine without GPUs runs CPU ranks (TrainingArguments.use_cpu)."""
@@ -152,38 +148,12 @@ def test_accelerate_two_processes(tmp_path, pairs_file, tiny_causal_lm_dir):
         "max_steps=2, batch_size=2, max_length=64, weighting='confidence')); print('WORLD', r['world_size'])"
     )
     (tmp_path / "run.py").write_text(script)
-    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-    accelerate = str(Path(sys.executable).with_name("accelerate"))
-    for attempt in range(2):  # one retry: a rank aborted once (exit -6) on a machine loaded by 4 other jobs
-        with socket.socket() as sock:  # a free port: the default 29500 may be taken by another run
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        proc = subprocess.run(
-            [
-                accelerate,
-                "launch",
-                "--multi_gpu",
-                "--num_processes",
-                "2",
-                "--num_machines",
-                "1",
-                "--mixed_precision",
-                "no",
-                "--dynamo_backend",
-                "no",
-                "--main_process_port",
-                str(port),
-                str(tmp_path / "run.py"),
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
-            cwd=tmp_path,
-        )
-        if proc.returncode == 0 or attempt == 1 or "exitcode: -6" not in proc.stderr:
-            break
-        shutil.rmtree(tmp_path / "ddp", ignore_errors=True)
+    proc = launch_two_ranks(
+        [str(tmp_path / "run.py")],
+        timeout=300,
+        cwd=tmp_path,
+        before_retry=lambda: shutil.rmtree(tmp_path / "ddp", ignore_errors=True),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "WORLD 2" in proc.stdout and "WORLD 1" not in proc.stdout
     steps = json.loads((tmp_path / "ddp" / "metrics.json").read_text())["steps"]

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -308,33 +305,13 @@ def test_cli_train_and_annotate(data, tiny_encoder_dir, tmp_path, capsys):
     assert rc == 2 and "does not exist" in capsys.readouterr().err
 
 
-def test_two_processes_write_the_same_rows(bt_dir, data, tmp_path):
-    """accelerate launch --cpu --num_processes 2: each rank scores its chunks, rank 0 merges."""
+def test_two_processes_write_the_same_rows(bt_dir, data, tmp_path, launch_two_ranks):
+    """Two accelerate ranks (see conftest.launch_two_ranks): each scores its chunks, rank 0 merges."""
     single = tmp_path / "single.jsonl"
     annotate(bt_dir, data / "unlabeled.jsonl", single, chunk_size=3, batch_size=4, progress=False)
     multi = tmp_path / "multi.jsonl"
     cwpo = Path(sys.executable).parent / "cwpo"
-    accelerate = Path(sys.executable).parent / "accelerate"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    # accelerate 1.15 starts a single process for `--cpu --num_processes 2` unless MPI is set up;
-    # `--multi_gpu` on a machine without GPUs starts 2 processes via torch.distributed.run (gloo).
     cmd = [
-        str(accelerate),
-        "launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--main_process_port",
-        str(port),
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
         str(cwpo),
         "annotate",
         "--annotator",
@@ -350,7 +327,7 @@ def test_two_processes_write_the_same_rows(bt_dir, data, tmp_path):
         "--progress",
         "false",
     ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    proc = launch_two_ranks(cmd, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     stats = json.loads((tmp_path / "multi.jsonl.stats.json").read_text())
     assert stats["processes"] == 2 and stats["pairs_scored_here"] < 20  # rank 0 did only its share
