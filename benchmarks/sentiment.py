@@ -52,10 +52,10 @@ def main_metrics(res: dict) -> dict:
 
 def grid_metrics(res: dict, key: str) -> dict:
     """Per grid value of ``key`` (e.g. sentiment.human_temperature): per-method GRA and label quality."""
-    noise: dict = {}
+    by_value: dict = {}
     for g in res["summary"]:
-        t = str(g[key])
-        noise.setdefault(t, {})[g["method"]] = {
+        value = str(g[key])
+        by_value.setdefault(value, {})[g["method"]] = {
             "gra": g.get("gra"),
             "gra_std": g.get("gra_seed_std"),
             "weak_label_acc": g.get("weak_label_acc"),
@@ -64,10 +64,10 @@ def grid_metrics(res: dict, key: str) -> dict:
     agreement: dict = {}
     for row in res["rows"]:
         agreement.setdefault(str(row[key]), {})[row["seed"]] = row["data_stats"].get("human_gold_agreement")
-    for t, by_seed in agreement.items():
+    for value, by_seed in agreement.items():
         vals = [v for v in by_seed.values() if v is not None]
-        noise[t]["human_gold_agreement_mean"] = sum(vals) / len(vals) if vals else None
-    return noise
+        by_value[value]["human_gold_agreement_mean"] = sum(vals) / len(vals) if vals else None
+    return by_value
 
 
 def large_metrics(res: dict) -> dict:
