@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -73,9 +74,10 @@ def test_changed_setting_is_not_served_from_cache(tmp_path):
     cfg = DataConfig(source=str(src), output=str(out), max_tokens=0)
     assert prepare_data(cfg)["cached"] is False
     assert prepare_data(cfg)["cached"] is True
-    assert prepare_data(DataConfig(source=str(src), output=str(out), max_tokens=0, seed=3))["cached"] is False
+    changed = DataConfig(source=str(src), output=str(out), max_tokens=0, seed=3, overwrite=True)
+    assert prepare_data(changed)["cached"] is False
     src.write_text(src.read_text() + json.dumps({"prompt": "new", "chosen": "y", "rejected": "n"}) + "\n")
-    stats = prepare_data(cfg)
+    stats = prepare_data(dataclasses.replace(cfg, overwrite=True))
     assert stats["cached"] is False and stats["loaded"] == 21
 
 
@@ -103,7 +105,7 @@ def test_failure_leaves_previous_output_intact(tmp_path):
     before = sorted(p.name for p in out.iterdir())
     src.write_text(src.read_text() + "{broken\n")
     with pytest.raises(Exception, match="malformed JSON"):
-        prepare_data(DataConfig(source=str(src), output=str(out), max_tokens=0))
+        prepare_data(DataConfig(source=str(src), output=str(out), max_tokens=0, overwrite=True))
     assert sorted(p.name for p in out.iterdir()) == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]  # no temporary folder left
 

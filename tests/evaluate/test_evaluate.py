@@ -71,9 +71,10 @@ def test_cli_runs_and_reports_errors_in_one_line(tiny_causal_lm_dir, prompt_file
     assert main([*base, *opts, "--gold", "vader", "--n-boot", "50"]) == 0
     assert "| GRA (vader) | 50.0 |" in capsys.readouterr().out
     assert read_json(tmp_path / "o" / "summary.json")["n_prompts"] == 3
-    assert main([*base, *opts, "--gold", "no-such-gold"]) == 2
+    assert main([*base, *opts, "--gold", "no-such-gold", "--overwrite", "true"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("cwpo evaluate: error: unknown gold reward 'no-such-gold'") and "\n" not in err
+    assert read_json(tmp_path / "o" / "summary.json")["n_prompts"] == 3  # the failed run lost nothing
 
 
 def test_config_reports_every_problem_at_once(tmp_path):

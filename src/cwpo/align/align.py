@@ -73,6 +73,10 @@ class AlignConfig:
     save_steps: int = field(default=50, metadata={"help": "checkpoint every this many steps (for --resume)"})
     seed: int = field(default=0, metadata={"help": "seed of LoRA init, data order and dropout"})
     resume: bool = field(default=False, metadata={"help": "continue from the latest checkpoint in OUTPUT"})
+    overwrite: bool = field(
+        default=False,
+        metadata={"help": "replace an earlier cwpo output of this stage at --output (never other files)"},
+    )
 
     def __post_init__(self):
         from cwpo.align.common import common_training_errors
@@ -181,7 +185,7 @@ def align(cfg: AlignConfig, callbacks: list | None = None) -> dict:
     check_trl_version()
     output_dir = Path(cfg.output)
     rows, info = prepare_rows(cfg)
-    resume_from = checkpoint_to_resume(output_dir, cfg.resume)
+    resume_from = checkpoint_to_resume(output_dir, cfg.resume, "align", cfg.overwrite)
     loss_type = LossType.parse(cfg.loss)
     base_path = resolve_model(cfg.policy)
     ihash = inputs_hash(cfg.train, cfg.policy)

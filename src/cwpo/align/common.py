@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cwpo.data.schema import HUMAN_LABEL, kind_of, read_pairs, to_labeled
 from cwpo.errors import ConfigError, DataError
-from cwpo.io import hash_config, sha256_path, write_json, write_manifest
+from cwpo.io import MANIFEST, clear_output, hash_config, read_json, sha256_path, write_json, write_manifest
 from cwpo.models import resolve_model
 
 CHECKPOINTS = "checkpoints"
@@ -142,18 +142,36 @@ def trainer_common_kwargs(cfg, output_dir: Path) -> dict:
     }
 
 
-def checkpoint_to_resume(output_dir: Path, resume: bool) -> str | None:
-    """The latest checkpoint when resuming; refuse to silently overwrite an interrupted run."""
+def checkpoint_to_resume(output_dir: Path, resume: bool, stage: str, overwrite: bool = False) -> str | None:
+    """Check ``output_dir`` before any work; return the checkpoint to resume from, if any.
+
+    An interrupted run (checkpoints, no manifest) continues with ``resume`` and is otherwise
+    refused. Anything else follows :func:`cwpo.io.guard_output`: a new or empty folder is used,
+    an earlier output of ``stage`` is removed first only with ``overwrite`` (and only when every
+    file in it is one cwpo wrote), and a folder cwpo did not write is never touched.
+    """
     from transformers.trainer_utils import get_last_checkpoint
 
     ckpt_dir = output_dir / CHECKPOINTS
     last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
-    if last and not resume:
-        raise ConfigError(
-            f"{output_dir} holds checkpoints of an earlier run ({Path(last).name}); pass --resume to continue it, "
-            "or choose another --output"
-        )
-    return last if resume else None
+    if last:
+        manifest = output_dir / MANIFEST
+        found = read_json(manifest).get("stage") if manifest.exists() else stage
+        if found != stage:
+            raise ConfigError(
+                f"{output_dir} holds a cwpo `{found}` output, not `{stage}`: choose another --output"
+            )
+        if resume:
+            return last
+        if not overwrite:
+            raise ConfigError(
+                f"{output_dir} holds checkpoints of an earlier run ({Path(last).name}); pass --resume to continue "
+                "it, --overwrite to start again, or choose another --output"
+            )
+        if not manifest.exists():  # an interrupted run: only cwpo's checkpoints, no file list yet
+            shutil.rmtree(ckpt_dir)
+    clear_output(output_dir, stage, overwrite=overwrite)
+    return None
 
 
 def inputs_hash(train: str, model_ref: str) -> str:

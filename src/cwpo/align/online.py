@@ -46,6 +46,10 @@ class OnlineConfig:
     lora_dropout: float = 0.05
     max_length: int = 512
     seed: int = 0
+    overwrite: bool = field(
+        default=False,
+        metadata={"help": "replace an earlier cwpo output of this stage at --output (never other files)"},
+    )
 
     def __post_init__(self):
         errors = []
@@ -147,12 +151,13 @@ def online_align(cfg: OnlineConfig, annotator=None) -> dict:
     from transformers import set_seed
 
     from cwpo.align.common import lora_config
-    from cwpo.io import hash_config, now_iso, sha256_path, write_json, write_manifest
+    from cwpo.io import clear_output, hash_config, now_iso, sha256_path, write_json, write_manifest
     from cwpo.losses import implicit_rewards, preference_loss, weighted_mean
     from cwpo.models import resolve_model
     from cwpo.models.loading import load_causal_lm
     from cwpo.weighting import confidence
 
+    clear_output(cfg.output, "align-online", overwrite=cfg.overwrite)  # before any work
     prompts = read_prompts(cfg.prompts)
     if annotator is None:
         if not cfg.annotator:

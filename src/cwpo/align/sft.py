@@ -48,6 +48,10 @@ class SFTConfig:
     save_steps: int = field(default=50, metadata={"help": "checkpoint every this many steps (for --resume)"})
     seed: int = field(default=0, metadata={"help": "seed"})
     resume: bool = field(default=False, metadata={"help": "continue from the latest checkpoint in OUTPUT"})
+    overwrite: bool = field(
+        default=False,
+        metadata={"help": "replace an earlier cwpo output of this stage at --output (never other files)"},
+    )
 
     def __post_init__(self):
         from cwpo.align.common import common_training_errors
@@ -116,7 +120,7 @@ def sft(cfg: SFTConfig, callbacks: list | None = None) -> dict:
     check_trl_version()
     output_dir = Path(cfg.output)
     rows, label_source = read_sft_rows(cfg.train)
-    resume_from = checkpoint_to_resume(output_dir, cfg.resume)
+    resume_from = checkpoint_to_resume(output_dir, cfg.resume, "sft", cfg.overwrite)
     base_path = resolve_model(cfg.model)
     ihash = inputs_hash(cfg.train, cfg.model)
     data = Dataset.from_list(rows)

@@ -32,7 +32,7 @@ from cwpo.annotator.model import EncodedPairs, check_annotator_dir
 from cwpo.config import check
 from cwpo.data.schema import HUMAN_LABEL, LABELED, UNLABELED, read_pairs
 from cwpo.errors import CWPOError, DataError
-from cwpo.io import hash_config, read_json, sha256_path, write_json, write_jsonl
+from cwpo.io import guard_output, hash_config, read_json, sha256_path, write_json, write_jsonl
 from cwpo.weighting import confidence
 
 FORMAT_VERSION = 1
@@ -54,6 +54,10 @@ class AnnotateConfig:
         metadata={"help": "weights dtype for scoring (bf16 is faster on AVX512-BF16/AMX CPUs)"},
     )
     progress: bool = field(default=True, metadata={"help": "show a progress bar with pairs/s"})
+    overwrite: bool = field(
+        default=False,
+        metadata={"help": "replace an earlier cwpo output of this stage at --output (never other files)"},
+    )
 
     def __post_init__(self):
         errors = []
@@ -157,11 +161,13 @@ def annotate(
     dtype: str = "float32",
     progress: bool = True,
     annotator=None,
+    overwrite: bool = False,
 ) -> dict:
     """Label every pair of ``input_path`` into ``output_path`` (JSONL); return statistics.
 
     ``annotator`` may be an already loaded :class:`~cwpo.annotator.model.Annotator` of
-    ``annotator_dir`` (saves the load time when called repeatedly).
+    ``annotator_dir`` (saves the load time when called repeatedly). An existing ``output_path``
+    is replaced only if it is an earlier ``annotate`` output and ``overwrite`` is set.
     """
     from tqdm.auto import tqdm
 
@@ -192,13 +198,16 @@ def annotate(
             cached = {}
         if cached.get("key") == key:
             return {**cached, "cached": True}
+    guard_output(output_path, "annotate", kind="file", overwrite=overwrite, marker=stats_path)
 
     dist = _Dist()
     parts = output_path.with_name(output_path.name + ".parts")
     meta_path = parts / "meta.json"
     if dist.rank == 0:
-        if parts.exists() and (not meta_path.exists() or read_json(meta_path).get("key") != key):
-            shutil.rmtree(parts)  # made by another annotator/input/setting: never reuse
+        if parts.exists() and not meta_path.is_file():
+            raise CWPOError(f"{parts} exists and was not written by cwpo annotate: move it away")
+        if parts.exists() and read_json(meta_path).get("key") != key:
+            shutil.rmtree(parts)  # cwpo's chunks of another annotator/input/setting: never reuse
         parts.mkdir(parents=True, exist_ok=True)
         write_json(meta_path, {"key": key, "n_rows": len(rows), "chunk_size": chunk_size})
     dist.barrier()

@@ -38,7 +38,7 @@ from cwpo.annotator.model import (
 )
 from cwpo.config import check
 from cwpo.errors import ConfigError, DataError
-from cwpo.io import atomic_dir, hash_config, sha256_path, write_json, write_manifest
+from cwpo.io import atomic_dir, guard_output, hash_config, sha256_path, write_json, write_manifest
 
 
 @dataclass
@@ -69,6 +69,10 @@ class TrainAnnotatorConfig:
         default=None, metadata={"help": "use only the first N training pairs"}
     )
     progress: bool = field(default=True, metadata={"help": "show progress bars"})
+    overwrite: bool = field(
+        default=False,
+        metadata={"help": "replace an earlier cwpo output of this stage at --output (never other files)"},
+    )
 
     def __post_init__(self):
         errors = []
@@ -258,6 +262,7 @@ def evaluate_annotator(annotator: Annotator, rows: list[dict], batch_size: int =
 
 def train_annotator(cfg: TrainAnnotatorConfig) -> dict:
     """Train, evaluate (and optionally calibrate) an annotator; write ``cfg.output``; return metrics."""
+    guard_output(cfg.output, "train-annotator", overwrite=cfg.overwrite)  # before any work
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     rows = _read_labeled(cfg.train, "--train")

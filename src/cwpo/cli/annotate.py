@@ -29,6 +29,7 @@ def run(args) -> int:
         too_long=cfg.too_long,
         dtype=cfg.dtype,
         progress=cfg.progress,
+        overwrite=cfg.overwrite,
     )
     if "n_output" in stats:
         line = f"{stats['n_output']} of {stats['n_input']} pairs labeled into {stats['output']}"

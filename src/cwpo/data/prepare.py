@@ -12,7 +12,15 @@ from cwpo.config import check, to_dict
 from cwpo.data.load import FORMATS, HH_SUBSETS, load_pairs, resolve_source
 from cwpo.data.schema import write_pairs
 from cwpo.data.split import filter_by_length, split_pool
-from cwpo.io import atomic_dir, hash_config, read_json, sha256_path, write_json, write_manifest
+from cwpo.io import (
+    atomic_dir,
+    guard_output,
+    hash_config,
+    read_json,
+    sha256_path,
+    write_json,
+    write_manifest,
+)
 
 
 @dataclass
@@ -47,6 +55,10 @@ class DataConfig:
     no_split: bool = field(
         default=False, metadata={"help": "write all pairs to pairs.<ext> without splitting"}
     )
+    overwrite: bool = field(
+        default=False,
+        metadata={"help": "replace an earlier cwpo output of this stage at --output (never other files)"},
+    )
 
     def __post_init__(self):
         errors = []
@@ -74,7 +86,7 @@ class DataConfig:
 def _inputs_hash(cfg: DataConfig) -> str:
     src = Path(resolve_source(cfg.source)).expanduser()
     content = sha256_path(src) if src.exists() else cfg.source
-    settings = {k: v for k, v in to_dict(cfg).items() if k != "output"}
+    settings = {k: v for k, v in to_dict(cfg).items() if k not in ("output", "overwrite")}
     return hash_config({"content": content, "settings": settings})
 
 
@@ -87,10 +99,18 @@ def prepare_data(cfg: DataConfig, force: bool = False) -> dict:
     out = Path(cfg.output)
     key = _inputs_hash(cfg)
     manifest = out / "manifest.json"
-    if not force and manifest.exists() and read_json(manifest).get("inputs_hash") == key:
+    if (
+        not force
+        and out.is_dir()
+        and manifest.exists()
+        and (out / "stats.json").exists()
+        and read_json(manifest).get("stage") == "data"
+        and read_json(manifest).get("inputs_hash") == key
+    ):
         stats = read_json(out / "stats.json")
         stats["cached"] = True
         return stats
+    guard_output(out, "data", overwrite=cfg.overwrite or force)
     result = load_pairs(
         cfg.source,
         cfg.format,

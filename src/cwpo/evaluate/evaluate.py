@@ -18,7 +18,16 @@ from typing import Literal
 
 from cwpo.config import check, to_dict
 from cwpo.errors import DataError
-from cwpo.io import hash_config, sha256_path, write_json, write_jsonl, write_manifest, write_text
+from cwpo.io import (
+    atomic_dir,
+    guard_output,
+    hash_config,
+    sha256_path,
+    write_json,
+    write_jsonl,
+    write_manifest,
+    write_text,
+)
 
 
 @dataclass
@@ -76,6 +85,10 @@ class EvalConfig:
     n_boot: int = field(default=1000, metadata={"help": "bootstrap resamples for the 95 percent intervals"})
     cache_dir: str | None = field(
         default=None, metadata={"help": "generation/judge cache (default $CWPO_CACHE)"}
+    )
+    overwrite: bool = field(
+        default=False,
+        metadata={"help": "replace an earlier cwpo output of this stage at --output (never other files)"},
     )
 
     def __post_init__(self):
@@ -167,6 +180,10 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     from cwpo.evaluate.metrics import gra, win_rate
     from cwpo.models import cache_dir as default_cache
 
+    # checked before any work; an earlier output is replaced atomically at the end, so a failed
+    # run leaves it intact
+    guard_output(cfg.output, "evaluate", overwrite=cfg.overwrite)
+    outputs: dict[str, list[dict]] = {}
     t0 = time.perf_counter()
     cache = Path(cfg.cache_dir) if cfg.cache_dir else default_cache()
     gold_fn = (
@@ -238,7 +255,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
             n_boot=cfg.n_boot, seed=cfg.seed, cache_dir=cache / "logprobs",
         )  # fmt: skip
         timings["preference_s"] = time.perf_counter() - t
-        write_jsonl(Path(cfg.output) / "preference_rows.jsonl", pref_rows)
+        outputs["preference_rows.jsonl"] = pref_rows
     if judged:
         from cwpo.evaluate.judge import JudgeClient, judge_pairs
 
@@ -268,10 +285,6 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     timings["total_s"] = time.perf_counter() - t0
     summary["timings"] = timings
 
-    out = Path(cfg.output)
-    write_jsonl(out / "rows.jsonl", out_rows)
-    write_json(out / "summary.json", summary)
-    write_text(out / "summary.md", summary_markdown(summary))
     config = to_dict(cfg)
     config["judge_key"] = "***" if cfg.judge_key else None  # never write a secret
     from cwpo.evaluate.generation import model_content_id
@@ -283,5 +296,11 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         "reference": model_content_id(cfg.reference),
     }
     metrics = {k: summary[k] for k in ("gra", "preference_accuracy", "judge") if k in summary}
-    write_manifest(out, "evaluate", config, hash_config(inputs), metrics)
+    with atomic_dir(cfg.output) as out:
+        for name, rows in outputs.items():
+            write_jsonl(out / name, rows)
+        write_jsonl(out / "rows.jsonl", out_rows)
+        write_json(out / "summary.json", summary)
+        write_text(out / "summary.md", summary_markdown(summary))
+        write_manifest(out, "evaluate", config, hash_config(inputs), metrics)
     return summary

@@ -26,7 +26,16 @@ from cwpo.errors import ConfigError
 from cwpo.experiments.cache import Artifact, run_stage
 from cwpo.experiments.methods import Method, resolve_methods
 from cwpo.experiments.recipe import Recipe, expand, load_recipe, validate
-from cwpo.io import read_json, sha256_path, write_json, write_jsonl, write_text
+from cwpo.io import (
+    guard_output,
+    hash_config,
+    read_json,
+    sha256_path,
+    write_json,
+    write_jsonl,
+    write_manifest,
+    write_text,
+)
 
 log = logging.getLogger("cwpo.run")
 
@@ -455,7 +464,10 @@ def run_recipe(
             raise ConfigError(f"--methods {unknown} are not in the recipe's methods {sorted(methods)}")
         methods = {k: v for k, v in methods.items() if k in only_methods}
     root = Path(results_dir).resolve()
+    # a run folder is only ever continued in place (every stage is cached); anything else is refused
+    guard_output(root, "run", in_place=True)
     root.mkdir(parents=True, exist_ok=True)
+    write_manifest(root, "run", {"recipe": recipe.to_dict()}, hash_config(recipe.to_dict()))
     stage_root = Path(stages_dir).resolve() if stages_dir else root
     handler = setup_logging(root)
     try:

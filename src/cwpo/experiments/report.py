@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from cwpo.errors import CWPOError
-from cwpo.io import atomic_path, read_json, write_text
+from cwpo.io import atomic_path, guard_output, hash_config, read_json, write_manifest, write_text
 
 CLAIMS = [  # (better, worse, the paper's claim)
     ("cw", "human", "CW-DPO beats Human-DPO on the same unlabeled pairs (paper Table 1)"),
@@ -248,6 +248,7 @@ def write_report(results_dir: str | Path, output: str | Path | None = None) -> P
     if not rows:
         raise CWPOError(f"{root}/results.jsonl is empty")
     out = Path(output) if output else root / "report"
+    guard_output(out, "report", in_place=True)  # rewrites only its own files, never others'
     out.mkdir(parents=True, exist_ok=True)
     summary = read_json(root / "summary.json") if (root / "summary.json").exists() else {}
     paper = summary.get("paper") or {}
@@ -314,4 +315,5 @@ def write_report(results_dir: str | Path, output: str | Path | None = None) -> P
     lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
     report = out / "report.md"
     write_text(report, "\n".join(lines))
+    write_manifest(out, "report", {"results_dir": root.name}, hash_config(rows))
     return report
