@@ -191,3 +191,14 @@ def test_atomic_dir_never_replaces_a_folder_cwpo_did_not_write(tmp_path):
     with atomic_dir(ours) as tmp:  # cwpo's own folder, every file listed: replaced
         (tmp / "c").write_text("c")
     assert sorted(p.name for p in ours.iterdir()) == ["c"]
+
+
+def test_hidden_files_are_files_and_empty_folders_are_nothing(tmp_path):
+    out = tmp_path / "out"
+    write_manifest(out, "data", {}, "k")
+    (out / ".env").write_text("SECRET=1\n")  # a user's hidden file is protected like any other
+    with pytest.raises(CWPOError, match=".env"):
+        guard_output(out, "data", overwrite=True)
+    killed = tmp_path / "killed"
+    (killed / "checkpoints").mkdir(parents=True)  # what a run killed before its first file leaves
+    assert guard_output(killed, "sft") is False

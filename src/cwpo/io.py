@@ -58,7 +58,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise CWPOError(f"{path} is an existing file, not a folder: choose another --output")
-    if path.is_dir() and any(path.iterdir()):
+    if path.is_dir() and _listing(path):
         foreign = foreign_files(path)
         if foreign is None or foreign:
             what = "no manifest.json" if foreign is None else f"{foreign[0]} was not written by cwpo"
@@ -83,12 +83,18 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
 MANIFEST = "manifest.json"
 
 
+def _is_cwpo_temporary(name: str) -> bool:
+    """The scratch names of :func:`atomic_path`/:func:`atomic_dir` (``.x.123.tmp``, ``.x.old-123``)."""
+    return name.startswith(".") and (name.endswith(".tmp") or ".old-" in name)
+
+
 def _listing(directory: Path) -> list[str]:
-    """Relative names of the files under ``directory``, hidden temporaries (``.x.tmp``) left out."""
+    """Relative names of every file under ``directory`` (hidden ones too), cwpo's temporaries left out."""
     return sorted(
         str(f.relative_to(directory))
         for f in directory.rglob("*")
-        if (f.is_file() or f.is_symlink()) and not f.name.startswith(".")
+        if (f.is_file() or f.is_symlink())
+        and not any(_is_cwpo_temporary(p) for p in f.relative_to(directory).parts)
     )
 
 
@@ -135,7 +141,7 @@ def guard_output(
     if kind == "dir":
         if not path.is_dir():
             raise CWPOError(f"--output {path} is an existing file, but `{stage}` writes a folder: {never}")
-        if not any(path.iterdir()):
+        if not _listing(path):  # empty, or only empty folders (e.g. a run killed before its first file)
             return False
         try:
             found = read_json(path / MANIFEST).get("stage")

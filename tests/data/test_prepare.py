@@ -175,3 +175,18 @@ def test_embedded_slice_is_loadable_by_name(tmp_path):
     assert len(result.stats["per_file"]) == 2  # harmless-base and helpful-base
     with pytest.raises(DataError, match="no embedded data set 'nope'"):
         load_pairs("cwpo:nope")
+
+
+def test_poisoned_and_imbalanced_labeled_set_from_the_cli(tmp_path, hh_dir):
+    out = tmp_path / "d"
+    args = ["data", "--source", str(hh_dir), "--subset", "hh", "--max-tokens", "0", "--max-pairs", "600"]
+    args += ["--labeled-mix", "harmless=0.9,helpful=0.1", "--poison-frac", "0.2", "--output", str(out)]
+    assert main(args) == 0
+    stats = json.loads((out / "stats.json").read_text())
+    labeled = read_pairs(out / "labeled.jsonl")
+    n = len(labeled)
+    assert stats["poisoned"] == round(0.2 * n) == sum(bool(r.get("poisoned")) for r in labeled)
+    assert stats["labeled_subsets"]["harmless"] == round(0.9 * n)
+    unlabeled = read_pairs(out / "unlabeled.jsonl")
+    assert {"harmless" in r["source"] for r in unlabeled} == {True, False}
+    assert main([*args[:-2], "--poison-subset", "neither", "--output", str(tmp_path / "e")]) == 2

@@ -74,3 +74,46 @@ def test_length_filter_real_tokenizer(smollm_tokenizer_dir):
     ]
     kept, dropped = filter_by_length(rows, tok, 512)
     assert dropped == 1 and kept == rows[1:]
+
+
+def _hh_rows(n_harmless, n_helpful):
+    rows = []
+    for i in range(n_harmless + n_helpful):
+        source = "harmless-base/test.jsonl.gz" if i < n_harmless else "helpful-base/test.jsonl.gz"
+        rows.append({"prompt": f"q{i}", "chosen": f"good {i}", "rejected": f"bad {i}", "source": source})
+    return rows
+
+
+def test_imbalanced_labeled_set_keeps_d_u_and_test_mixed():
+    from cwpo.data.split import hh_subset
+
+    rows = _hh_rows(100, 100)
+    parts = split_pool(
+        rows, labeled_frac=0.3, test_frac=0.1, seed=1, labeled_mix={"harmless": 0.9, "helpful": 0.1}
+    )
+    subsets = [hh_subset(r) for r in parts["labeled"]]
+    assert len(subsets) == 54 and subsets.count("harmless") == 49 and subsets.count("helpful") == 5
+    assert {hh_subset(r) for r in parts["unlabeled"]} == {"harmless", "helpful"}
+    assert len(parts["labeled"]) + len(parts["unlabeled"]) + len(parts["test"]) == 200
+    prompts = [r["prompt"] for part in parts.values() for r in part]
+    assert len(set(prompts)) == 200  # a partition: nothing lost, nothing twice
+    only = split_pool(rows, labeled_frac=0.3, test_frac=0.1, seed=1, labeled_mix={"harmless": 1.0})
+    assert {hh_subset(r) for r in only["labeled"]} == {"harmless"}
+    with pytest.raises(DataError, match="labeled_mix"):
+        split_pool(_hh_rows(10, 100), labeled_frac=0.5, seed=1, labeled_mix={"harmless": 1.0})
+
+
+def test_poisoned_labels_flip_a_seeded_share():
+    from cwpo.data.split import poison_labels
+
+    rows = _hh_rows(50, 50)
+    out = poison_labels(rows, 0.2, seed=3)
+    flipped = [r for r in out if r.get("poisoned")]
+    assert len(flipped) == 20 and all(r["chosen"].startswith("bad") for r in flipped)
+    assert out == poison_labels(rows, 0.2, seed=3)  # deterministic
+    assert poison_labels(rows, 0.0, seed=3) == rows
+    targeted = poison_labels(rows, 0.4, seed=3, subset="harmless")
+    assert sum(bool(r.get("poisoned")) for r in targeted) == 20
+    assert all("harmless" in r["source"] for r in targeted if r.get("poisoned"))
+    with pytest.raises(DataError, match="no pair"):
+        poison_labels(_hh_rows(0, 10), 0.5, seed=0, subset="harmless")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -11,7 +12,7 @@ from typing import Literal
 from cwpo.config import check, to_dict
 from cwpo.data.load import FORMATS, HH_SUBSETS, load_pairs, resolve_source
 from cwpo.data.schema import write_pairs
-from cwpo.data.split import filter_by_length, split_pool
+from cwpo.data.split import filter_by_length, hh_subset, poison_labels, split_pool
 from cwpo.io import (
     atomic_dir,
     guard_output,
@@ -55,6 +56,18 @@ class DataConfig:
     no_split: bool = field(
         default=False, metadata={"help": "write all pairs to pairs.<ext> without splitting"}
     )
+    labeled_mix: dict | None = field(
+        default=None,
+        metadata={
+            "help": "imbalanced D_l: HH subset shares, e.g. harmless=0.9,helpful=0.1 (D_u, test mixed)"
+        },
+    )
+    poison_frac: float = field(
+        default=0.0, metadata={"help": "flip this seeded share of D_l's human labels (poisoned D_l)"}
+    )
+    poison_subset: str | None = field(
+        default=None, metadata={"help": "flip only D_l pairs of this HH subset (harmless or helpful)"}
+    )
     overwrite: bool = field(
         default=False,
         metadata={"help": "replace an earlier cwpo output of this stage at --output (never other files)"},
@@ -78,6 +91,22 @@ class DataConfig:
             errors.append(f"max_tokens must be >= 0, got {self.max_tokens}")
         if self.limit is not None and self.limit <= 0:
             errors.append(f"limit must be positive, got {self.limit}")
+        if not 0 <= self.poison_frac < 1:
+            errors.append(f"poison_frac must be in [0, 1), got {self.poison_frac}")
+        if self.poison_subset not in (None, "harmless", "helpful"):
+            errors.append(f"poison_subset must be harmless or helpful, got {self.poison_subset!r}")
+        if self.labeled_mix is not None:
+            bad = {k: v for k, v in self.labeled_mix.items() if k not in ("harmless", "helpful")}
+            try:
+                shares = [float(v) for v in self.labeled_mix.values()]
+            except (TypeError, ValueError):
+                shares = [-1.0]
+            if bad or not shares or min(shares) < 0 or sum(shares) <= 0:
+                errors.append(
+                    f"labeled_mix must map harmless/helpful to shares >= 0 summing to > 0, got {self.labeled_mix}"
+                )
+            else:
+                self.labeled_mix = {k: float(v) for k, v in self.labeled_mix.items()}
         if self.max_pairs is not None and self.max_pairs <= 0:
             errors.append(f"max_pairs must be positive, got {self.max_pairs}")
         check(errors, "data config")
@@ -138,7 +167,14 @@ def prepare_data(cfg: DataConfig, force: bool = False) -> dict:
             write_pairs(tmp / f"pairs.{ext}", rows)
             stats["files"] = {"pairs": len(rows)}
         else:
-            parts = split_pool(rows, cfg.labeled_frac, cfg.test_frac, cfg.seed)
+            parts = split_pool(rows, cfg.labeled_frac, cfg.test_frac, cfg.seed, labeled_mix=cfg.labeled_mix)
+            if cfg.poison_frac:
+                parts["labeled"] = poison_labels(
+                    parts["labeled"], cfg.poison_frac, cfg.seed, cfg.poison_subset
+                )
+                stats["poisoned"] = sum(bool(r.get("poisoned")) for r in parts["labeled"])
+            if cfg.labeled_mix or cfg.poison_subset:
+                stats["labeled_subsets"] = dict(Counter(hh_subset(r) for r in parts["labeled"]))
             for name, part in parts.items():
                 write_pairs(tmp / f"{name}.{ext}", part)
             stats["files"] = {name: len(part) for name, part in parts.items()}

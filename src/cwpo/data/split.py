@@ -16,14 +16,64 @@ def _check_fraction(name: str, value: float, allow_zero: bool = False) -> None:
         raise DataError(f"{name} must be in {interval}, got {value}")
 
 
+def hh_subset(row: dict) -> str:
+    """``harmless`` or ``helpful``: the HH-RLHF subset a loaded row came from (by its source file)."""
+    return "harmless" if "harmless" in str(row.get("source", "")) else "helpful"
+
+
+def _mixed_labeled(pool: list[int], rows: Sequence[dict], n_labeled: int, mix: dict, group) -> list[int]:
+    """``n_labeled`` indices of ``pool`` (already shuffled) whose groups follow the shares ``mix``."""
+    total = sum(mix.values())
+    by_group: dict[str, list[int]] = {}
+    for i in pool:
+        by_group.setdefault(group(rows[i]), []).append(i)
+    chosen: list[int] = []
+    for name, share in mix.items():
+        want = round(n_labeled * share / total)
+        have = by_group.get(name, [])
+        if want > len(have):
+            raise DataError(
+                f"labeled_mix asks for {want} {name!r} pairs in D_l but the pool has {len(have)}; "
+                "lower labeled_frac or the share"
+            )
+        chosen += have[:want]
+    return chosen
+
+
+def poison_labels(rows: Sequence[dict], frac: float, seed: int, subset: str | None = None) -> list[dict]:
+    """Flip the human label (swap chosen and rejected) of a seeded ``frac`` of ``rows``.
+
+    With ``subset`` only rows of that HH-RLHF subset are candidates, and ``frac`` is a share of
+    them (a targeted attack). Flipped rows carry ``poisoned: true`` (for analysis; no stage reads it).
+    """
+    _check_fraction("poison_frac", frac, allow_zero=True)
+    candidates = [i for i, r in enumerate(rows) if subset is None or hh_subset(r) == subset]
+    if subset is not None and not candidates:
+        raise DataError(f"poison_subset {subset!r}: D_l has no pair of that subset")
+    flip = set(random.Random(seed + 104_729).sample(candidates, round(len(candidates) * frac)))
+    out = []
+    for i, row in enumerate(rows):
+        if i in flip:
+            row = {**row, "chosen": row["rejected"], "rejected": row["chosen"], "poisoned": True}
+        out.append(row)
+    return out
+
+
 def split_pool(
-    rows: Sequence[dict], labeled_frac: float = 0.3, test_frac: float = 0.1, seed: int = 0
+    rows: Sequence[dict],
+    labeled_frac: float = 0.3,
+    test_frac: float = 0.1,
+    seed: int = 0,
+    labeled_mix: dict[str, float] | None = None,
+    group=hh_subset,
 ) -> dict:
     """Split labeled pairs into ``test`` (held out), ``labeled`` (D_l) and ``unlabeled`` (D_u).
 
     ``test_frac`` of the pool is held out first; ``labeled_frac`` of the rest becomes D_l, the
     remainder D_u with its responses in random order and the human label kept as ``human_label``
-    (evaluation only). Deterministic for a given seed.
+    (evaluation only). Deterministic for a given seed. ``labeled_mix`` (e.g. ``{"harmless": 0.9,
+    "helpful": 0.1}``, groups given by ``group(row)``) draws D_l with those shares instead of at
+    random (an imbalanced D_l, paper App. J.8); the test set and D_u stay mixed.
     """
     _check_fraction("labeled_frac", labeled_frac)
     _check_fraction("test_frac", test_frac, allow_zero=True)
@@ -38,9 +88,11 @@ def split_pool(
         raise DataError(
             f"labeled_frac={labeled_frac} of {len(pool)} pairs leaves an empty D_l or D_u; use more data or another fraction"
         )
+    picked = _mixed_labeled(pool, rows, n_labeled, labeled_mix, group) if labeled_mix else pool[:n_labeled]
+    rest = sorted(set(pool) - set(picked))
     test = [rows[i] for i in sorted(order[:n_test])]
-    labeled = [rows[i] for i in sorted(pool[:n_labeled])]
-    unlabeled = to_unlabeled([rows[i] for i in sorted(pool[n_labeled:])], seed=seed)
+    labeled = [rows[i] for i in sorted(picked)]
+    unlabeled = to_unlabeled([rows[i] for i in rest], seed=seed)
     return {"labeled": labeled, "unlabeled": unlabeled, "test": test}
 
 

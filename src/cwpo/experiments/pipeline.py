@@ -113,6 +113,8 @@ class PointRunner:
                 "gold",
             )
         }
+        if cfg.eval_set is not None:  # v2 evaluation prompts (fixed across seeds); v1 keys unchanged
+            sample_fields.update(eval_set=cfg.eval_set, n_val_prompts=cfg.n_val_prompts)
 
         def pairs_fn(out: Path, work: Path) -> dict:
             pairs, stats = st.sample_pairs(str(self.sft_art.path / "model"), cfg, self.seed)

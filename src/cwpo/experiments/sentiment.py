@@ -45,6 +45,14 @@ class SentimentConfig:
     )
     labeled_frac: float = field(default=0.3, metadata={"help": "share of pairs with human labels (D_l)"})
     batch_size: int = field(default=16, metadata={"help": "generation batch size"})
+    eval_set: str | None = field(
+        default=None,
+        metadata={
+            "help": "test | val: evaluate on the fixed test prompts or on the validation prompts disjoint "
+            "from them (for choosing hyper-parameters); unset: a per-seed sample of test prefixes (v1)"
+        },
+    )
+    n_val_prompts: int = field(default=300, metadata={"help": "validation prompts (eval_set: val)"})
 
     def __post_init__(self):
         errors = []
@@ -62,6 +70,8 @@ class SentimentConfig:
             errors.append(f"human_temperature must be >= 0, got {self.human_temperature}")
         if not 0 < self.labeled_frac < 1:
             errors.append(f"labeled_frac must be in (0, 1), got {self.labeled_frac}")
+        if self.eval_set not in (None, "test", "val"):
+            errors.append(f"eval_set must be test or val, got {self.eval_set!r}")
         if self.n_test_prompts < 3:
             errors.append("n_test_prompts must be >= 3 (three disjoint subsets for the std)")
         check(errors, "sentiment config")
@@ -100,8 +110,24 @@ def pair_prompts(cfg: SentimentConfig, seed: int) -> list[dict]:
     return imdb_prompts(_imdb_file(cfg, "train"), n=cfg.n_prompts, seed=seed + 7919, words=cfg.prompt_words)
 
 
+EVAL_PROMPT_SEED = 20_260_101  # one fixed order of the IMDb test reviews, the same for every seed
+
+
 def test_prompts(cfg: SentimentConfig, seed: int) -> list[dict]:
-    return imdb_prompts(_imdb_file(cfg, "test"), n=cfg.n_test_prompts, seed=seed, words=cfg.prompt_words)
+    """The prompts a policy is evaluated on.
+
+    ``eval_set`` unset (v1): a per-seed sample of IMDb test prefixes. ``test``/``val``: one fixed
+    order of all IMDb test prefixes, the same for every seed (so methods and seeds are compared on
+    the same prompts); the test prompts are its first ``n_test_prompts``, the validation prompts
+    its last ``n_val_prompts``: disjoint, whatever either number is.
+    """
+    path = _imdb_file(cfg, "test")
+    if cfg.eval_set is None:
+        return imdb_prompts(path, n=cfg.n_test_prompts, seed=seed, words=cfg.prompt_words)
+    order = imdb_prompts(path, n=None, seed=EVAL_PROMPT_SEED, words=cfg.prompt_words)
+    if cfg.n_test_prompts + cfg.n_val_prompts > len(order):
+        raise DataError(f"n_test_prompts + n_val_prompts exceed the {len(order)} usable reviews", str(path))
+    return order[: cfg.n_test_prompts] if cfg.eval_set == "test" else order[-cfg.n_val_prompts :]
 
 
 def sample_pairs(
