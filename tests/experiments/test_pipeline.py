@@ -141,3 +141,30 @@ def test_sentiment_track_tiny(tmp_path, imdb_dir, tiny_causal_lm_dir, tiny_encod
     labels = next((tmp_path / "results" / "stages").glob("labels-*"))
     meta = json.loads((labels / "manifest.json").read_text())["metrics"]
     assert 0.5 <= meta["human_gold_agreement"] <= 1.0
+
+
+def test_annotator_only_study_over_poison_levels(tmp_path, tiny_causal_lm_dir, tiny_encoder_dir):
+    """The robustness recipes' shape: no strong model, one row per grid point, curves in the report."""
+    src = tmp_path / "pairs.jsonl"
+    rows = []
+    for i in range(48):
+        source = "harmless-base/test.jsonl.gz" if i % 2 else "helpful-base/test.jsonl.gz"
+        rows.append(
+            {"prompt": f"q {i}?", "chosen": f" a kind answer {i}", "rejected": f" no {i}", "source": source}
+        )
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recipe = _recipe(src, tiny_causal_lm_dir, tiny_encoder_dir)
+    recipe.annotator_only = True
+    recipe.grid = {"data.poison_frac": [0.0, 0.5]}
+    result = pipeline.run_recipe(recipe, tmp_path / "results", progress=False)
+    assert [(r["method"], r["data.poison_frac"]) for r in result["rows"]] == [
+        ("annotator", 0.0),
+        ("annotator", 0.5),
+    ]
+    assert result["rows"][1]["data_stats"]["poisoned"] == 6  # half of D_l's 11 pairs (0.3 x 36), rounded
+    assert all(r["weak_label_acc"] is not None and r["mean_confidence"] is not None for r in result["rows"])
+    assert not list((tmp_path / "results" / "stages").glob("align-*"))  # no strong model trained
+    report = write_report(tmp_path / "results").read_text()
+    assert "| poison_frac | seeds |" in report and "weak_label_acc_vs_poison_frac.png" in report
+    assert (tmp_path / "results" / "report" / "weak_label_acc_vs_poison_frac.png").exists()
+    assert str(tmp_path) not in report  # no machine path in a report

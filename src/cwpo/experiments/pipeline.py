@@ -352,6 +352,11 @@ def run_point(
 ) -> list[dict]:
     pr = PointRunner(root, point, recipe, progress)
     data = pr.data()
+    if recipe.annotator_only:  # the annotator side of a study (e.g. poisoned D_l): no strong model
+        ann, weak = pr.annotator(data, "annotator")
+        stats = {k: v for k, v in (data.metrics or {}).items() if isinstance(v, int | float | str)}
+        extra = {"mean_confidence": weak.metrics.get("mean_confidence")}
+        return [{**point, "method": "annotator", **_annotator_row(ann, weak), **extra, "data_stats": stats}]
     needs = {m.labels for m in methods.values()}
     labels: dict[str, Artifact] = {}
     ann_rows: dict = {}
@@ -416,6 +421,7 @@ def summarize(rows: list[dict], grid_keys: list[str]) -> list[dict]:
             "annotator_eval_acc_top30",
             "weak_label_acc",
             "annotator_eval_ece",
+            "mean_confidence",
         ):
             mean, std = _mean_std([m.get(metric) for m in members])
             if mean is not None:

@@ -46,6 +46,7 @@ class Recipe:
     grid: dict = field(default_factory=dict)
     methods: Any = None
     sft_data: str = "weak"  # pairs track: SFT on weak y_w of D_u (paper) or "labeled" (D_l chosen)
+    annotator_only: bool = False  # data, annotator and annotate only: one row per grid point, no methods
     data: dict = field(default_factory=dict)
     sentiment: dict = field(default_factory=dict)
     annotator: dict = field(default_factory=dict)

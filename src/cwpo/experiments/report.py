@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from cwpo.errors import CWPOError
+from cwpo.experiments.report_curves import annotator_study_lines, plot_grid_curves
 from cwpo.io import atomic_path, guard_output, hash_config, read_json, write_manifest, write_text
 
 CLAIMS = [  # (better, worse, the paper's claim)
@@ -73,6 +74,29 @@ def _stats(members: list[dict], metric: str) -> tuple[float | None, float | None
 def _savefig(fig, path: Path) -> None:
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+
+
+def _write_annotator_report(root: Path, out: Path, rows: list[dict], summary: dict) -> Path:
+    """The report of an annotator-only study: quality per grid value, curves, confidence plots."""
+    keys = _grid_keys(rows)
+    lines = [f"# cwpo report: {summary.get('recipe', root.name)}", ""]
+    lines += [
+        f"Results folder: `{root.name}`; annotator only (no strong model); {len({r['seed'] for r in rows})} "
+        f"seed(s); {len(rows)} runs. Numbers are mean ± std over seeds; accuracies in %, against the "
+        "human labels.",
+        "",
+        "## Weak annotator",
+        "",
+    ]
+    lines += annotator_study_lines(rows, keys) + [""]
+    plots = plot_grid_curves(rows, out, ["weak_label_acc", "mean_confidence"], keys) + plot_confidence(
+        rows, out
+    )
+    lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
+    report = out / "report.md"
+    write_text(report, "\n".join(lines))
+    write_manifest(out, "report", {"results_dir": root.name}, hash_config(rows))
+    return report
 
 
 def _annotated_values(rows: list[dict]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -251,6 +275,8 @@ def write_report(results_dir: str | Path, output: str | Path | None = None) -> P
     guard_output(out, "report", in_place=True)  # rewrites only its own files, never others'
     out.mkdir(parents=True, exist_ok=True)
     summary = read_json(root / "summary.json") if (root / "summary.json").exists() else {}
+    if all(r["method"] == "annotator" for r in rows):
+        return _write_annotator_report(root, out, rows, summary)
     paper = summary.get("paper") or {}
     metric = _metric(rows)
     keys = _grid_keys(rows)
@@ -260,7 +286,7 @@ def write_report(results_dir: str | Path, output: str | Path | None = None) -> P
     }[metric]
     lines = [f"# cwpo report: {summary.get('recipe', root.name)}", ""]
     lines += [
-        f"Results folder: `{root}`; track: {summary.get('track', '?')}; "
+        f"Results folder: `{root.name}`; track: {summary.get('track', '?')}; "
         f"{len({r['seed'] for r in rows})} seed(s); {len(rows)} runs. Numbers are mean ± std over seeds.",
         "",
     ]
@@ -311,6 +337,11 @@ def write_report(results_dir: str | Path, output: str | Path | None = None) -> P
         plot_confidence(rows, out)
         + plot_methods(rows, out, metric, keys)
         + plot_split_ratio(rows, out, metric, keys)
+        + (
+            plot_grid_curves(rows, out, [metric, "weak_label_acc"], keys)
+            if keys and "frac" not in keys[0]
+            else []
+        )
     )
     lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
     report = out / "report.md"
