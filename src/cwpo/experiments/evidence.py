@@ -1,0 +1,150 @@
+"""Per-prompt evidence of a results folder: GRA with CIs, paired head-to-heads, MDEs and verdicts.
+
+A ``cwpo run`` results row points at its evaluation (``eval_dir/rows.jsonl``: per test prompt the
+gold score of the policy's response and of the SFT model's response). Methods of one seed share
+the SFT model and its reference responses, and every seed of a v2 track uses the same test
+prompts, so every comparison here is paired by (seed, prompt); :mod:`cwpo.experiments.power`
+turns the paired differences into a standard error, an MDE, a bootstrap CI and a verdict.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from cwpo.errors import CWPOError
+from cwpo.experiments.power import Z95, bootstrap_ci, compare, paired_se
+
+# (claim key, better, worse, the paper's claim, the paper's number or None)
+CLAIMS = [
+    ("cw_gt_human", "cw", "human", "CW-DPO > Human-DPO on the same D_u (Table 1)", "60.3 vs 58.4"),
+    ("cw_gt_ws", "cw", "ws", "CW-DPO > weak labels with weight 1 (Table 1)", None),
+    ("cw_ipo_gt_human_ipo", "cw_ipo", "human_ipo", "CW-IPO > Human-IPO (Table 1)", "61.5 (CW-IPO)"),
+    ("cw_rdpo_gt_human_rdpo", "cw_rdpo", "human_rdpo", "CW-rDPO > Human-rDPO (Table 1)", "62.7 (CW-rDPO)"),
+    ("cw_gt_human100", "cw", "human100", "CW-DPO on D_u > Human-DPO on 100% (Table 3)", "+2.4 avg"),
+    ("cw_gt_top30", "cw", "top30", "CW-DPO > top-30% confident (Table 4)", None),
+    ("cw_gt_top40", "cw", "top40", "CW-DPO > top-40% confident (Table 4)", None),
+]
+
+
+def eval_table(row: dict) -> list[dict]:
+    path = Path(row["eval_dir"]) / "rows.jsonl"
+    if not path.exists():
+        raise CWPOError(f"{path} is missing: the evaluation of {row['method']} (seed {row['seed']}) is gone")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _outcome(a: float, b: float) -> float:
+    return 1.0 if a > b else 0.5 if a == b else 0.0
+
+
+def per_prompt(rows: list[dict], method: str) -> dict[int, dict[str, np.ndarray]]:
+    """``{seed: {"outcome": GRA outcomes, "gold": policy gold, "gold_ref": reference gold}}``."""
+    out = {}
+    for r in rows:
+        if r["method"] != method:
+            continue
+        table = eval_table(r)
+        if any(t.get("gold_policy") is None for t in table):
+            raise CWPOError(f"{r['eval_dir']}: no gold scores (the evaluation had no --gold)")
+        gold = np.array([t["gold_policy"] for t in table], dtype=float)
+        ref = np.array([t["gold_reference"] for t in table], dtype=float)
+        out[r["seed"]] = {
+            "outcome": np.array([_outcome(a, b) for a, b in zip(gold, ref, strict=True)]),
+            "gold": gold,
+            "gold_ref": ref,
+            "prompts": [t["prompt"] for t in table],
+        }
+    return out
+
+
+def _common(a: dict, b: dict) -> list[int]:
+    seeds = sorted(set(a) & set(b))
+    for s in seeds:
+        if a[s]["prompts"] != b[s]["prompts"]:
+            raise CWPOError(f"seed {s}: the two methods were evaluated on different prompts")
+    return seeds
+
+
+def method_gra(rows: list[dict], method: str, n_boot: int = 2000) -> dict:
+    """GRA of ``method`` against the SFT model over every seed and prompt, with a two-stage CI."""
+    data = per_prompt(rows, method)
+    if not data:
+        return {}
+    seeds = sorted(data)
+    mat = np.stack([data[s]["outcome"] for s in seeds])
+    low, high = bootstrap_ci(mat, n_boot=n_boot)
+    return {
+        "gra": float(mat.mean()),
+        "ci_low": low,
+        "ci_high": high,
+        "se": paired_se(mat)["se"],
+        "per_seed": [float(x) for x in mat.mean(axis=1)],
+        "n_seeds": len(seeds),
+        "n_prompts": mat.shape[1],
+    }
+
+
+def head_to_head(rows: list[dict], a: str, b: str, n_boot: int = 2000) -> dict:
+    """``a`` against ``b`` on the same seeds and prompts.
+
+    ``gra_diff``: the difference of their GRA outcomes (paired through the shared reference
+    responses), with its se, MDE, CI and verdict on a > b. ``win_rate``: share of prompts where
+    the gold scores a's response above b's (ties half), with CI; ``gold_diff``: the mean gold
+    difference a − b, with CI.
+    """
+    da, db = per_prompt(rows, a), per_prompt(rows, b)
+    seeds = _common(da, db)
+    if not seeds:
+        return {}
+    oa = np.stack([da[s]["outcome"] for s in seeds])
+    ob = np.stack([db[s]["outcome"] for s in seeds])
+    ga = np.stack([da[s]["gold"] for s in seeds])
+    gb = np.stack([db[s]["gold"] for s in seeds])
+    gra_diff = compare(oa, ob, n_boot=n_boot)
+    wins = np.vectorize(_outcome)(ga, gb)
+    win_low, win_high = bootstrap_ci(wins, n_boot=n_boot, seed=1)
+    gold = compare(ga, gb, n_boot=n_boot, seed=2)
+    return {
+        "gra_diff": gra_diff["mean"],
+        "gra_diff_se": gra_diff["se"],
+        "gra_diff_ci": [gra_diff["ci_low"], gra_diff["ci_high"]],
+        "mde": gra_diff["mde"],
+        "verdict": gra_diff["verdict"],
+        "win_rate": float(wins.mean()),
+        "win_rate_ci": [win_low, win_high],
+        "gold_diff": gold["mean"],
+        "gold_diff_ci": [gold["ci_low"], gold["ci_high"]],
+        "n_seeds": len(seeds),
+        "n_prompts": oa.shape[1],
+    }
+
+
+def evidence(rows: list[dict], n_boot: int = 2000) -> dict:
+    """Every method's GRA with CI, and every claim of :data:`CLAIMS` the rows can test."""
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    by_method = defaultdict(dict)
+    for m in methods:
+        by_method[m] = method_gra(rows, m, n_boot=n_boot)
+    claims = {}
+    for key, better, worse, text, paper in CLAIMS:
+        if better in methods and worse in methods:
+            h2h = head_to_head(rows, better, worse, n_boot=n_boot)
+            if h2h:
+                claims[key] = {"claim": text, "paper": paper, "better": better, "worse": worse, **h2h}
+    return {"methods": dict(by_method), "claims": claims, "z": Z95}
+
+
+def claim_line(c: dict) -> str:
+    """One markdown line: the claim, our verdict with its numbers, and the paper's number."""
+    lo, hi = c["gra_diff_ci"]
+    paper = f" Paper: {c['paper']}." if c.get("paper") else ""
+    return (
+        f"- **{c['claim']}: {c['verdict']}.** {c['better']} − {c['worse']} = {100 * c['gra_diff']:+.1f} GRA points "
+        f"(95% CI {100 * lo:+.1f} to {100 * hi:+.1f}; MDE {100 * c['mde']:.1f} over {c['n_seeds']} seed(s) × "
+        f"{c['n_prompts']} prompts); head-to-head gold win rate {100 * c['win_rate']:.1f}% "
+        f"(CI {100 * c['win_rate_ci'][0]:.1f}-{100 * c['win_rate_ci'][1]:.1f}).{paper}"
+    )

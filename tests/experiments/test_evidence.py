@@ -1,0 +1,62 @@
+"""Per-prompt evidence from evaluation rows written the way `cwpo evaluate` writes them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cwpo.errors import CWPOError
+from cwpo.experiments.evidence import claim_line, evidence, head_to_head, method_gra
+
+
+def _run(tmp_path, method, seed, gold_policy, gold_ref, prompts=None):
+    d = tmp_path / f"{method}-{seed}"
+    d.mkdir()
+    prompts = prompts or [f"p{i}" for i in range(len(gold_policy))]
+    rows = [
+        {"prompt": p, "gold_policy": a, "gold_reference": b}
+        for p, a, b in zip(prompts, gold_policy, gold_ref, strict=True)
+    ]
+    (d / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return {"method": method, "seed": seed, "eval_dir": str(d)}
+
+
+def test_gra_and_head_to_head_by_hand(tmp_path):
+    ref = [0.0, 0.0, 0.0, 0.0]
+    rows = [
+        _run(tmp_path, "cw", 0, [1.0, 1.0, 0.0, -1.0], ref),  # win win tie loss -> 0.625
+        _run(tmp_path, "human", 0, [1.0, -1.0, -1.0, -1.0], ref),  # win loss loss loss -> 0.25
+    ]
+    g = method_gra(rows, "cw", n_boot=100)
+    assert g["gra"] == pytest.approx(0.625) and g["n_prompts"] == 4 and g["ci_low"] <= 0.625 <= g["ci_high"]
+    h = head_to_head(rows, "cw", "human", n_boot=100)
+    # outcome differences [0, 1, 0.5, 0] -> 0.375; gold: cw vs human [tie, win, win, tie] -> 0.75
+    assert h["gra_diff"] == pytest.approx(0.375)
+    assert h["win_rate"] == pytest.approx(0.75)
+    assert h["gold_diff"] == pytest.approx(np.mean([0, 2, 1, 0]))
+    assert h["mde"] > 0 and h["verdict"] in ("holds", "unresolved")
+
+
+def test_evidence_tests_only_the_claims_present(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed in range(2):
+        ref = rng.normal(size=200)
+        rows.append(_run(tmp_path, "cw", seed, list(ref + 1.0), list(ref)))  # always wins
+        rows.append(_run(tmp_path, "ws", seed, list(ref - 1.0), list(ref)))  # always loses
+    ev = evidence(rows, n_boot=200)
+    assert set(ev["claims"]) == {"cw_gt_ws"}
+    c = ev["claims"]["cw_gt_ws"]
+    assert c["verdict"] == "holds" and c["gra_diff"] == pytest.approx(1.0) and c["win_rate"] == 1.0
+    assert "holds" in claim_line(c) and "+100.0 GRA points" in claim_line(c)
+
+
+def test_different_prompts_are_refused(tmp_path):
+    rows = [
+        _run(tmp_path, "cw", 0, [1.0], [0.0], prompts=["a"]),
+        _run(tmp_path, "human", 0, [1.0], [0.0], prompts=["b"]),
+    ]
+    with pytest.raises(CWPOError, match="different prompts"):
+        head_to_head(rows, "cw", "human")
