@@ -36,3 +36,16 @@ def test_noise_lowers_agreement_and_is_seeded():
     assert agree[0] == 1.0 and agree[0] > agree[1] > agree[2] > 0.5
     assert simulate_labels(ga, gb, 0.3, seed=5) == simulate_labels(ga, gb, 0.3, seed=5)
     assert simulate_labels(ga, gb, 0.3, seed=5) != simulate_labels(ga, gb, 0.3, seed=6)
+
+
+def test_uniform_flips_reach_a_crowd_like_agreement():
+    import random
+
+    rng = random.Random(0)
+    ga = [rng.random() for _ in range(4000)]
+    gb = [rng.random() for _ in range(4000)]
+    assert simulate_labels(ga, gb, 0.0, seed=2, flip=0.0) == simulate_labels(ga, gb, 0.0, seed=2)
+    agree = gold_agreement(simulate_labels(ga, gb, 0.0, seed=2, flip=0.32), ga, gb)
+    assert 0.66 < agree < 0.70  # 1 - 0.32, up to sampling noise
+    with pytest.raises(ValueError):
+        simulate_labels(ga, gb, 0.0, seed=2, flip=1.0)

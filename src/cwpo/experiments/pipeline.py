@@ -134,6 +134,7 @@ class PointRunner:
             return st.label_and_split(read_json_lines(pairs.path / "pairs.jsonl"), cfg, self.seed, out)
 
         label_fields = {
+            **({"human_flip": cfg.human_flip} if cfg.human_flip else {}),  # v1 keys unchanged
             "human_temperature": cfg.human_temperature,
             "labeled_frac": cfg.labeled_frac,
             "seed": self.seed,

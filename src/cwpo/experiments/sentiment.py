@@ -43,6 +43,10 @@ class SentimentConfig:
     human_temperature: float = field(
         default=0.1, metadata={"help": "BT noise T of simulated humans (0 = noise-free)"}
     )
+    human_flip: float = field(
+        default=0.0,
+        metadata={"help": "uniform label noise: each simulated label flipped with this probability"},
+    )
     labeled_frac: float = field(default=0.3, metadata={"help": "share of pairs with human labels (D_l)"})
     batch_size: int = field(default=16, metadata={"help": "generation batch size"})
     eval_set: str | None = field(
@@ -66,6 +70,8 @@ class SentimentConfig:
         ):
             if getattr(self, name) < 1:
                 errors.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.human_flip < 0.5:
+            errors.append(f"human_flip must be in [0, 0.5), got {self.human_flip}")
         if self.human_temperature < 0:
             errors.append(f"human_temperature must be >= 0, got {self.human_temperature}")
         if not 0 < self.labeled_frac < 1:
@@ -185,7 +191,11 @@ def label_and_split(pairs: list[dict], cfg: SentimentConfig, seed: int, out_dir:
     and ``all_human.jsonl`` (D_l ∪ D_u with human labels, for the Human-100% baseline).
     """
     labels = simulate_labels(
-        [r["gold_a"] for r in pairs], [r["gold_b"] for r in pairs], cfg.human_temperature, seed
+        [r["gold_a"] for r in pairs],
+        [r["gold_b"] for r in pairs],
+        cfg.human_temperature,
+        seed,
+        cfg.human_flip,
     )
     rows = [{**r, "human_label": lab} for r, lab in zip(pairs, labels, strict=True)]
     labeled_all = [{k: v for k, v in r.items() if k not in ("gold_a", "gold_b")} for r in to_labeled(rows)]
@@ -193,8 +203,12 @@ def label_and_split(pairs: list[dict], cfg: SentimentConfig, seed: int, out_dir:
     write_pairs(out_dir / "labeled.jsonl", parts["labeled"])
     write_pairs(out_dir / "unlabeled.jsonl", parts["unlabeled"])
     write_pairs(out_dir / "all_human.jsonl", parts["labeled"] + to_labeled(parts["unlabeled"]))
+    gold_gap = sorted(abs(r["gold_a"] - r["gold_b"]) for r in pairs)
     return {
         "human_temperature": cfg.human_temperature,
+        "human_flip": cfg.human_flip,
+        "gold_tie_share": sum(g == 0 for g in gold_gap) / len(gold_gap),
+        "gold_gap_quartiles": [gold_gap[int(q * (len(gold_gap) - 1))] for q in (0.25, 0.5, 0.75)],
         "human_gold_agreement": gold_agreement(
             labels, [r["gold_a"] for r in pairs], [r["gold_b"] for r in pairs]
         ),

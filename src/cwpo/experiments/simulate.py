@@ -26,14 +26,25 @@ def bt_preference_prob(gold_a: float, gold_b: float, temperature: float) -> floa
 
 
 def simulate_labels(
-    gold_a: Sequence[float], gold_b: Sequence[float], temperature: float, seed: int
+    gold_a: Sequence[float], gold_b: Sequence[float], temperature: float, seed: int, flip: float = 0.0
 ) -> list[str]:
-    """One simulated human label ("a" or "b") per pair, seeded."""
+    """One simulated human label ("a" or "b") per pair, seeded.
+
+    Bradley-Terry noise with ``temperature``; then, independently, each label is flipped with
+    probability ``flip`` (uniform label noise, the other crowd model: a careless annotator errs as
+    often on a clear pair as on a close one). ``flip = 0`` draws the same labels as before it existed.
+    """
+    if not 0 <= flip < 1:
+        raise ValueError(f"flip must be in [0, 1), got {flip}")
     rng = random.Random(seed)
-    return [
+    labels = [
         "a" if rng.random() < bt_preference_prob(a, b, temperature) else "b"
         for a, b in zip(gold_a, gold_b, strict=True)
     ]
+    if flip:
+        flips = random.Random(seed + 15_485_863)
+        labels = [("b" if lab == "a" else "a") if flips.random() < flip else lab for lab in labels]
+    return labels
 
 
 def gold_agreement(labels: Sequence[str], gold_a: Sequence[float], gold_b: Sequence[float]) -> float:
