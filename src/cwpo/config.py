@@ -103,15 +103,120 @@ def load_yaml(path: str | os.PathLike) -> dict:
     return data
 
 
+def _type_name(tp: Any) -> str:
+    if tp is type(None):
+        return "null"
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if tp is list or origin in (list, tuple):
+        return "a list"
+    if tp is dict or origin is dict:
+        return "a mapping"
+    return {int: "an integer", float: "a number", bool: "a boolean (true/false)", str: "a string"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+
+
+_NO = object()
+
+
+def _coerce_value(value: Any, tp: Any) -> Any:
+    """``value`` converted to the type ``tp``, or ``_NO`` when it cannot be.
+
+    Strings from YAML are converted where the intent is plain (``lr: 1e-5`` is a string to
+    PyYAML); anything else of the wrong type is refused, never guessed.
+    """
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if tp is type(None):
+        return None if value is None else _NO
+    if origin in (typing.Union, types.UnionType):
+        for arg in sorted(typing.get_args(tp), key=lambda a: a is str):  # str last: it takes scalars
+            out = _coerce_value(value, arg)
+            if out is not _NO:
+                return out
+        return _NO
+    if origin is typing.Literal:
+        return value if value in typing.get_args(tp) else _NO
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        try:
+            return _parse_bool(value) if isinstance(value, str | int) else _NO
+        except argparse.ArgumentTypeError:
+            return _NO
+    if tp is int:
+        if isinstance(value, bool):
+            return _NO
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                return _NO
+        return _NO
+    if tp is float:
+        if isinstance(value, bool):
+            return _NO
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                return _NO
+        return _NO
+    if tp is str:
+        return str(value) if isinstance(value, str | int | float) and not isinstance(value, bool) else _NO
+    if tp is list or origin is list:
+        return list(value) if isinstance(value, list | tuple) else _NO
+    if origin is tuple:
+        return tuple(value) if isinstance(value, list | tuple) else _NO
+    if tp is dict or origin is dict:
+        return value if isinstance(value, dict) else _NO
+    return value  # a type this helper does not know: left to the dataclass
+
+
+def coerce(cls: type, values: dict) -> tuple[dict, list[str]]:
+    """``values`` converted to the field types of the dataclass ``cls``, and every type problem.
+
+    The one type check of every stage config and of the recipe: a problem reads
+    ``max_steps: expected an integer, got 'ten'``. Keys that are not fields are left as they are
+    (the caller reports unknown keys).
+    """
+    hints = typing.get_type_hints(cls)
+    out, errors = dict(values), []
+    for f in dataclasses.fields(cls):
+        if f.name not in values:
+            continue
+        value = _coerce_value(values[f.name], hints[f.name])
+        if value is _NO:
+            got = values[f.name]
+            errors.append(f"{f.name}: expected {_type_name(hints[f.name])}, got {type(got).__name__} {got!r}")
+        else:
+            out[f.name] = value
+    return out, errors
+
+
 def build_config(cls: type[T], values: dict, source: str = "config") -> T:
-    """Instantiate ``cls`` from a dict, refusing unknown keys (all listed at once)."""
+    """Instantiate ``cls`` from a dict, refusing unknown keys and wrong types (all listed at once)."""
+    values = {k.replace("-", "_"): v for k, v in values.items()}
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(values) - names)
     if unknown:
         raise ConfigError(
             f"{source}: unknown setting(s) {unknown} for {cls.__name__}; valid: {sorted(names)}"
         )
-    values = {k.replace("-", "_"): v for k, v in values.items()}
+    values, errors = coerce(cls, values)
+    if errors:
+        raise ConfigError(f"{source}: " + "; ".join(errors))
     try:
         return cls(**values)
     except TypeError as e:

@@ -23,7 +23,7 @@ def configure(parser):
 
 
 def run(args) -> int:
-    from cwpo.experiments.recipe import load_recipe
+    from cwpo.experiments.recipe import check_run, load_recipe
     from cwpo.experiments.recipes import find_recipe, packaged_recipes
 
     if args.list:
@@ -35,6 +35,7 @@ def run(args) -> int:
         return 2
     path = find_recipe(args.recipe)
     recipe = load_recipe(path)
+    check_run(recipe, args.methods)  # the checks run_recipe makes before it writes anything
     if args.validate:
         print(f"{path}: ok ({recipe.track} track, {len(recipe.seeds)} seed(s), grid {recipe.grid or 'none'})")
         return 0

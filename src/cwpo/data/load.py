@@ -90,6 +90,11 @@ def _sources(source: str, fmt: str, subset: str | None, split: str) -> list[tupl
     raise DataError("no such file or folder (and not a hub dataset id of the form org/name)", source)
 
 
+def check_source(source: str, format: str = "auto", subset: str | None = None, split: str = "test") -> None:  # noqa: A002
+    """Raise :class:`DataError` unless ``source`` names existing files or a hub id (reads nothing)."""
+    _sources(str(source), format, subset, split)
+
+
 def load_pairs(
     source: str | os.PathLike,
     format: str = "auto",  # noqa: A002 - the CLI flag is --format

@@ -70,6 +70,11 @@ def resolve_methods(spec) -> dict[str, Method]:
     """A list of known names, or a mapping name -> known name or {labels, weighting, loss}."""
     if spec is None:
         spec = ["human", "ws", "cw"]
+    if not isinstance(spec, list | dict):
+        raise ConfigError(
+            f"methods: expected a list of method names or a mapping name -> method, got "
+            f"{type(spec).__name__} {spec!r} (write methods: [{spec}] for one method)"
+        )
     out: dict[str, Method] = {}
     items = [(n, n) for n in spec] if isinstance(spec, list) else list(spec.items())
     for name, value in items:

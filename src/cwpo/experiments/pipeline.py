@@ -22,10 +22,9 @@ from pathlib import Path
 import yaml
 
 from cwpo.data.schema import read_pairs, write_pairs
-from cwpo.errors import ConfigError
 from cwpo.experiments.cache import Artifact, run_stage
-from cwpo.experiments.methods import Method, resolve_methods
-from cwpo.experiments.recipe import Recipe, expand, load_recipe, validate
+from cwpo.experiments.methods import Method
+from cwpo.experiments.recipe import Recipe, check_run, expand, load_recipe
 from cwpo.io import (
     guard_output,
     hash_config,
@@ -463,15 +462,7 @@ def run_recipe(
     """
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
-    errors = validate(recipe)
-    if errors:
-        raise ConfigError("recipe has problems:\n  - " + "\n  - ".join(errors))
-    methods = resolve_methods(recipe.methods)
-    if only_methods:
-        unknown = sorted(set(only_methods) - set(methods))
-        if unknown:
-            raise ConfigError(f"--methods {unknown} are not in the recipe's methods {sorted(methods)}")
-        methods = {k: v for k, v in methods.items() if k in only_methods}
+    methods = check_run(recipe, only_methods)  # before anything is written
     root = Path(results_dir).resolve()
     # a run folder is only ever continued in place (every stage is cached); anything else is refused
     guard_output(root, "run", in_place=True)

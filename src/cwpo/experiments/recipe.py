@@ -16,11 +16,10 @@ import itertools
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from cwpo.config import load_yaml
+from cwpo.config import coerce, load_yaml
 from cwpo.errors import ConfigError
-from cwpo.experiments.methods import resolve_methods
+from cwpo.experiments.methods import Method, resolve_methods
 
 # fields the runner sets itself (paths between stages, the loss/weighting of a method, the seed)
 MANAGED = {
@@ -44,7 +43,7 @@ class Recipe:
     strong_model: str = "smollm2-135m-instruct"
     seeds: list = field(default_factory=lambda: [0])
     grid: dict = field(default_factory=dict)
-    methods: Any = None
+    methods: list | dict | None = None
     sft_data: str = "weak"  # pairs track: SFT on weak y_w of D_u (paper) or "labeled" (D_l chosen)
     annotator_only: bool = False  # data, annotator and annotate only: one row per grid point, no methods
     data: dict = field(default_factory=dict)
@@ -56,6 +55,15 @@ class Recipe:
     align: dict = field(default_factory=dict)
     evaluate: dict = field(default_factory=dict)
     paper: dict = field(default_factory=dict)  # the paper's numbers to print beside ours in the report
+
+    def __post_init__(self):
+        """Convert what converts (``lr: 1e-5`` is a string to YAML); :func:`validate` reports the rest."""
+        values, _ = coerce(Recipe, {f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+        classes = _config_classes()
+        for name, value in values.items():
+            if name in classes and isinstance(value, dict):
+                value = coerce(classes[name], value)[0]
+            setattr(self, name, value)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -97,14 +105,30 @@ def _placeholders(section: str, tmp: Path) -> dict:
     }[section]
 
 
+def _grid_errors(recipe: Recipe, classes: dict) -> list[str]:
+    errors = []
+    for path, values in recipe.grid.items():
+        head, _, name = path.partition(".")
+        if head not in SECTIONS and head not in ("strong_model", "sft_data"):
+            errors.append(f"grid: {path!r} must start with a section name ({', '.join(SECTIONS)})")
+        if not isinstance(values, list) or not values:
+            errors.append(f"grid: {path!r} needs a non-empty list of values")
+        elif head in classes and name:
+            for value in values:
+                errors += [f"grid: {head}.{e}" for e in coerce(classes[head], {name: value})[1]]
+    return errors
+
+
 def validate(recipe: Recipe) -> list[str]:
     """Every problem of a recipe (an empty list when it is fine)."""
-    errors = []
+    _, errors = coerce(Recipe, {f.name: getattr(recipe, f.name) for f in dataclasses.fields(Recipe)})
+    if errors:  # a field of the wrong type (``data: hh``, ``methods: human``): nothing else is checkable
+        return errors
     if recipe.track not in ("pairs", "sentiment"):
         errors.append(f"track must be 'pairs' or 'sentiment', got {recipe.track!r}")
     if recipe.sft_data not in ("weak", "labeled"):
         errors.append(f"sft_data must be 'weak' or 'labeled', got {recipe.sft_data!r}")
-    if not recipe.seeds or not all(isinstance(s, int) for s in recipe.seeds):
+    if not recipe.seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in recipe.seeds):
         errors.append(f"seeds must be a non-empty list of integers, got {recipe.seeds!r}")
     if recipe.track == "pairs" and not recipe.data.get("source"):
         errors.append("data.source is required for the pairs track")
@@ -121,9 +145,6 @@ def validate(recipe: Recipe) -> list[str]:
         (tmp / "annotator.json").write_text("{}")
         for section in SECTIONS:
             values = getattr(recipe, section) or {}
-            if not isinstance(values, dict):
-                errors.append(f"{section}: expected a mapping of settings")
-                continue
             managed = sorted(set(values) & MANAGED[section])
             if managed:
                 errors.append(f"{section}: {managed} are set by the runner and cannot be given")
@@ -133,17 +154,56 @@ def validate(recipe: Recipe) -> list[str]:
             if unknown:
                 errors.append(f"{section}: unknown setting(s) {unknown}")
                 continue
+            values, type_errors = coerce(classes[section], values)
+            if type_errors:
+                errors += [f"{section}.{e}" for e in type_errors]
+                continue
             try:
                 classes[section](**{**_placeholders(section, tmp), **values})
             except (ConfigError, TypeError) as e:
                 errors.append(f"{section}: {e}")
-    for path, values in recipe.grid.items():
-        head = path.split(".", 1)[0]
-        if head not in SECTIONS and head not in ("strong_model", "sft_data"):
-            errors.append(f"grid: {path!r} must start with a section name ({', '.join(SECTIONS)})")
-        if not isinstance(values, list) or not values:
-            errors.append(f"grid: {path!r} needs a non-empty list of values")
+    return errors + _grid_errors(recipe, classes)
+
+
+def _input_errors(recipe: Recipe) -> list[str]:
+    """Inputs a run reads that do not exist (checked without reading them)."""
+    from cwpo.data.load import check_source
+    from cwpo.errors import CWPOError
+
+    errors = []
+    if recipe.track == "pairs":
+        d = recipe.data
+        for source in dict.fromkeys([d["source"], *recipe.grid.get("data.source", [])]):
+            try:
+                check_source(source, d.get("format", "auto"), d.get("subset"), d.get("split", "test"))
+            except CWPOError as e:
+                errors.append(f"data.source: {e}")
+    else:
+        for imdb in dict.fromkeys([recipe.sentiment["imdb"], *recipe.grid.get("sentiment.imdb", [])]):
+            if not Path(imdb).expanduser().is_dir():
+                errors.append(f"sentiment.imdb: {imdb}: no such folder")
     return errors
+
+
+def check_run(recipe: Recipe, only_methods: list[str] | None = None) -> dict[str, Method]:
+    """Everything ``cwpo run`` checks before it writes anything; return the methods to run.
+
+    The recipe (:func:`validate`), the ``--methods`` selection and the inputs the run reads; every
+    problem is reported at once in one :class:`ConfigError`.
+    """
+    errors = validate(recipe)
+    methods: dict[str, Method] = {}
+    if not errors:
+        methods = resolve_methods(recipe.methods)
+        unknown = [m for m in only_methods or [] if m not in methods]
+        if unknown:
+            errors.append(f"--methods {unknown} are not in the recipe's methods {sorted(methods)}")
+        errors += _input_errors(recipe)
+    if len(errors) == 1:
+        raise ConfigError(errors[0])
+    if errors:
+        raise ConfigError(f"{len(errors)} problem(s):\n  - " + "\n  - ".join(errors))
+    return {k: v for k, v in methods.items() if not only_methods or k in only_methods}
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -154,6 +214,8 @@ def load_recipe(path: str | Path) -> Recipe:
         raise ConfigError(f"{path}: unknown top-level key(s) {unknown}; valid: {sorted(names)}")
     recipe = Recipe(**data)
     errors = validate(recipe)
+    if len(errors) == 1:
+        raise ConfigError(f"{path}: {errors[0]}")
     if errors:
         raise ConfigError(f"{path}: {len(errors)} problem(s):\n  - " + "\n  - ".join(errors))
     return recipe
