@@ -90,6 +90,15 @@ def _sources(source: str, fmt: str, subset: str | None, split: str) -> list[tupl
     raise DataError("no such file or folder (and not a hub dataset id of the form org/name)", source)
 
 
+def _row_source(label: str) -> str:
+    """What a row records as its source: ``folder/file`` for a file (``file`` alone in the current
+    folder), the label itself for a hub dataset."""
+    path = Path(label)
+    if not path.exists():
+        return label
+    return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
+
+
 def check_source(source: str, format: str = "auto", subset: str | None = None, split: str = "test") -> None:  # noqa: A002
     """Raise :class:`DataError` unless ``source`` names existing files or a hub id (reads nothing)."""
     _sources(str(source), format, subset, split)
@@ -140,9 +149,7 @@ def load_pairs(
                     examples.append(f"{label}, row {row_no}: {e}")
                 continue
             kinds.add("labeled" if "chosen" in row and "rejected" in row else "unlabeled")
-            row.setdefault(
-                "source", f"{Path(label).parent.name}/{Path(label).name}" if Path(label).exists() else label
-            )
+            row.setdefault("source", _row_source(label))
             rows.append(row)
             n_file += 1
             if limit is not None and len(rows) >= limit:

@@ -57,9 +57,11 @@ def iter_records(path: str | Path) -> Iterator[tuple[int, dict]]:
                 if not line.strip():
                     continue
                 try:
-                    record = json.loads(line)
+                    record = json.loads(
+                        line.rstrip("\r\n")
+                    )  # with the newline, an error at the end is "line 2"
                 except json.JSONDecodeError as e:
-                    raise DataError(f"malformed JSON: {e.msg} (column {e.colno})", str(path), i) from None
+                    raise DataError(f"malformed JSON: {e.msg} (column {e.pos + 1})", str(path), i) from None
                 if not isinstance(record, dict):
                     raise DataError(
                         f"expected a JSON object per line, got {type(record).__name__}", str(path), i
