@@ -1,4 +1,18 @@
-"""The one exception type users see: a clear message naming what went wrong and where."""
+"""The one exception type users see: a clear message naming what went wrong and where.
+
+And :func:`warn`, for a success a user should question (one line on stderr, once).
+"""
+
+import sys
+
+_WARNED: set[str] = set()
+
+
+def warn(message: str) -> None:
+    """Print ``cwpo: warning: message`` on stderr, once per process for the same message."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        print(f"cwpo: warning: {message}", file=sys.stderr)
 
 
 class CWPOError(Exception):

@@ -181,9 +181,47 @@ def check_annotator_dir(path: str | os.PathLike) -> dict:
             raise ModelNotFoundError(
                 f"annotator directory {path}: no model weights (*.safetensors) in {folder}"
             )
-    if not any((path / f).exists() for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt")):
-        raise ModelNotFoundError(f"annotator directory {path}: tokenizer files (tokenizer.json) are missing")
+    if not _vocabulary_present(path):
+        raise ModelNotFoundError(
+            f"annotator directory {path}: tokenizer files are missing (tokenizer.json, or vocab.txt, "
+            "vocab.json + merges.txt, or a sentencepiece .model); without them every word is [UNK]. "
+            "Copy them from the backbone folder or train the annotator again"
+        )
     return meta
+
+
+def _vocabulary_present(folder: Path) -> bool:
+    """A file that holds the tokenizer's vocabulary (``tokenizer_config.json`` alone holds none)."""
+    return (
+        (folder / "tokenizer.json").is_file()
+        or (folder / "vocab.txt").is_file()
+        or ((folder / "vocab.json").is_file() and (folder / "merges.txt").is_file())
+        or any(folder.glob("*.model"))
+    )
+
+
+def check_vocabulary(path: str | os.PathLike, tokenizer, model_folder: str | os.PathLike) -> None:
+    """The tokenizer must fit the model's embedding: no id past its rows, and not a stub of it.
+
+    Read from ``config.json`` (``vocab_size``), so it runs before the weights are loaded.
+
+    Models pad their embedding a little past the vocabulary (to a multiple of 64 or 128), so a
+    tokenizer smaller than the embedding is fine unless it is less than half of it: that is a
+    tokenizer of another model or one that lost its vocabulary file.
+    """
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(str(model_folder))
+    n_emb = getattr(config.get_text_config(), "vocab_size", None)
+    n_tok = len(tokenizer)
+    if n_emb is None:
+        return
+    if n_tok > n_emb or 2 * n_tok < n_emb:
+        raise ModelNotFoundError(
+            f"annotator directory {path}: the tokenizer has {n_tok} tokens but the model's embedding has "
+            f"{n_emb} rows: the tokenizer files do not belong to this model (copy them from the backbone "
+            "folder or train the annotator again)"
+        )
 
 
 def resolve_dtype(dtype: str) -> torch.dtype:
@@ -274,6 +312,8 @@ def load_annotator(path: str | os.PathLike, dtype: str = "float32", device: str 
     torch_dtype = resolve_dtype(dtype)
     try:
         tok = AutoTokenizer.from_pretrained(str(path))
+        for folder in [path] + ([path / REFERENCE_DIR] if meta["objective"] == "dpo" else []):
+            check_vocabulary(path, tok, folder)  # before the weights: a wrong vocabulary labels silently
         if meta["objective"] == "dpo":
             model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype)
             reference = AutoModelForCausalLM.from_pretrained(str(path / REFERENCE_DIR), dtype=torch_dtype)

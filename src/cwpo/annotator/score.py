@@ -203,6 +203,7 @@ def annotate(
     dist = _Dist()
     parts = output_path.with_name(output_path.name + ".parts")
     meta_path = parts / "meta.json"
+    reused = 0
     if dist.rank == 0:
         if parts.exists() and not meta_path.is_file():
             raise CWPOError(f"{parts} exists and was not written by cwpo annotate: move it away")
@@ -210,6 +211,7 @@ def annotate(
             shutil.rmtree(parts)  # cwpo's chunks of another annotator/input/setting: never reuse
         parts.mkdir(parents=True, exist_ok=True)
         write_json(meta_path, {"key": key, "n_rows": len(rows), "chunk_size": chunk_size})
+        reused = len(list(parts.glob("chunk-*.json")))  # left by an interrupted run of the same key
     dist.barrier()
 
     n_chunks = math.ceil(len(rows) / chunk_size)
@@ -263,6 +265,7 @@ def annotate(
     dist.barrier()
 
     stats: dict = {}
+    nothing_left = None
     if dist.rank == 0:
         merged, truncated, dropped = [], 0, 0
         for i in range(n_chunks):
@@ -270,6 +273,14 @@ def annotate(
             merged.extend(chunk["rows"])
             truncated += chunk["truncated"]
             dropped += chunk["dropped_too_long"]
+        if rows and not merged:
+            shutil.rmtree(parts, ignore_errors=True)
+            nothing_left = CWPOError(
+                f"{input_path}: --too-long drop dropped all {dropped} pairs (each is longer than the "
+                f"annotator's max_length); nothing was written. Use --too-long truncate, or an annotator "
+                "trained with a larger --max-length"
+            )
+    if nothing_left is None and dist.rank == 0:
         write_jsonl(output_path, merged)
         agree = [r["human_agrees"] for r in merged if "human_agrees" in r]
         stats = {
@@ -286,12 +297,16 @@ def annotate(
             "human_agreement": sum(agree) / len(agree) if agree else None,
             "n_human_labels": len(agree),
             "processes": dist.world,
+            "n_chunks": n_chunks,
+            "resumed_chunks": reused,
             "pairs_scored_here": scored,
             "seconds_here": elapsed,
         }
         write_json(stats_path, stats)
         shutil.rmtree(parts, ignore_errors=True)
     dist.barrier()
+    if nothing_left is not None:  # raised after the barrier, so that the other ranks do not wait on it
+        raise nothing_left
     if dist.rank != 0:
         stats = {"rank": dist.rank, "pairs_scored_here": scored, "seconds_here": elapsed}
     return stats

@@ -37,8 +37,10 @@ from cwpo.annotator.model import (
     scalar_scores,
 )
 from cwpo.config import check
-from cwpo.errors import ConfigError, DataError
+from cwpo.errors import ConfigError, DataError, warn
 from cwpo.io import atomic_dir, guard_output, hash_config, sha256_path, write_json, write_manifest
+
+MIN_TRAIN_PAIRS = 32  # fewer human-labelled pairs than one default batch: warn
 
 
 @dataclass
@@ -279,6 +281,11 @@ def train_annotator(cfg: TrainAnnotatorConfig) -> dict:
         cal_idx = set(order[:n_cal])
         calib_rows = [r for i, r in enumerate(rows) if i in cal_idx]
         rows = [r for i, r in enumerate(rows) if i not in cal_idx]
+    if len(rows) < MIN_TRAIN_PAIRS:
+        warn(
+            f"train-annotator: only {len(rows)} training pair(s) in {cfg.train}; below {MIN_TRAIN_PAIRS} "
+            "the annotator's labels and confidences are close to noise"
+        )
     autocast_dtype = resolve_dtype("auto") if cfg.bf16 else torch.float32
 
     model, tok = _load_backbone(cfg)

@@ -6,6 +6,7 @@ HELP = (
     "Label pairs with a weak annotator: chosen = the higher-scored response, margin = |score difference|, "
     "confidence = tanh(margin/2). Resumable (chunks written atomically), works under accelerate launch."
 )
+ON_INTERRUPT = "completed chunks are kept and a re-run resumes"
 
 
 def configure(parser) -> None:
@@ -37,6 +38,11 @@ def run(args) -> int:
         if stats.get("cached"):
             line += " [already up to date]"
         print(line)
+        if stats.get("resumed_chunks") and not stats.get("cached"):
+            print(
+                f"  resumed: {stats['resumed_chunks']} of {stats['n_chunks']} chunks reused from an "
+                "interrupted run"
+            )
         if stats.get("human_agreement") is not None:
             print(
                 f"  agreement with the {stats['n_human_labels']} human labels: {stats['human_agreement']:.4f}"

@@ -9,6 +9,7 @@ HELP = (
     "annotator trained on 30% of them, confidence labels for the rest, SFT and then Human-DPO, WS-DPO and "
     "CW-DPO of SmolLM2-135M-Instruct, preference accuracy on held-out human pairs, and a report."
 )
+ON_INTERRUPT = "finished stages are kept and a re-run resumes"
 
 
 def configure(parser):

@@ -12,6 +12,7 @@ HELP = (
     "LLM-judge win-rate (--judge-url/--judge-model). Writes summary.json, summary.md, rows.jsonl and "
     "manifest.json into --output."
 )
+ON_INTERRUPT = "cached generations and judge verdicts are kept; a re-run reuses them"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

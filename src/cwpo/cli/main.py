@@ -1,7 +1,8 @@
 """The ``cwpo`` console script: one subcommand per pipeline stage.
 
 Stage modules are imported only when their subcommand runs, so ``cwpo --help`` is instant.
-Errors caused by input (:class:`cwpo.errors.CWPOError`) print one line and exit 2.
+Errors caused by input (:class:`cwpo.errors.CWPOError`) print one line and exit 2. On Ctrl-C a
+stage says what a re-run does: its module's ``ON_INTERRUPT`` (stages that cannot resume have none).
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cwpo {name}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"cwpo {name}: interrupted; completed work is kept and a re-run resumes", file=sys.stderr)
+        after = getattr(module, "ON_INTERRUPT", "nothing was kept; a re-run starts over")
+        print(f"cwpo {name}: interrupted; {after}", file=sys.stderr)
         return 130
 
 

@@ -7,6 +7,7 @@ HELP = (
     "caching of every stage: a re-run redoes nothing, an interrupted run resumes, a changed input never "
     "reuses a stale artifact. Recipes: configs/ in the repository, or `cwpo run --list`."
 )
+ON_INTERRUPT = "finished stages are kept and a re-run resumes"
 
 
 def configure(parser):
