@@ -87,7 +87,7 @@ def test_unknown_gold_name_names_the_alternatives():
 
 def test_unreachable_hub_id_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelNotFoundError, match="could not load model 'nobody-xyz/no-such-rm'.*vader"):
+    with pytest.raises(ModelNotFoundError, match="cannot reach hub model 'nobody-xyz/no-such-rm'.*vader"):
         get_gold("nobody-xyz/no-such-rm")
 
 

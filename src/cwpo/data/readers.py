@@ -115,15 +115,20 @@ def iter_hub_records(
     dataset_id: str, split: str = "train", data_dir: str | None = None
 ) -> Iterator[tuple[int, dict]]:
     """Records of a hub dataset through ``datasets.load_dataset`` (needs the hub or its cache)."""
+    from cwpo.models.registry import hub_unreachable
+
+    offline = hub_unreachable()  # decided once; offline, datasets reads its cache without retrying
     try:
         import datasets
 
+        if offline is not None:
+            datasets.config.HF_HUB_OFFLINE = datasets.config.HF_DATASETS_OFFLINE = True
         ds = datasets.load_dataset(dataset_id, data_dir=data_dir, split=split)
     except Exception as e:  # noqa: BLE001 - any hub/network failure gets the same advice
         raise DataError(
             f"cannot load hub dataset {dataset_id!r} (split {split!r}): {type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else ''}. Offline, download it elsewhere and pass the local "
-            "files (JSONL/JSON/CSV/Parquet) instead.",
+            f"{str(e).splitlines()[0] if str(e) else ''}{f' ({offline})' if offline else ''}. Offline, download "
+            "it elsewhere and pass the local files (JSONL/JSON/CSV/Parquet) instead.",
             dataset_id,
         ) from None
     for i, record in enumerate(ds, 1):

