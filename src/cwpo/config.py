@@ -127,7 +127,8 @@ def _coerce_value(value: Any, tp: Any) -> Any:
     """``value`` converted to the type ``tp``, or ``_NO`` when it cannot be.
 
     Strings from YAML are converted where the intent is plain (``lr: 1e-5`` is a string to
-    PyYAML); anything else of the wrong type is refused, never guessed.
+    PyYAML); a value of the right type is returned as it is; anything else is refused, never
+    guessed.
     """
     origin = typing.get_origin(tp)
     if tp is Any:
@@ -166,7 +167,7 @@ def _coerce_value(value: Any, tp: Any) -> Any:
         if isinstance(value, bool):
             return _NO
         if isinstance(value, int | float):
-            return float(value)
+            return value  # an int is a number as it is (and keeps the stage cache keys it had)
         if isinstance(value, str):
             try:
                 return float(value.strip())
