@@ -59,6 +59,8 @@ def test_yaml_strings_that_are_plainly_numbers_are_converted():
     assert (cfg.lr, cfg.max_steps, cfg.lora) == (1e-5, 10, False)
     values, errors = coerce(AlignConfig, {"tau": None, "max_steps": 2.0, "seed": True, "loss": "dpo"})
     assert values["max_steps"] == 2 and values["tau"] is None
+    epochs = coerce(AlignConfig, {"epochs": 1})[0]["epochs"]
+    assert epochs == 1 and type(epochs) is int  # unchanged: a recipe's stage cache key stays the same
     assert errors == ["seed: expected an integer, got bool True"]
     with pytest.raises(ConfigError, match="max_steps: expected an integer or null, got float 2.5"):
         build_config(AlignConfig, {"train": "t", "policy": "p", "output": "o", "max_steps": 2.5})
