@@ -101,3 +101,16 @@ def test_validate_says_ok_for_a_runnable_recipe(tmp_path, capsys):
     path.write_text(OK)
     assert main(["run", str(path), "--validate", "--methods", "cw"]) == 0
     assert "ok" in capsys.readouterr().out
+
+
+def test_validate_checks_the_models_a_recipe_names(tmp_path, capsys):
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        OK + "strong_model: nobody-xyz/no-model\nannotator: {backbone: smollm2}\n"  # HF_HUB_OFFLINE in tests
+    )
+    assert main(["run", str(path), "--validate"]) == 2
+    err = capsys.readouterr().err
+    assert "strong_model: cannot reach hub model 'nobody-xyz/no-model'" in err, err
+    assert "annotator.backbone: unknown model 'smollm2'" in err, err
+    assert main(["run", str(path), "--output", str(tmp_path / "results")]) == 2
+    assert not (tmp_path / "results").exists()

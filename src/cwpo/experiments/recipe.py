@@ -182,6 +182,25 @@ def _input_errors(recipe: Recipe) -> list[str]:
         for imdb in dict.fromkeys([recipe.sentiment["imdb"], *recipe.grid.get("sentiment.imdb", [])]):
             if not Path(imdb).expanduser().is_dir():
                 errors.append(f"sentiment.imdb: {imdb}: no such folder")
+    return errors + _model_errors(recipe)
+
+
+def _model_errors(recipe: Recipe) -> list[str]:
+    """Models the recipe names that cannot be found (nothing is converted or downloaded)."""
+    from cwpo.errors import CWPOError
+    from cwpo.models.registry import check_model
+
+    named = {"strong_model": [] if recipe.annotator_only else [recipe.strong_model]}
+    for section in ("annotator", "wsdpo_annotator"):
+        if "backbone" in getattr(recipe, section):
+            named[f"{section}.backbone"] = [getattr(recipe, section)["backbone"]]
+    errors = []
+    for where, refs in named.items():
+        for ref in dict.fromkeys([*refs, *recipe.grid.get(where, [])]):
+            try:
+                check_model(ref)
+            except CWPOError as e:
+                errors.append(f"{where}: {e}")
     return errors
 
 

@@ -151,6 +151,15 @@ def resolve_model(ref: str | os.PathLike, check_hub: bool = True) -> str:
     )
 
 
+def check_model(ref: str | os.PathLike) -> None:
+    """The checks of :func:`resolve_model` without converting or downloading anything."""
+    ref = str(ref)
+    if ref in OFFLINE_MODELS:
+        _package_folder(OFFLINE_MODELS[ref])
+    else:
+        resolve_model(ref)
+
+
 _HUB_STATE: dict[str, str | None] = {}  # endpoint -> why it cannot be reached (None: it can)
 
 
