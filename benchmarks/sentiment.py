@@ -6,6 +6,12 @@ Runs, with one shared stage cache, the recipes of configs/cpu/ (one --part each)
 - large:       sentiment-large.yaml, Human/WS/CW on a 480-prompt pool, three seeds;
 - split:       sentiment-split.yaml, labeled share 10/30/50% of that pool, Human/CW, seed 0;
 - large_noisy: sentiment-large-noisy.yaml, that pool with noisy humans (T = 1.0), Human/CW, three seeds.
+v2 (the evidence bench: one ~2,070-pair pool, 1,000 fixed test prompts, hyper-parameters chosen once
+on validation prompts; flat keys in results/sentiment.json; the v1 parts write results/sentiment-v1.json):
+- v2_hp:        sentiment-v2-hp.yaml, Human-DPO noise-free on 300 validation prompts (the HP choice);
+- v2_noisefree: sentiment-v2.yaml, Human/WS/CW/Human-100%, noise-free humans, 5 seeds;
+- v2_crowd:     sentiment-v2-crowd.yaml, every method and weight function, crowd-like humans, 3 seeds;
+- v2_split:     sentiment-v2-split.yaml, labelled share 10-50%, CW vs DPO on D_l, 3 seeds.
 Writes benchmarks/results/sentiment.json (each part its own keys) and the reports under benchmarks/report/.
 
     .venv/bin/python benchmarks/sentiment.py [--part main|noise|large|split|large_noisy|all] [--runs runs/bench]
@@ -22,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import command_line, write_result  # noqa: E402
+from sentiment_v2 import v2_metrics  # noqa: E402
 
 from cwpo.experiments.pipeline import run_recipe  # noqa: E402
 from cwpo.experiments.recipe import load_recipe  # noqa: E402
@@ -88,6 +95,10 @@ PARTS = {
     "large": ("configs/cpu/sentiment-large.yaml", "sentiment-large"),
     "split": ("configs/cpu/sentiment-split.yaml", "sentiment-split"),
     "large_noisy": ("configs/cpu/sentiment-large-noisy.yaml", "sentiment-large-noisy"),
+    "v2_hp": ("configs/cpu/sentiment-v2-hp.yaml", "sentiment-v2-hp"),
+    "v2_noisefree": ("configs/cpu/sentiment-v2.yaml", "sentiment-v2"),
+    "v2_crowd": ("configs/cpu/sentiment-v2-crowd.yaml", "sentiment-v2-crowd"),
+    "v2_split": ("configs/cpu/sentiment-v2-split.yaml", "sentiment-v2-split"),
 }
 
 
@@ -107,10 +118,11 @@ def main() -> None:
     start = time.time()
     runs = Path(args.runs)
     cache = runs / "cache"
-    result_file = REPO / "benchmarks" / "results" / "sentiment.json"
     parts = list(PARTS) if args.part == "all" else [args.part]
     for part in parts:
         recipe, name = PARTS[part]
+        result_name = "sentiment" if part.startswith("v2_") else "sentiment-v1"
+        result_file = REPO / "benchmarks" / "results" / f"{result_name}.json"
         loaded = load_recipe(REPO / recipe)
         if args.seeds:
             loaded.seeds = list(args.seeds)
@@ -120,7 +132,9 @@ def main() -> None:
         metrics = dict(previous.get("metrics", {}))
         commands = dict(previous.get("commands", {}))
         reports = dict(previous.get("reports", {}))
-        if part == "main":
+        if part.startswith("v2_"):
+            metrics.update(v2_metrics(part, res, loaded.to_dict()))
+        elif part == "main":
             # main's keys are flat numbers; the other parts each own one nested dict: keep those
             metrics = {k: v for k, v in metrics.items() if isinstance(v, dict)}
             metrics.update(main_metrics(res))
@@ -140,8 +154,8 @@ def main() -> None:
             "command": command_line(),
             "date": now_iso(),
         }
-        write_result("sentiment", metrics, start, commands=commands, reports=reports)
-        print(f"wrote benchmarks/results/sentiment.json ({part}); report {report}")
+        write_result(result_name, metrics, start, commands=commands, reports=reports)
+        print(f"wrote benchmarks/results/{result_name}.json ({part}); report {report}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cwpo.errors import CWPOError
-from cwpo.experiments.evidence import claim_line, evidence, head_to_head, method_gra
+from cwpo.experiments.evidence import annotator_gold_accuracy, claim_line, evidence, head_to_head, method_gra
 
 
 def _run(tmp_path, method, seed, gold_policy, gold_ref, prompts=None):
@@ -60,3 +60,22 @@ def test_different_prompts_are_refused(tmp_path):
     ]
     with pytest.raises(CWPOError, match="different prompts"):
         head_to_head(rows, "cw", "human")
+
+
+def test_annotator_gold_accuracy_by_hand():
+    pairs = [
+        {"prompt": f"p{i}", "response_a": "a", "response_b": "b", "gold_a": ga, "gold_b": gb}
+        for i, (ga, gb) in enumerate([(1, 0), (1, 0), (0, 1), (0, 1), (0.5, 0.5), (2, 1)])
+    ]
+    # the annotator picks a, a, a, b, a, b with rising confidence; p4 is a gold tie (left out)
+    picks = ["a", "a", "a", "b", "a", "b"]
+    annotated = [
+        {"prompt": f"p{i}", "chosen": c, "rejected": "b" if c == "a" else "a", "confidence": 0.1 * i}
+        for i, c in enumerate(picks)
+    ]
+    out = annotator_gold_accuracy(annotated, pairs, n_bins=5)
+    # correct: p0 yes, p1 yes, p2 no, p3 yes, p5 no -> 3/5, bins in confidence order
+    assert out["acc"] == pytest.approx(0.6) and out["n"] == 5
+    assert out["by_confidence"] == [1.0, 1.0, 0.0, 1.0, 0.0]
+    with pytest.raises(CWPOError, match="not in the pool"):
+        annotator_gold_accuracy([{**annotated[0], "prompt": "elsewhere"}], pairs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -168,3 +169,50 @@ def test_annotator_only_study_over_poison_levels(tmp_path, tiny_causal_lm_dir, t
     assert "| poison_frac | seeds |" in report and "weak_label_acc_vs_poison_frac.png" in report
     assert (tmp_path / "results" / "report" / "weak_label_acc_vs_poison_frac.png").exists()
     assert str(tmp_path) not in report  # no machine path in a report
+
+
+def test_sentiment_v2_shares_pool_and_prompts_across_seeds(
+    tmp_path, imdb_dir, tiny_causal_lm_dir, tiny_encoder_dir
+):
+    """pool_seed: one SFT model and one pair pool for every seed; eval_set: one fixed prompt set."""
+    tiny = {"max_steps": 1, "batch_size": 4, "max_length": 48, "save_steps": 1000}
+    recipe = Recipe(
+        name="tiny-sentiment-v2",
+        track="sentiment",
+        strong_model=tiny_causal_lm_dir,
+        seeds=[0, 1],
+        methods=["human", "human_dl"],
+        sft_data="labeled",
+        sentiment={
+            "imdb": str(imdb_dir),
+            "n_sft_texts": 8,
+            "sft_response_words": 6,
+            "n_prompts": 24,
+            "n_test_prompts": 6,
+            "n_val_prompts": 3,
+            "eval_set": "test",
+            "pool_seed": 0,
+            "prompt_words": 5,
+            "max_new_tokens": 6,
+            "human_temperature": 0.0,
+            "batch_size": 8,
+        },
+        sft=tiny,
+        align=tiny,
+        evaluate={"batch_size": 8, "n_boot": 50},
+    )
+    result = pipeline.run_recipe(recipe, tmp_path / "results", progress=False)
+    stages = tmp_path / "results" / "stages"
+    assert len(list(stages.glob("sft-*"))) == 1 and len(list(stages.glob("pairs-*"))) == 1
+    assert len(list(stages.glob("prompts-*"))) == 1 and len(list(stages.glob("labels-*"))) == 2
+    prompts = [
+        json.loads(x)["prompt"] for x in next(stages.glob("prompts-*")).joinpath("prompts.jsonl").open()
+    ]
+    assert len(prompts) == 6
+    rows = {(r["seed"], r["method"]): r for r in result["rows"]}
+    assert set(rows) == {(s, m) for s in (0, 1) for m in ("human", "human_dl")}
+    for r in rows.values():
+        evaluated = [json.loads(x)["prompt"] for x in (Path(r["eval_dir"]) / "rows.jsonl").open()]
+        assert evaluated == prompts
+    # human_dl trains on D_l alone: its align stage differs from human's on the same seed
+    assert rows[(0, "human")]["policy_dir"] != rows[(0, "human_dl")]["policy_dir"]

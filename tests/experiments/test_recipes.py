@@ -81,3 +81,39 @@ def test_methods_are_label_source_weighting_loss():
         resolve_methods({"x": {"labels": "oracle"}})
     with pytest.raises(ConfigError):
         resolve_methods({"x": {"labels": "weak", "weighting": "no-such-weighting"}})
+
+
+def test_extends_merges_sections_over_the_base(tmp_path):
+    base = tmp_path / "base.yaml"
+    base.write_text(
+        "name: base\ntrack: pairs\nseeds: [0]\nmethods: [human]\ndata: {source: hh}\nalign: {lr: 0.001, beta: 0.1}\n"
+    )
+    (tmp_path / "sub").mkdir()
+    child = tmp_path / "sub" / "child.yaml"
+    child.write_text("extends: ../base.yaml\nname: child\nseeds: [1, 2]\nalign: {beta: 0.5}\n")
+    recipe = load_recipe(child)
+    assert recipe.name == "child" and recipe.seeds == [1, 2] and recipe.methods == ["human"]
+    assert recipe.align == {"lr": 0.001, "beta": 0.5}
+
+
+def test_extends_loop_and_missing_base_are_one_line(tmp_path):
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("extends: b.yaml\nname: a\n")
+    b.write_text("extends: a.yaml\nname: b\n")
+    with pytest.raises(ConfigError, match="leads back to itself"):
+        load_recipe(a)
+    (tmp_path / "c.yaml").write_text("extends: nowhere.yaml\nname: c\n")
+    with pytest.raises(ConfigError, match="recipe not found"):
+        load_recipe(tmp_path / "c.yaml")
+
+
+def test_v2_recipes_share_the_settings_chosen_on_validation_prompts():
+    hp = load_recipe(REPO / "configs" / "cpu" / "sentiment-v2-hp.yaml")
+    assert hp.sentiment["eval_set"] == "val"
+    for name in ("sentiment-v2", "sentiment-v2-crowd", "sentiment-v2-split"):
+        r = load_recipe(REPO / "configs" / "cpu" / f"{name}.yaml")
+        assert r.align == hp.align and r.sft == hp.sft and r.annotator == hp.annotator
+        assert r.sentiment["eval_set"] == "test" and r.sentiment["pool_seed"] == hp.sentiment["pool_seed"]
+        assert {k: v for k, v in r.sentiment.items() if k not in ("eval_set", "human_flip")} == {
+            k: v for k, v in hp.sentiment.items() if k != "eval_set"
+        }

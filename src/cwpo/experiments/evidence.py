@@ -27,6 +27,12 @@ CLAIMS = [
     ("cw_gt_human100", "cw", "human100", "CW-DPO on D_u > Human-DPO on 100% (Table 3)", "+2.4 avg"),
     ("cw_gt_top30", "cw", "top30", "CW-DPO > top-30% confident (Table 4)", None),
     ("cw_gt_top40", "cw", "top40", "CW-DPO > top-40% confident (Table 4)", None),
+    ("cw_gt_w_sigmoid", "cw", "w_sigmoid", "c beats the weight sigmoid(|d|) (Table 5)", None),
+    ("cw_gt_w_tanh", "cw", "w_tanh", "c beats the weight tanh(|d|) (Table 5)", None),
+    ("cw_gt_w_one_minus_exp", "cw", "w_one_minus_exp", "c beats the weight 1-exp(-|d|) (Table 5)", None),
+    ("cw_gt_w_clipped", "cw", "w_clipped", "c beats the weight min(|d|,1) (Table 5)", None),
+    ("cw_gt_w_normalized", "cw", "w_normalized", "c beats the weight |d|/max|d| (Table 5)", None),
+    ("cw_gt_human_dl", "cw", "human_dl", "CW-DPO on D_u > DPO on D_l alone (Fig. 3)", None),
 ]
 
 
@@ -136,6 +142,43 @@ def evidence(rows: list[dict], n_boot: int = 2000) -> dict:
             if h2h:
                 claims[key] = {"claim": text, "paper": paper, "better": better, "worse": worse, **h2h}
     return {"methods": dict(by_method), "claims": claims, "z": Z95}
+
+
+def annotator_gold_accuracy(annotated: list[dict], pairs: list[dict], n_bins: int = 5) -> dict:
+    """How often the weak annotator's choice is the gold's, on the gold-decided pairs of D_u.
+
+    ``annotated``: the annotate stage's rows (prompt, chosen, rejected, confidence); ``pairs``: the
+    pool with both responses' gold scores (prompt, response_a, response_b, gold_a, gold_b). Pairs
+    are matched by (prompt, {responses}); gold ties are left out. Returns the accuracy with a
+    bootstrap CI, the number of pairs, and the accuracy by confidence quantile (lowest first).
+    """
+    gold = {}
+    for p in pairs:
+        gold[(p["prompt"], p["response_a"], p["response_b"])] = (p["gold_a"], p["gold_b"])
+        gold[(p["prompt"], p["response_b"], p["response_a"])] = (p["gold_b"], p["gold_a"])
+    correct, conf = [], []
+    for r in annotated:
+        key = (r["prompt"], r["chosen"], r["rejected"])
+        if key not in gold:
+            raise CWPOError(f"annotated pair not in the pool (prompt {r['prompt'][:40]!r}): wrong pool file?")
+        g_chosen, g_rejected = gold[key]
+        if g_chosen == g_rejected:
+            continue
+        correct.append(float(g_chosen > g_rejected))
+        conf.append(float(r["confidence"]))
+    if not correct:
+        return {}
+    acc = np.array(correct)
+    low, high = bootstrap_ci(acc[None, :])
+    order = np.argsort(np.array(conf), kind="stable")
+    bins = [acc[idx].mean() for idx in np.array_split(order, n_bins) if len(idx)]
+    return {
+        "acc": float(acc.mean()),
+        "ci_low": low,
+        "ci_high": high,
+        "n": len(correct),
+        "by_confidence": [float(b) for b in bins],
+    }
 
 
 def claim_line(c: dict) -> str:

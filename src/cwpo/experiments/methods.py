@@ -3,6 +3,7 @@
 Label sources:
 * ``human``: the human labels of D_u (hidden from the annotator, used by the Human baseline).
 * ``human_all``: human labels of D_l ∪ D_u (the "Human 100%" comparison, paper Table 3).
+* ``human_labeled``: human labels of D_l alone (DPO on the labelled share, paper Fig. 3).
 * ``weak``: the labels (and confidences) of the weak BT/PairRM annotator on D_u.
 * ``weak_dpo``: labels of a WS-DPO annotator (Tao & Li: the weak LM trained with SFT+DPO on D_l).
 
@@ -16,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 from cwpo.errors import ConfigError
 
-LABEL_SOURCES = ("human", "human_all", "weak", "weak_dpo")
+LABEL_SOURCES = ("human", "human_all", "human_labeled", "weak", "weak_dpo")
 LOSSES = ("dpo", "ipo", "rdpo")
 
 
@@ -52,6 +53,7 @@ METHODS: dict[str, Method] = {
     "ws": Method("weak", "none", "dpo", "WS-DPO (weak labels, weight 1)"),
     "cw": Method("weak", "confidence", "dpo", "CW-DPO"),
     "human100": Method("human_all", "none", "dpo", "Human-DPO on 100%"),
+    "human_dl": Method("human_labeled", "none", "dpo", "Human-DPO on D_l alone"),
     "top30": Method("weak", "top-30", "dpo", "Top-30% confident, DPO"),
     "top40": Method("weak", "top-40", "dpo", "Top-40% confident, DPO"),
     "top50": Method("weak", "top-50", "dpo", "Top-50% confident, DPO"),

@@ -87,47 +87,56 @@ class PointRunner:
         cfg = self._sentiment_cfg()
         imdb = {s: sha256_path(Path(cfg.imdb) / f"{s}.jsonl.gz") for s in ("train", "test")}
         sft_fields = {k: getattr(cfg, k) for k in ("n_sft_texts", "sft_response_words", "prompt_words")}
+        # v2 (pool_seed set): one SFT model and one pair pool shared by every seed
+        pool_seed = self.seed if cfg.pool_seed is None else cfg.pool_seed
 
         def sft_fn(out: Path, work: Path) -> dict:
-            rows = st.sft_rows(cfg, self.seed)
+            rows = st.sft_rows(cfg, pool_seed)
             write_jsonl(work / "sft_texts.jsonl", rows)
-            return self._train_sft(work / "sft_texts.jsonl", out, work)
+            return self._train_sft(work / "sft_texts.jsonl", out, work, seed=pool_seed)
 
         self.sft_art = run_stage(
             self.root,
             "sft",
-            {"sentiment_sft": sft_fields, "imdb": imdb["train"], **self._sft_key()},
+            {"sentiment_sft": sft_fields, "imdb": imdb["train"], **self._sft_key(pool_seed)},
             {},
             sft_fn,
         )
-        sample_fields = {
-            k: getattr(cfg, k)
-            for k in (
-                "n_prompts",
-                "n_test_prompts",
-                "prompt_words",
-                "max_new_tokens",
-                "temperature",
-                "top_p",
-                "gold",
-            )
-        }
-        if cfg.eval_set is not None:  # v2 evaluation prompts (fixed across seeds); v1 keys unchanged
-            sample_fields.update(eval_set=cfg.eval_set, n_val_prompts=cfg.n_val_prompts)
+        names = ["n_prompts", "prompt_words", "max_new_tokens", "temperature", "top_p", "gold"]
+        if cfg.eval_set is None:  # v1: the per-seed test prompts are written by the pairs stage
+            names.insert(1, "n_test_prompts")
+        sample_fields = {k: getattr(cfg, k) for k in names}
 
         def pairs_fn(out: Path, work: Path) -> dict:
-            pairs, stats = st.sample_pairs(str(self.sft_art.path / "model"), cfg, self.seed)
+            pairs, stats = st.sample_pairs(str(self.sft_art.path / "model"), cfg, pool_seed)
             write_jsonl(out / "pairs.jsonl", pairs)
-            write_jsonl(out / "test_prompts.jsonl", st.test_prompts(cfg, self.seed))
+            if cfg.eval_set is None:
+                write_jsonl(out / "test_prompts.jsonl", st.test_prompts(cfg, self.seed))
             return stats
 
         pairs = run_stage(
             self.root,
             "pairs",
-            {"sample": sample_fields, "seed": self.seed, "imdb": imdb},
+            {"sample": sample_fields, "seed": pool_seed, "imdb": imdb},
             {"sft": self.sft_art},
             pairs_fn,
         )
+        if cfg.eval_set is None:
+            self.prompts = pairs.path / "test_prompts.jsonl"
+        else:  # v2: fixed evaluation prompts, the same for every seed and every pool
+
+            def prompts_fn(out: Path, work: Path) -> dict:
+                rows = st.test_prompts(cfg, self.seed)
+                write_jsonl(out / "prompts.jsonl", rows)
+                return {"prompts": len(rows)}
+
+            prompt_fields = {
+                k: getattr(cfg, k) for k in ("eval_set", "n_test_prompts", "n_val_prompts", "prompt_words")
+            }
+            prompts = run_stage(
+                self.root, "prompts", {"prompts": prompt_fields, "imdb": imdb["test"]}, {}, prompts_fn
+            )
+            self.prompts = prompts.path / "prompts.jsonl"
 
         def labels_fn(out: Path, work: Path) -> dict:
             return st.label_and_split(read_json_lines(pairs.path / "pairs.jsonl"), cfg, self.seed, out)
@@ -145,7 +154,6 @@ class PointRunner:
             "all_human": art.path / "all_human.jsonl",
             "test": None,
         }
-        self.prompts = pairs.path / "test_prompts.jsonl"
         self.pairs_art = pairs
         return art
 
@@ -193,10 +201,11 @@ class PointRunner:
         return ann, labels
 
     # ---- strong model -----------------------------------------------------------------------
-    def _sft_key(self) -> dict:
-        return {"sft": dict(self.r.sft), "model": self.r.strong_model, "seed": self.seed}
+    def _sft_key(self, seed: int | None = None) -> dict:
+        seed = self.seed if seed is None else seed
+        return {"sft": dict(self.r.sft), "model": self.r.strong_model, "seed": seed}
 
-    def _train_sft(self, train_file: Path, out: Path, work: Path) -> dict:
+    def _train_sft(self, train_file: Path, out: Path, work: Path, seed: int | None = None) -> dict:
         from cwpo.align.sft import SFTConfig, sft
 
         model_dir = work / "model"
@@ -207,7 +216,7 @@ class PointRunner:
                 "train": str(train_file),
                 "model": self.r.strong_model,
                 "output": str(model_dir),
-                "seed": self.seed,
+                "seed": self.seed if seed is None else seed,
                 "resume": resume,
             }
         )
@@ -230,6 +239,8 @@ class PointRunner:
     def _train_file(self, method: Method, labels: dict[str, Artifact], work: Path) -> Path:
         if method.labels == "human":
             return self.files["unlabeled"]  # unlabeled + human_label: align converts to the human pairs
+        if method.labels == "human_labeled":
+            return self.files["labeled"]
         if method.labels == "human_all":
             if self.files.get("all_human"):
                 return self.files["all_human"]

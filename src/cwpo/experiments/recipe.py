@@ -225,8 +225,32 @@ def check_run(recipe: Recipe, only_methods: list[str] | None = None) -> dict[str
     return {k: v for k, v in methods.items() if not only_methods or k in only_methods}
 
 
-def load_recipe(path: str | Path) -> Recipe:
+def _merge(base: dict, over: dict) -> dict:
+    """``over`` on top of ``base``: mappings merge key by key, anything else replaces."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _load_with_base(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """The recipe's mapping, on top of the recipe named by its ``extends:`` (relative to it)."""
     data = load_yaml(path)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise ConfigError(f"{path}: extends: expected the path of another recipe, got {parent!r}")
+    base = (path.parent / parent).resolve()
+    if base in seen or base == path.resolve():
+        raise ConfigError(f"{path}: extends: {parent} leads back to itself")
+    if not base.exists():
+        raise ConfigError(f"{path}: extends: recipe not found: {base}")
+    return _merge(_load_with_base(base, (*seen, path.resolve())), data)
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    data = _load_with_base(Path(path))
     names = {f.name for f in dataclasses.fields(Recipe)}
     unknown = sorted(set(data) - names)
     if unknown:

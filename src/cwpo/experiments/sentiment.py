@@ -57,6 +57,13 @@ class SentimentConfig:
         },
     )
     n_val_prompts: int = field(default=300, metadata={"help": "validation prompts (eval_set: val)"})
+    pool_seed: int | None = field(
+        default=None,
+        metadata={
+            "help": "one SFT model and one pair pool for every seed (sampled with this seed); seeds then "
+            "vary the D_l/D_u split, the simulated labels, training and evaluation. Unset: per seed (v1)"
+        },
+    )
 
     def __post_init__(self):
         errors = []
