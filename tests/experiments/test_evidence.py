@@ -79,3 +79,23 @@ def test_annotator_gold_accuracy_by_hand():
     assert out["by_confidence"] == [1.0, 1.0, 0.0, 1.0, 0.0]
     with pytest.raises(CWPOError, match="not in the pool"):
         annotator_gold_accuracy([{**annotated[0], "prompt": "elsewhere"}], pairs)
+
+
+def test_evidence_section_lines_and_plots(tmp_path):
+    from cwpo.experiments.report_evidence import evidence_section, has_gold_rows
+
+    ref = [0.0] * 6
+    rows = [_run(tmp_path, "cw", s, [1.0, 1.0, 1.0, 0.5, -1.0, 1.0], ref) for s in (0, 1)] + [
+        _run(tmp_path, "human", s, [1.0, -1.0, -1.0, 0.5, -1.0, 1.0], ref) for s in (0, 1)
+    ]
+    assert has_gold_rows(rows)
+    out = tmp_path / "report"
+    out.mkdir()
+    lines, plots = evidence_section({"labeled_frac=0.1": rows}, out)
+    text = "\n".join(lines)
+    assert "### labeled_frac=0.1" in text and "| cw | 83.3 |" in text
+    assert "CW-DPO > Human-DPO" in text and "MDE" in text
+    assert set(plots) == {"gra_ci.png", "head_to_head.png"}
+    (tmp_path / "nogold").mkdir()
+    (tmp_path / "nogold" / "rows.jsonl").write_text('{"prompt": "p", "policy_response": "x"}\n')
+    assert not has_gold_rows([{"method": "cw", "seed": 0, "eval_dir": str(tmp_path / "nogold")}])

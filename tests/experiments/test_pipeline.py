@@ -216,3 +216,7 @@ def test_sentiment_v2_shares_pool_and_prompts_across_seeds(
         assert evaluated == prompts
     # human_dl trains on D_l alone: its align stage differs from human's on the same seed
     assert rows[(0, "human")]["policy_dir"] != rows[(0, "human_dl")]["policy_dir"]
+    # the report's claims are paired over prompts and seeds, with an MDE per comparison
+    report = write_report(tmp_path / "results").read_text()
+    assert "## Evidence" in report and "| human_dl |" in report and "MDE" in report
+    assert (tmp_path / "results" / "report" / "gra_ci.png").read_bytes()[:4] == b"\x89PNG"

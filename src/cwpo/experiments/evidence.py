@@ -181,6 +181,39 @@ def annotator_gold_accuracy(annotated: list[dict], pairs: list[dict], n_bins: in
     }
 
 
+def _stage_inputs(stage: Path) -> dict:
+    return json.loads((stage / "manifest.json").read_text(encoding="utf-8"))["config"]["inputs"]
+
+
+def pool_file(annotated: str | Path) -> Path | None:
+    """The pair pool (with gold scores) behind an annotate stage: annotate -> labels -> pairs.
+
+    None when the chain does not lead to a pool with gold scores (a track without a gold).
+    """
+    try:
+        labels = Path(_stage_inputs(Path(annotated).parent)["data"])
+        pool = Path(_stage_inputs(labels)["pairs"]) / "pairs.jsonl"
+    except (OSError, KeyError, ValueError):
+        return None
+    return pool if pool.exists() else None
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def annotator_vs_gold(rows: list[dict]) -> dict[int, dict]:
+    """Per seed, the weak annotator against the gold on D_u (rows of one run; empty without a gold)."""
+    out = {}
+    for r in rows:
+        if r.get("annotated") and r["seed"] not in out:
+            pool = pool_file(r["annotated"])
+            if pool is None:
+                return {}
+            out[r["seed"]] = annotator_gold_accuracy(read_jsonl(r["annotated"]), read_jsonl(pool))
+    return out
+
+
 def claim_line(c: dict) -> str:
     """One markdown line: the claim, our verdict with its numbers, and the paper's number."""
     lo, hi = c["gra_diff_ci"]

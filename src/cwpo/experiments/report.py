@@ -14,6 +14,7 @@ import numpy as np
 
 from cwpo.errors import CWPOError
 from cwpo.experiments.report_curves import annotator_study_lines, plot_grid_curves
+from cwpo.experiments.report_evidence import evidence_section, has_gold_rows
 from cwpo.io import atomic_path, guard_output, hash_config, read_json, write_manifest, write_text
 
 CLAIMS = [  # (better, worse, the paper's claim)
@@ -327,13 +328,24 @@ def write_report(results_dir: str | Path, output: str | Path | None = None) -> P
             cells.append("–" if mean is None else (f"{mean:.3f}" if m.endswith("ece") else _fmt(mean, std)))
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    # claims
-    found = claims(rows, metric, keys)
-    lines += ["## Where the paper's claims held here", ""]
-    lines += found or ["- The results hold no pair of methods that tests a claim of the paper."]
-    lines.append("")
+    # claims: paired over prompts and seeds where the evaluations have per-prompt gold scores
+    evidence_plots: list[str] = []
+    if metric == "gra" and has_gold_rows(rows):
+        by_group = {
+            ", ".join(f"{k.split('.')[-1]}={v}" for k, v in zip(keys, gkey, strict=True)): [
+                r for members in by_method.values() for r in members
+            ]
+            for gkey, by_method in groups.items()
+        }
+        section, evidence_plots = evidence_section(by_group, out)
+        lines += section
+    else:
+        found = claims(rows, metric, keys)
+        lines += ["## Where the paper's claims held here", ""]
+        lines += found or ["- The results hold no pair of methods that tests a claim of the paper."]
+        lines.append("")
     # plots
-    plots = (
+    plots = evidence_plots + (
         plot_confidence(rows, out)
         + plot_methods(rows, out, metric, keys)
         + plot_split_ratio(rows, out, metric, keys)
