@@ -94,6 +94,10 @@ def test_extends_merges_sections_over_the_base(tmp_path):
     recipe = load_recipe(child)
     assert recipe.name == "child" and recipe.seeds == [1, 2] and recipe.methods == ["human"]
     assert recipe.align == {"lr": 0.001, "beta": 0.5}
+    # a recipe's own grid replaces the base's (it is one study, not a merge of two)
+    base.write_text(base.read_text() + "grid: {align.lr: [0.1, 0.2]}\n")
+    child.write_text(child.read_text() + "grid: {align.beta: [0.1, 0.2]}\n")
+    assert load_recipe(child).grid == {"align.beta": [0.1, 0.2]}
 
 
 def test_extends_loop_and_missing_base_are_one_line(tmp_path):

@@ -59,6 +59,13 @@ class PointRunner:
         from cwpo.data.prepare import DataConfig, prepare_data
 
         values = {**self.r.data, "seed": self.seed}
+        # settings that change nothing stay out of the cache key, so the clean level of every
+        # robustness study (no poison, no imbalance) is one shared stage
+        if not values.get("poison_frac"):
+            values.pop("poison_frac", None)
+            values.pop("poison_subset", None)
+        if values.get("labeled_mix") is None:
+            values.pop("labeled_mix", None)
         from cwpo.data.load import resolve_source
 
         src = Path(resolve_source(values["source"])).expanduser()

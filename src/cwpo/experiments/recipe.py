@@ -225,11 +225,19 @@ def check_run(recipe: Recipe, only_methods: list[str] | None = None) -> dict[str
     return {k: v for k, v in methods.items() if not only_methods or k in only_methods}
 
 
-def _merge(base: dict, over: dict) -> dict:
-    """``over`` on top of ``base``: mappings merge key by key, anything else replaces."""
+_WHOLE = ("grid", "methods", "paper")  # a recipe's own grid, methods or paper numbers replace the base's
+
+
+def _merge(base: dict, over: dict, top: bool = True) -> dict:
+    """``over`` on top of ``base``: sections merge key by key (except grid, methods, paper), values replace."""
     out = dict(base)
     for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        whole = top and k in _WHOLE
+        out[k] = (
+            _merge(out[k], v, False)
+            if isinstance(v, dict) and isinstance(out.get(k), dict) and not whole
+            else v
+        )
     return out
 
 

@@ -21,7 +21,7 @@ ANNOTATOR_COLUMNS = (  # (row key, column title, is a share shown in %)
 )
 
 
-def _label(value) -> str:
+def level_label(value) -> str:
     if isinstance(value, dict):
         return ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in value.items())
     return "random" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
@@ -31,7 +31,7 @@ def _by_value(rows: list[dict], key: str, metric: str, method: str | None = None
     out: dict = defaultdict(list)
     for r in rows:
         if (method is None or r["method"] == method) and r.get(metric) is not None:
-            out[_label(r.get(key))].append(float(r[metric]))
+            out[level_label(r.get(key))].append(float(r[metric]))
     return out
 
 
@@ -42,12 +42,12 @@ def _mean_std(values: list[float]) -> tuple[float, float | None]:
 def annotator_study_lines(rows: list[dict], keys: list[str]) -> list[str]:
     """A markdown table: the annotator's quality per grid value (mean ± std over seeds)."""
     key = keys[0] if keys else None
-    values = list(dict.fromkeys(_label(r.get(key)) for r in rows)) if key else ["all"]
+    values = list(dict.fromkeys(level_label(r.get(key)) for r in rows)) if key else ["all"]
     title = key.split(".")[-1] if key else "grid point"
     lines = ["| " + " | ".join([title, "seeds"] + [c[1] for c in ANNOTATOR_COLUMNS]) + " |"]
     lines.append("|" + "---|" * (2 + len(ANNOTATOR_COLUMNS)))
     for v in values:
-        members = [r for r in rows if (_label(r.get(key)) if key else "all") == v]
+        members = [r for r in rows if (level_label(r.get(key)) if key else "all") == v]
         cells = [v, str(len({r["seed"] for r in members}))]
         for metric, _, share in ANNOTATOR_COLUMNS:
             vals = [float(r[metric]) for r in members if r.get(metric) is not None]
@@ -75,7 +75,7 @@ def plot_grid_curves(rows: list[dict], out: Path, metrics: list[str], keys: list
     from cwpo.experiments.report import _savefig
 
     key = keys[0]
-    values = list(dict.fromkeys(_label(r.get(key)) for r in rows))
+    values = list(dict.fromkeys(level_label(r.get(key)) for r in rows))
     numeric = all(_is_number(v) for v in values)
     xs = [float(v) for v in values] if numeric else list(range(len(values)))
     files = []
