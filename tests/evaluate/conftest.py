@@ -2,7 +2,9 @@
 
 ``fake_judge.script`` is a list of behaviours consumed one per request; when it is empty the
 server answers like a judge that prefers the response containing the word GOOD.
-Behaviours: ("ok", text), ("body", raw_bytes), ("status", code, headers), ("sleep", seconds).
+Behaviours: ("ok", text), ("body", raw_bytes), ("status", code, headers), ("sleep", seconds),
+("cut",): a 200 whose body stops halfway and the connection closes (a server killed mid-answer).
+``silent_judge`` is a server that accepts connections and never answers.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,6 +56,14 @@ def _handler(state: FakeJudge):
                 self.end_headers()
                 self.wfile.write(b"{}")
                 return
+            if action and action[0] == "cut":
+                raw = json.dumps({"choices": [{"message": {"content": "Prefered: A"}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw[: len(raw) // 2])
+                self.close_connection = True
+                return
             if action and action[0] == "body":
                 raw = action[1]
             else:
@@ -79,3 +90,27 @@ def fake_judge():
     yield state
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def silent_judge():
+    """The URL of a server that accepts every connection and never says a word."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    held, stop = [], threading.Event()
+
+    def accept():
+        sock.settimeout(0.1)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                held.append(sock.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    sock.close()

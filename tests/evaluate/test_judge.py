@@ -65,7 +65,7 @@ def test_5xx_exponential_backoff_and_giving_up(fake_judge, tmp_path):
     assert sleeps == [1.0, 2.0]
     fake_judge.script = [("status", 500, {})] * 3
     client, sleeps = client_for(fake_judge, tmp_path, backoff=1.0, max_retries=2)
-    with pytest.raises(JudgeError, match="failed after 3 attempts; last error: HTTP 500"):
+    with pytest.raises(JudgeError, match=r"no usable answer in 3 attempt\(s\) .*last error: HTTP 500"):
         client.complete([{"role": "user", "content": "Response A: other"}])
     assert sleeps == [1.0, 2.0]
 
@@ -146,3 +146,49 @@ def test_missing_url_or_model_is_a_clear_error(monkeypatch):
 )
 def test_parse_verdict(text, verdict):
     assert parse_verdict(text) == verdict
+
+
+def test_a_connection_cut_mid_answer_is_retried(fake_judge, tmp_path):
+    fake_judge.script = [("cut",)]
+    client, sleeps = client_for(fake_judge, tmp_path)
+    notes = []
+    client.notify = notes.append
+    assert parse_verdict(client.complete([{"role": "user", "content": "Response A: GOOD"}])) == "A"
+    assert len(fake_judge.requests) == 2 and sleeps == [1.0] and client.stats["retries"] == 1
+    assert len(notes) == 1 and "IncompleteRead" in notes[0] and "retry 1 of 5 in 1 s" in notes[0]
+
+
+def test_the_key_never_appears_in_an_error(fake_judge, tmp_path):
+    fake_judge.script = [("status", 401, {})]
+    client, _ = client_for(fake_judge, tmp_path)
+    client.key = "sk-LEAKME"
+    with pytest.raises(JudgeError) as e:
+        client.complete([{"role": "user", "content": "x"}])
+    assert "sk-LEAKME" not in str(e.value)
+    assert client._redact("echo sk-LEAKME") == "echo ***"
+
+
+def test_silent_judge_fails_in_one_line_after_announced_retries(
+    tiny_causal_lm_dir, labeled_rows, silent_judge, tmp_path, capsys
+):
+    from cwpo.cli.main import main
+    from cwpo.io import write_jsonl
+
+    write_jsonl(tmp_path / "p.jsonl", labeled_rows[:2])
+    argv = ["evaluate", "--policy", tiny_causal_lm_dir, "--reference", tiny_causal_lm_dir,
+            "--prompts", str(tmp_path / "p.jsonl"), "--output", str(tmp_path / "out"),
+            "--judge-url", silent_judge, "--judge-model", "m", "--judge-key", "sk-SILENT",
+            "--judge-timeout", "0.3", "--judge-retries", "2", "--max-new-tokens", "3",
+            "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("cwpo")]
+    retries = [ln for ln in lines if ln.startswith("cwpo: judge:")]
+    assert len(retries) == 2 and "no answer within 0.3 s" in retries[0]
+    assert "retry 1 of 2 in 1 s" in retries[0] and "retry 2 of 2 in 2 s" in retries[1]
+    errors = [ln for ln in lines if ln.startswith("cwpo evaluate: error:")]
+    assert len(errors) == 1 and errors[0] == lines[-1]
+    assert "no usable answer in 3 attempt(s) of up to 0.3 s each" in errors[0]
+    assert "--judge-timeout / --judge-retries" in errors[0]
+    assert "Traceback" not in err and "sk-SILENT" not in err
+    assert not (tmp_path / "out").exists()  # nothing half-written

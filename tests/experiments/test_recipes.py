@@ -52,6 +52,22 @@ def test_bad_recipe_lists_every_problem(tmp_path):
         assert needle in msg, needle
 
 
+def test_a_recipe_cannot_hold_a_judge_key_but_takes_the_judge_settings(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        "name: x\ntrack: pairs\ndata: {source: x}\nmethods: [cw]\n"
+        "evaluate: {judge_url: 'http://h/v1', judge_model: m, judge_key: sk-RECIPE}\n"
+    )
+    with pytest.raises(ConfigError, match="evaluate.judge_key: .*OPENAI_API_KEY") as e:
+        load_recipe(path)
+    assert "sk-RECIPE" not in str(e.value)
+    path.write_text(
+        "name: x\ntrack: pairs\ndata: {source: x}\nmethods: [cw]\nevaluate: {judge_url: 'http://h/v1',"
+        " judge_model: m, judge_timeout: 5, judge_retries: 1, judge_max_tokens: 32}\n"
+    )
+    assert load_recipe(path).evaluate["judge_retries"] == 1
+
+
 def test_unknown_top_level_key(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ntrakc: pairs\n")

@@ -69,6 +69,15 @@ class EvalConfig:
         metadata={"help": "judge the policy against the reference's or the dataset's chosen response"},
     )
     judge_rate_limit: float = field(default=2.0, metadata={"help": "judge requests per second"})
+    judge_max_tokens: int = field(
+        default=64, metadata={"help": "cap on the judge's answer (one sentence and a verdict)"}
+    )
+    judge_timeout: float = field(
+        default=60.0, metadata={"help": "seconds to wait for each judge answer before a retry"}
+    )
+    judge_retries: int = field(
+        default=5, metadata={"help": "retries per judge request (backoff 1, 2, 4, ... s) before failing"}
+    )
     max_new_tokens: int = field(default=64, metadata={"help": "tokens generated per response"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature (0 = greedy)"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass"})
@@ -118,6 +127,12 @@ class EvalConfig:
             errors.append(f"n_boot must be >= 1, got {self.n_boot}")
         if self.judge_rate_limit <= 0:
             errors.append(f"judge_rate_limit must be > 0, got {self.judge_rate_limit}")
+        if self.judge_max_tokens < 1:
+            errors.append(f"judge_max_tokens must be >= 1, got {self.judge_max_tokens}")
+        if self.judge_timeout <= 0:
+            errors.append(f"judge_timeout must be > 0 seconds, got {self.judge_timeout}")
+        if self.judge_retries < 0:
+            errors.append(f"judge_retries must be >= 0, got {self.judge_retries}")
         check(errors, "evaluate config")
 
 
@@ -212,6 +227,19 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     }
     timings, gen_stats = {}, {"policy": {}, "reference": {}}
     judged = bool(cfg.judge_url or cfg.judge_model)
+    if judged:  # a missing judge URL or model fails here, before any generation
+        from cwpo.evaluate.judge import JudgeClient
+
+        client = JudgeClient(
+            cfg.judge_url,
+            cfg.judge_model,
+            cfg.judge_key,
+            rate_limit=cfg.judge_rate_limit,
+            max_tokens=cfg.judge_max_tokens,
+            timeout=cfg.judge_timeout,
+            max_retries=cfg.judge_retries,
+            cache_dir=cache / "judge",
+        )
     if gold_fn is not None or judged:  # preference accuracy alone needs no generated text
         t = time.perf_counter()
         policy_out = generate_responses(cfg.policy, prompts, stats=gen_stats["policy"], **gen_kw)
@@ -257,16 +285,9 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         timings["preference_s"] = time.perf_counter() - t
         outputs["preference_rows.jsonl"] = pref_rows
     if judged:
-        from cwpo.evaluate.judge import JudgeClient, judge_pairs
+        from cwpo.evaluate.judge import judge_pairs
 
         t = time.perf_counter()
-        client = JudgeClient(
-            cfg.judge_url,
-            cfg.judge_model,
-            cfg.judge_key,
-            rate_limit=cfg.judge_rate_limit,
-            cache_dir=cache / "judge",
-        )
         baseline = reference_out if cfg.judge_against == "reference" else [r["chosen"] for r in rows_in]
         verdicts = judge_pairs(
             client,

@@ -154,6 +154,12 @@ def validate(recipe: Recipe) -> list[str]:
             if unknown:
                 errors.append(f"{section}: unknown setting(s) {unknown}")
                 continue
+            if section == "evaluate" and values.get("judge_key"):
+                errors.append(
+                    "evaluate.judge_key: a recipe is saved with its run, so it cannot hold a key; "
+                    "set OPENAI_API_KEY in the environment"
+                )
+                continue
             values, type_errors = coerce(classes[section], values)
             if type_errors:
                 errors += [f"{section}.{e}" for e in type_errors]

@@ -1,0 +1,221 @@
+"""A small, robust OpenAI-compatible chat-completions client (standard library only).
+
+Retries with exponential backoff on timeouts, connection errors (a server restarting, a connection
+dropped mid-answer), HTTP 408/429/5xx and malformed bodies (``Retry-After`` honoured); each retry is
+announced on the terminal, and when the budget (``timeout`` per attempt, ``max_retries`` retries)
+is spent, :class:`JudgeError` says so in one line. A minimum interval between requests (rate
+limit), and answers cached on disk by the content hash of the request (model, messages, sampling
+settings), so a re-run or a resumed run asks nothing twice. The API key is sent only in the
+``Authorization`` header: it is never cached, logged or written.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import json
+import os
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from cwpo.errors import ConfigError, CWPOError
+from cwpo.io import hash_config, read_json, write_json
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class JudgeError(CWPOError):
+    """The judge endpoint failed (after retries) or refused the request."""
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def chat_url(url: str) -> str:
+    """Accept a base URL (``http://host/v1``) or the full ``.../chat/completions`` endpoint."""
+    url = url.rstrip("/")
+    return url if url.endswith("/chat/completions") else url + "/chat/completions"
+
+
+def _say(message: str) -> None:
+    """One line on stderr that does not break a progress bar."""
+    try:
+        from tqdm.auto import tqdm
+
+        tqdm.write(message, file=sys.stderr)
+    except ImportError:  # pragma: no cover
+        print(message, file=sys.stderr)
+
+
+class _Retry(Exception):
+    def __init__(self, reason: str, retry_after: float | None):
+        super().__init__(reason)
+        self.reason, self.retry_after = reason, retry_after
+
+
+class JudgeClient:
+    """An OpenAI-compatible chat client with retries, a rate limit and an answer cache.
+
+    ``timeout`` is in seconds per attempt; ``max_retries`` counts retries after the first attempt;
+    ``rate_limit`` is in requests per second (None: no limit); ``max_tokens`` caps the judge's
+    answer. ``notify`` receives the one-line retry announcements (default: stderr); ``sleep`` is
+    injectable for tests.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        model: str | None = None,
+        key: str | None = None,
+        *,
+        timeout: float = 60.0,
+        max_retries: int = 5,
+        backoff: float = 1.0,
+        max_backoff: float = 60.0,
+        rate_limit: float | None = 2.0,
+        temperature: float = 0.0,
+        max_tokens: int = 64,
+        cache_dir: str | os.PathLike | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        notify: Callable[[str], None] | None = _say,
+    ):
+        url = url or os.environ.get("CWPO_JUDGE_URL")
+        model = model or os.environ.get("CWPO_JUDGE_MODEL")
+        missing = [
+            n
+            for n, v in (
+                ("URL (--judge-url or CWPO_JUDGE_URL)", url),
+                ("model (--judge-model or CWPO_JUDGE_MODEL)", model),
+            )
+            if not v
+        ]
+        if missing:
+            raise ConfigError(f"the LLM judge needs a {' and a '.join(missing)}")
+        if rate_limit is not None and rate_limit <= 0:
+            raise ConfigError(f"judge rate_limit must be > 0 requests/s or None, got {rate_limit}")
+        if timeout <= 0:
+            raise ConfigError(f"judge timeout must be > 0 seconds, got {timeout}")
+        if max_retries < 0:
+            raise ConfigError(f"judge retries must be >= 0, got {max_retries}")
+        if max_tokens < 1:
+            raise ConfigError(f"judge max_tokens must be >= 1, got {max_tokens}")
+        self.url, self.model = chat_url(url), model
+        self.key = key if key is not None else os.environ.get("OPENAI_API_KEY")
+        self.timeout, self.max_retries = timeout, max_retries
+        self.backoff, self.max_backoff = backoff, max_backoff
+        self.min_interval = 0.0 if rate_limit is None else 1.0 / rate_limit
+        self.temperature, self.max_tokens = temperature, max_tokens
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.sleep, self.notify = sleep, notify
+        self._lock = threading.Lock()
+        self._last = 0.0
+        self.stats = {"requests": 0, "retries": 0, "cache_hits": 0}
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self.key, "***") if self.key else text
+
+    def _payload(self, messages: list[dict]) -> dict:
+        return {
+            "model": self.model,
+            "messages": messages,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+        }
+
+    def _wait_turn(self) -> None:
+        with self._lock:
+            wait = self._last + self.min_interval - time.monotonic()
+            if wait > 0:
+                self.sleep(wait)
+            self._last = time.monotonic()
+
+    def _post(self, payload: dict) -> str:
+        """One attempt. Returns the answer text; raises _Retry or JudgeError."""
+        data = json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.key:
+            headers["Authorization"] = f"Bearer {self.key}"
+        request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
+        self._wait_turn()
+        self.stats["requests"] += 1
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as resp:
+                body = resp.read()
+        except urllib.error.HTTPError as e:
+            snippet = e.read()[:300].decode("utf-8", "replace") if e.fp else ""
+            if e.code in RETRY_STATUS:
+                raise _Retry(
+                    f"HTTP {e.code}", _retry_after(e.headers.get("Retry-After") if e.headers else None)
+                ) from None
+            snippet = " ".join(self._redact(snippet).split())
+            raise JudgeError(
+                f"judge endpoint {self.url} refused the request: HTTP {e.code}: {snippet}"
+            ) from None
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+            # URLError (refused, unreachable), TimeoutError, ConnectionError and http.client's
+            # IncompleteRead / RemoteDisconnected (the server died mid-answer) are all worth a retry
+            reason = getattr(e, "reason", e)
+            if isinstance(reason, TimeoutError):
+                raise _Retry(f"no answer within {self.timeout:g} s", None) from None
+            raise _Retry(f"{type(reason).__name__}: {reason}", None) from None
+        try:
+            answer = json.loads(body)["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise _Retry(f"malformed response body: {body[:200]!r}", None) from None
+        if not isinstance(answer, str):
+            raise _Retry(f"malformed response: content is {type(answer).__name__}", None)
+        return answer
+
+    def complete(self, messages: list[dict]) -> str:
+        """The answer to ``messages`` (cached by content hash; retried with backoff)."""
+        payload = self._payload(messages)
+        cache_file = None
+        if self.cache_dir is not None:
+            cache_file = self.cache_dir / f"{hash_config(payload)}.json"
+            if cache_file.exists():
+                try:
+                    self.stats["cache_hits"] += 1
+                    return read_json(cache_file)["answer"]
+                except (ValueError, KeyError):
+                    self.stats["cache_hits"] -= 1  # a damaged cache entry is asked again
+        for attempt in range(self.max_retries + 1):
+            try:
+                answer = self._post(payload)
+                break
+            except _Retry as r:
+                last = self._redact(" ".join(r.reason.split()))
+                if attempt == self.max_retries:
+                    raise JudgeError(
+                        f"judge endpoint {self.url} gave no usable answer in {attempt + 1} attempt(s) "
+                        f"of up to {self.timeout:g} s each (last error: {last}); check the server, or "
+                        "raise --judge-timeout / --judge-retries"
+                    ) from None
+                self.stats["retries"] += 1
+                delay = min(self.max_backoff, self.backoff * 2**attempt)
+                if r.retry_after is not None:
+                    delay = min(self.max_backoff, max(delay, r.retry_after))
+                if self.notify is not None:
+                    self.notify(
+                        f"cwpo: judge: {self.url}: {last}; "
+                        f"retry {attempt + 1} of {self.max_retries} in {delay:.3g} s"
+                    )
+                self.sleep(delay)
+        if cache_file is not None:
+            write_json(cache_file, {"request": payload, "answer": answer})
+        return answer
