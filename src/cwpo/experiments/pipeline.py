@@ -318,10 +318,12 @@ class PointRunner:
             )
             return evaluate(cfg, progress=self.progress)
 
+        # how long to wait for a judge does not change a verdict: not part of the cache key
+        key = {k: v for k, v in values.items() if k not in ("judge_timeout", "judge_retries")}
         return run_stage(
             self.root,
             "evaluate",
-            {"evaluate": values},
+            {"evaluate": key},
             {"policy": policy, "sft": sft},
             fn,
             label=f"evaluate[{name}]",
