@@ -220,3 +220,37 @@ def test_sentiment_v2_shares_pool_and_prompts_across_seeds(
     report = write_report(tmp_path / "results").read_text()
     assert "## Evidence" in report and "| human_dl |" in report and "MDE" in report
     assert (tmp_path / "results" / "report" / "gra_ci.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sentiment_on_hh_prompts_without_sft(tmp_path, tiny_causal_lm_dir):
+    """HH-RLHF first turns as prompts (the embedded MIT slice), no SFT: the strong model is the reference."""
+    tiny = {"max_steps": 1, "batch_size": 4, "max_length": 64, "save_steps": 1000}
+    recipe = Recipe(
+        name="tiny-sentiment-hh",
+        track="sentiment",
+        strong_model=tiny_causal_lm_dir,
+        seeds=[0],
+        methods=["human"],
+        sft_data="labeled",
+        sentiment={
+            "prompt_source": "cwpo:hh-rlhf-slice",
+            "n_sft_texts": 0,
+            "n_prompts": 16,
+            "n_test_prompts": 6,
+            "n_val_prompts": 3,
+            "eval_set": "test",
+            "pool_seed": 0,
+            "max_new_tokens": 6,
+            "human_temperature": 0.0,
+            "batch_size": 8,
+        },
+        align=tiny,
+        evaluate={"batch_size": 8, "n_boot": 50},
+    )
+    result = pipeline.run_recipe(recipe, tmp_path / "results", progress=False)
+    (row,) = result["rows"]
+    assert row["gra_n"] == 6
+    sft = next((tmp_path / "results" / "stages").glob("sft-*"))
+    assert json.loads((sft / "manifest.json").read_text())["metrics"]["sft_steps"] == 0
+    pairs = next((tmp_path / "results" / "stages").glob("pairs-*")) / "pairs.jsonl"
+    assert all(json.loads(x)["prompt"].startswith("\n\nHuman: ") for x in pairs.open())

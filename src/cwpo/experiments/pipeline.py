@@ -89,10 +89,24 @@ class PointRunner:
         return SentimentConfig(**self.r.sentiment)
 
     def _sentiment_data(self) -> Artifact:
+        from cwpo.data.load import resolve_source
         from cwpo.experiments import sentiment as st
 
         cfg = self._sentiment_cfg()
-        imdb = {s: sha256_path(Path(cfg.imdb) / f"{s}.jsonl.gz") for s in ("train", "test")}
+        if cfg.prompt_source == "imdb":
+            imdb = {s: sha256_path(Path(cfg.imdb) / f"{s}.jsonl.gz") for s in ("train", "test")}
+        else:  # HH-RLHF first turns: the same files serve pool and evaluation prompts
+            content = sha256_path(resolve_source(cfg.prompt_source))
+            imdb = {"train": content, "test": content}
+        # HH-RLHF prompts: the pool's candidates are what the test and validation prompts leave
+        hh_fields = (
+            {}
+            if cfg.prompt_source == "imdb"
+            else {
+                k: getattr(cfg, k)
+                for k in ("prompt_source", "max_prompt_words", "n_test_prompts", "n_val_prompts")
+            }
+        )
         sft_fields = {k: getattr(cfg, k) for k in ("n_sft_texts", "sft_response_words", "prompt_words")}
         # v2 (pool_seed set): one SFT model and one pair pool shared by every seed
         pool_seed = self.seed if cfg.pool_seed is None else cfg.pool_seed
@@ -102,17 +116,26 @@ class PointRunner:
             write_jsonl(work / "sft_texts.jsonl", rows)
             return self._train_sft(work / "sft_texts.jsonl", out, work, seed=pool_seed)
 
-        self.sft_art = run_stage(
-            self.root,
-            "sft",
-            {"sentiment_sft": sft_fields, "imdb": imdb["train"], **self._sft_key(pool_seed)},
-            {},
-            sft_fn,
-        )
+        def base_fn(out: Path, work: Path) -> dict:  # no SFT: the strong model as it is
+            from cwpo.models import resolve_model
+
+            shutil.copytree(resolve_model(self.r.strong_model), out / "model")
+            return {"sft_steps": 0}
+
+        if cfg.n_sft_texts:
+            self.sft_art = run_stage(
+                self.root,
+                "sft",
+                {"sentiment_sft": sft_fields, "imdb": imdb["train"], **self._sft_key(pool_seed)},
+                {},
+                sft_fn,
+            )
+        else:
+            self.sft_art = run_stage(self.root, "sft", {"no_sft": self.r.strong_model}, {}, base_fn)
         names = ["n_prompts", "prompt_words", "max_new_tokens", "temperature", "top_p", "gold"]
         if cfg.eval_set is None:  # v1: the per-seed test prompts are written by the pairs stage
             names.insert(1, "n_test_prompts")
-        sample_fields = {k: getattr(cfg, k) for k in names}
+        sample_fields = {**{k: getattr(cfg, k) for k in names}, **hh_fields}
 
         def pairs_fn(out: Path, work: Path) -> dict:
             pairs, stats = st.sample_pairs(str(self.sft_art.path / "model"), cfg, pool_seed)
@@ -138,7 +161,11 @@ class PointRunner:
                 return {"prompts": len(rows)}
 
             prompt_fields = {
-                k: getattr(cfg, k) for k in ("eval_set", "n_test_prompts", "n_val_prompts", "prompt_words")
+                **{
+                    k: getattr(cfg, k)
+                    for k in ("eval_set", "n_test_prompts", "n_val_prompts", "prompt_words")
+                },
+                **hh_fields,
             }
             prompts = run_stage(
                 self.root, "prompts", {"prompts": prompt_fields, "imdb": imdb["test"]}, {}, prompts_fn

@@ -132,8 +132,11 @@ def validate(recipe: Recipe) -> list[str]:
         errors.append(f"seeds must be a non-empty list of integers, got {recipe.seeds!r}")
     if recipe.track == "pairs" and not recipe.data.get("source"):
         errors.append("data.source is required for the pairs track")
-    if recipe.track == "sentiment" and not recipe.sentiment.get("imdb"):
-        errors.append("sentiment.imdb (the IMDb folder) is required for the sentiment track")
+    hh_prompts = recipe.sentiment.get("prompt_source", "imdb") != "imdb"
+    if recipe.track == "sentiment" and not recipe.sentiment.get("imdb") and not hh_prompts:
+        errors.append(
+            "sentiment.imdb (the IMDb folder) is required for the sentiment track with IMDb prompts"
+        )
     try:
         resolve_methods(recipe.methods)
     except ConfigError as e:
@@ -184,6 +187,11 @@ def _input_errors(recipe: Recipe) -> list[str]:
                 check_source(source, d.get("format", "auto"), d.get("subset"), d.get("split", "test"))
             except CWPOError as e:
                 errors.append(f"data.source: {e}")
+    elif recipe.sentiment.get("prompt_source", "imdb") != "imdb":
+        try:
+            check_source(recipe.sentiment["prompt_source"], "hh-rlhf", "hh", "test")
+        except CWPOError as e:
+            errors.append(f"sentiment.prompt_source: {e}")
     else:
         for imdb in dict.fromkeys([recipe.sentiment["imdb"], *recipe.grid.get("sentiment.imdb", [])]):
             if not Path(imdb).expanduser().is_dir():

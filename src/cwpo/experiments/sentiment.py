@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cwpo.config import check
+from cwpo.data.hh_prompts import hh_prompts
 from cwpo.data.imdb import clean_review, imdb_prompts
 from cwpo.data.schema import to_labeled, write_pairs
 from cwpo.data.split import split_pool
@@ -25,7 +26,18 @@ from cwpo.experiments.simulate import gold_agreement, simulate_labels
 @dataclass
 class SentimentConfig:
     imdb: str = field(default="", metadata={"help": "folder with IMDb train.jsonl.gz and test.jsonl.gz"})
-    n_sft_texts: int = field(default=600, metadata={"help": "IMDb train reviews for the SFT stage"})
+    prompt_source: str = field(
+        default="imdb",
+        metadata={
+            "help": "imdb (review prefixes; set imdb), or HH-RLHF transcripts (a folder, or "
+            "cwpo:hh-rlhf-slice): their distinct first human turns (needs eval_set; n_sft_texts 0)"
+        },
+    )
+    max_prompt_words: int = field(default=32, metadata={"help": "HH-RLHF prompts: longest first turn kept"})
+    n_sft_texts: int = field(
+        default=600,
+        metadata={"help": "IMDb train reviews for the SFT stage (0: no SFT, the strong model as is)"},
+    )
     sft_response_words: int = field(
         default=24, metadata={"help": "words of review continuation per SFT example"}
     )
@@ -67,8 +79,14 @@ class SentimentConfig:
 
     def __post_init__(self):
         errors = []
+        if self.n_sft_texts < 0:
+            errors.append(f"n_sft_texts must be >= 0, got {self.n_sft_texts}")
+        if self.prompt_source != "imdb":
+            if self.eval_set is None:
+                errors.append("HH-RLHF prompts need eval_set (test or val): one fixed split of the prompts")
+            if self.n_sft_texts:
+                errors.append("HH-RLHF prompts have no SFT texts: set n_sft_texts to 0")
         for name in (
-            "n_sft_texts",
             "n_prompts",
             "n_test_prompts",
             "prompt_words",
@@ -118,12 +136,32 @@ def sft_rows(cfg: SentimentConfig, seed: int) -> list[dict]:
     return rows
 
 
+EVAL_PROMPT_SEED = 20_260_101  # one fixed order of the evaluation prompts, the same for every seed
+
+
+def _hh_split(cfg: SentimentConfig) -> dict[str, list[dict]]:
+    """HH-RLHF prompts in one fixed order: test first, then validation, then the pool's candidates."""
+    order = hh_prompts(cfg.prompt_source, max_words=cfg.max_prompt_words, seed=EVAL_PROMPT_SEED)
+    n_eval = cfg.n_test_prompts + cfg.n_val_prompts
+    if n_eval + cfg.n_prompts > len(order):
+        raise DataError(
+            f"n_test_prompts + n_val_prompts + n_prompts = {n_eval + cfg.n_prompts} exceed the "
+            f"{len(order)} distinct first turns",
+            cfg.prompt_source,
+        )
+    return {
+        "test": order[: cfg.n_test_prompts],
+        "val": order[cfg.n_test_prompts : n_eval],
+        "pool": order[n_eval:],
+    }
+
+
 def pair_prompts(cfg: SentimentConfig, seed: int) -> list[dict]:
-    """Prefixes of IMDb train reviews (disjoint from the SFT texts' role: they are only prompts)."""
+    """The pool's prompts: prefixes of IMDb train reviews, or HH-RLHF first turns outside the
+    test and validation prompts."""
+    if cfg.prompt_source != "imdb":
+        return random.Random(seed + 7919).sample(_hh_split(cfg)["pool"], cfg.n_prompts)
     return imdb_prompts(_imdb_file(cfg, "train"), n=cfg.n_prompts, seed=seed + 7919, words=cfg.prompt_words)
-
-
-EVAL_PROMPT_SEED = 20_260_101  # one fixed order of the IMDb test reviews, the same for every seed
 
 
 def test_prompts(cfg: SentimentConfig, seed: int) -> list[dict]:
@@ -134,6 +172,8 @@ def test_prompts(cfg: SentimentConfig, seed: int) -> list[dict]:
     the same prompts); the test prompts are its first ``n_test_prompts``, the validation prompts
     its last ``n_val_prompts``: disjoint, whatever either number is.
     """
+    if cfg.prompt_source != "imdb":
+        return _hh_split(cfg)[cfg.eval_set]
     path = _imdb_file(cfg, "test")
     if cfg.eval_set is None:
         return imdb_prompts(path, n=cfg.n_test_prompts, seed=seed, words=cfg.prompt_words)
