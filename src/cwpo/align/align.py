@@ -177,6 +177,7 @@ def align(cfg: AlignConfig, callbacks: list | None = None) -> dict:
         save_final,
         step_metrics,
         trainer_common_kwargs,
+        use_callers_progress,
     )
     from cwpo.align.trainer import WeightedDPOTrainer, check_trl_version
     from cwpo.models import resolve_model
@@ -213,6 +214,7 @@ def align(cfg: AlignConfig, callbacks: list | None = None) -> dict:
         cw_loss=loss_type,
         cw_tau=cfg.tau,
     )
+    use_callers_progress(trainer, callbacks)
     result = trainer.train(resume_from_checkpoint=resume_from)
     steps = step_metrics(trainer.state.log_history)
     summary = {

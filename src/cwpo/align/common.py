@@ -142,6 +142,17 @@ def trainer_common_kwargs(cfg, output_dir: Path) -> dict:
     }
 
 
+def use_callers_progress(trainer, callbacks: list | None) -> None:
+    """If a caller's callback draws the progress (``replaces_default_progress``, e.g.
+    :func:`cwpo.console.training_bar`), drop the Trainer's own bar and per-step ``print(logs)``
+    (the logs still reach ``trainer.state.log_history``, hence ``metrics.json``)."""
+    if any(getattr(cb, "replaces_default_progress", False) for cb in callbacks or ()):
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+        trainer.remove_callback(ProgressCallback)
+        trainer.remove_callback(PrinterCallback)
+
+
 def checkpoint_to_resume(output_dir: Path, resume: bool, stage: str, overwrite: bool = False) -> str | None:
     """Check ``output_dir`` before any work; return the checkpoint to resume from, if any.
 

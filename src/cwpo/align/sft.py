@@ -113,6 +113,7 @@ def sft(cfg: SFTConfig, callbacks: list | None = None) -> dict:
         save_final,
         step_metrics,
         trainer_common_kwargs,
+        use_callers_progress,
     )
     from cwpo.align.trainer import check_trl_version
     from cwpo.models import resolve_model
@@ -135,6 +136,7 @@ def sft(cfg: SFTConfig, callbacks: list | None = None) -> dict:
         peft_config=lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout) if cfg.lora else None,
         callbacks=callbacks,
     )
+    use_callers_progress(trainer, callbacks)
     result = trainer.train(resume_from_checkpoint=resume_from)
     steps = step_metrics(trainer.state.log_history)
     summary = {

@@ -169,9 +169,8 @@ def annotate(
     ``annotator_dir`` (saves the load time when called repeatedly). An existing ``output_path``
     is replaced only if it is an earlier ``annotate`` output and ``overwrite`` is set.
     """
-    from tqdm.auto import tqdm
-
     from cwpo.annotator.model import load_annotator
+    from cwpo.console import progress as progress_bar
 
     AnnotateConfig(
         str(annotator_dir), str(input_path), str(output_path), batch_size, chunk_size, too_long, dtype
@@ -220,7 +219,7 @@ def annotate(
     scored = 0
     if todo:
         annotator = annotator or load_annotator(annotator_dir, dtype=dtype)
-        bar = tqdm(
+        bar = progress_bar(
             total=sum(len(rows[i * chunk_size : (i + 1) * chunk_size]) for i in todo),
             desc="annotate",
             unit="pair",

@@ -137,9 +137,9 @@ def _batches(n: int, batch_size: int, rng: random.Random) -> list[list[int]]:
 
 
 def _progress(total: int, desc: str, enabled: bool, unit: str = "step"):
-    from tqdm.auto import tqdm
+    from cwpo.console import progress
 
-    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, dynamic_ncols=True)
+    return progress(total=total, desc=desc, unit=unit, enabled=enabled)
 
 
 def _to(model, *tensors):

@@ -55,9 +55,10 @@ def run(args: argparse.Namespace) -> int:
 
         raise ConfigError(f"{', '.join('--' + g.replace('_', '-') for g in given)} only apply with --online")
     from cwpo.align.align import AlignConfig, align
+    from cwpo.console import training_bar
 
     cfg = config_from_args(AlignConfig, args, {"lora": False} if args.full else None)
-    res = align(cfg)
+    res = align(cfg, callbacks=[training_bar(f"align {cfg.loss}")])
     print(
         f"align: {cfg.loss} + {res['weighting']} on {res['n_pairs_trained']} pairs "
         f"({res['label_source']} labels), {res['global_step']} steps, final loss {res['final_loss']:.4f} -> "

@@ -17,6 +17,10 @@ def configure(parser):
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def log_file(args) -> str:
+    return f"{args.output}/cwpo.log"
+
+
 def run(args) -> int:
     from cwpo.experiments.pipeline import run_recipe
     from cwpo.experiments.recipe import load_recipe
@@ -42,5 +46,8 @@ def run(args) -> int:
             f"accuracy of its labels on D_u {100 * (any_row.get('weak_label_acc') or float('nan')):.1f}%"
         )
     print(f"\nreport: {report}")
+    print(
+        f"log: {args.log_file} (library logging, per-step training metrics, warnings; --verbose shows them)"
+    )
     print(f"done in {time.time() - start:.0f}s (a re-run reuses every cached stage)")
     return 0

@@ -3,6 +3,10 @@
 Stage modules are imported only when their subcommand runs, so ``cwpo --help`` is instant.
 Errors caused by input (:class:`cwpo.errors.CWPOError`) print one line and exit 2. On Ctrl-C a
 stage says what a re-run does: its module's ``ON_INTERRUPT`` (stages that cannot resume have none).
+
+Every command runs inside :func:`cwpo.console.session`: the terminal shows stage lines, progress
+bars and results; library logging, per-step training metrics and warnings go to the command's log
+file (:func:`log_file_for`), and ``--verbose`` shows them live too.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import importlib
 import importlib.util
 import os
 import sys
+import time
+from pathlib import Path
 
 from cwpo import __version__
 from cwpo.errors import CWPOError
@@ -38,6 +44,39 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("cwpo.cli.report", "write a markdown report with tables and plots from a results folder"),
     "demo": ("cwpo.cli.demo", "the whole CW-PO pipeline on the embedded data and offline models"),
 }
+
+
+# commands that report their own stages (or are not stages); the others get one closing stage line
+_NOT_STAGES = {"run", "demo", "models", "report"}
+
+
+def _output_of(args: argparse.Namespace) -> str | None:
+    """The ``--output`` of a stage command, from the flag or from its ``--config`` YAML."""
+    if getattr(args, "output", None):
+        return args.output
+    config = getattr(args, "config", None)
+    if config and Path(config).is_file():
+        from cwpo.config import load_yaml
+
+        try:
+            return load_yaml(config).get("output")
+        except CWPOError:
+            return None  # the stage reports the broken YAML itself
+    return None
+
+
+def log_file_for(name: str, module, args: argparse.Namespace) -> Path:
+    """Where a command's log goes: ``cwpo run``/``demo``: ``<output>/cwpo.log``; a stage command:
+    ``<output>.log`` beside its output (file or folder); otherwise ``$CWPO_CACHE/logs/<command>.log``."""
+    path = module.log_file(args) if hasattr(module, "log_file") else None
+    if path is not None:
+        return Path(path)
+    output = None if hasattr(module, "log_file") else _output_of(args)
+    if output:
+        return Path(str(output).rstrip("/\\") + ".log")
+    from cwpo.models.registry import cache_dir
+
+    return cache_dir() / "logs" / f"{name}.log"
 
 
 def _available() -> dict[str, tuple[str, str]]:
@@ -75,9 +114,26 @@ def main(argv: list[str] | None = None) -> int:
         prog=f"cwpo {name}", description=getattr(module, "HELP", available[name][1])
     )
     module.configure(parser)
+    parser.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="also show library logging, warnings and per-step training metrics live (always in the log file)",
+    )
     args = parser.parse_args(argv[1:])
+    from cwpo import console
+
+    start = time.time()
     try:
-        return int(module.run(args) or 0)
+        log_file = log_file_for(name, module, args)
+        with console.session(log_file, verbose=args.verbose, title=f"cwpo {' '.join(argv)}"):
+            args.log_file = log_file
+            rc = int(module.run(args) or 0)
+            if rc == 0 and name not in _NOT_STAGES:
+                console.stage_line(
+                    name, console.STAGE_WHAT.get(name, ""), time.time() - start, detail=f"log: {log_file}"
+                )
+            return rc
     except CWPOError as e:
         print(f"cwpo {name}: error: {e}", file=sys.stderr)
         return 2

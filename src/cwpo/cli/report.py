@@ -12,6 +12,13 @@ def configure(parser):
     parser.add_argument("--output", "-o", help="report folder (default: RESULTS_DIR/report)")
 
 
+def log_file(args) -> str | None:
+    """The results folder's ``cwpo.log`` (beside the run's own log), when that folder exists."""
+    from pathlib import Path
+
+    return str(Path(args.results_dir) / "cwpo.log") if Path(args.results_dir).is_dir() else None
+
+
 def run(args) -> int:
     from cwpo.experiments.report import write_report
 

@@ -23,6 +23,20 @@ def configure(parser):
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def _output(args) -> str:
+    from cwpo.experiments.recipe import load_recipe
+    from cwpo.experiments.recipes import find_recipe
+
+    return args.output or f"runs/{load_recipe(find_recipe(args.recipe)).name}"
+
+
+def log_file(args) -> str | None:
+    """``<output>/cwpo.log`` (None, the default place, for --list and --validate)."""
+    if args.list or args.validate or not args.recipe:
+        return None
+    return f"{_output(args)}/cwpo.log"
+
+
 def run(args) -> int:
     from cwpo.experiments.recipe import check_run, load_recipe
     from cwpo.experiments.recipes import find_recipe, packaged_recipes
@@ -43,7 +57,7 @@ def run(args) -> int:
     from cwpo.experiments.pipeline import run_recipe
     from cwpo.experiments.tables import format_summary
 
-    out = args.output or f"runs/{recipe.name}"
+    out = _output(args)
     result = run_recipe(
         recipe, out, progress=not args.no_progress, only_methods=args.methods, stages_dir=args.cache
     )
@@ -53,4 +67,5 @@ def run(args) -> int:
         from cwpo.experiments.report import write_report
 
         print(f"report: {write_report(out)}")
+    print(f"log: {args.log_file}")
     return 0

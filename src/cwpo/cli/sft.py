@@ -26,8 +26,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cwpo.align.sft import SFTConfig, sft
+    from cwpo.console import training_bar
 
     cfg = config_from_args(SFTConfig, args, {"lora": False} if args.full else None)
-    res = sft(cfg)
+    res = sft(cfg, callbacks=[training_bar("sft")])
     print(f"sft: {res['global_step']} steps, final loss {res['final_loss']:.4f} -> {res['output']}")
     return 0

@@ -228,9 +228,10 @@ def generate_responses(
             return cached
 
     import torch
-    from tqdm.auto import tqdm
     from transformers import GenerationConfig
 
+    from cwpo.console import progress as progress_bar
+    from cwpo.console import short_ref
     from cwpo.models.loading import load_causal_lm
 
     model, tok = load_causal_lm(model_ref, dtype=getattr(torch, dtype))
@@ -262,10 +263,10 @@ def generate_responses(
     sampler = RowSampler(temperature, top_p, top_k)
     new_tokens, start = 0, time.perf_counter()
     root.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(
+    bar = progress_bar(
         total=len(prompts),
         initial=sum(len(plan[b]) for b in done),
-        desc=f"generate {model_ref}",
+        desc=f"generate {short_ref(model_ref)}",
         unit="prompt",
         disable=not progress,
     )

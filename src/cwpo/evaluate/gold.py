@@ -143,13 +143,14 @@ class RewardModelGold:
 
     def __call__(self, prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
         import torch
-        from tqdm.auto import tqdm
+
+        from cwpo.console import progress as progress_bar
 
         order = sorted(range(len(responses)), key=lambda i: -(len(prompts[i]) + len(responses[i])))
         scores = [0.0] * len(responses)
         with (
             torch.inference_mode(),
-            tqdm(total=len(order), desc="gold", unit="resp", disable=len(order) < 64) as bar,
+            progress_bar(total=len(order), desc="gold", unit="resp", disable=len(order) < 64) as bar,
         ):
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]

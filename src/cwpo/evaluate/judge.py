@@ -106,11 +106,11 @@ def judge_pairs(
     """
     if not (len(prompts) == len(policy_responses) == len(baseline_responses)):
         raise ValueError("prompts, policy and baseline responses must have the same length")
-    from tqdm.auto import tqdm
+    from cwpo.console import progress as progress_bar
 
     rng = random.Random(seed)
     rows = []
-    for prompt, pol, base in tqdm(
+    for prompt, pol, base in progress_bar(
         list(zip(prompts, policy_responses, baseline_responses, strict=True)),
         desc="judge",
         unit="pair",

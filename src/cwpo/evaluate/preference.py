@@ -34,8 +34,9 @@ def _logprobs(
     The reference model of an experiment is scored once, however many policies are compared with it.
     """
     import torch
-    from tqdm.auto import tqdm
 
+    from cwpo.console import progress as progress_bar
+    from cwpo.console import short_ref
     from cwpo.evaluate.generation import model_content_id
     from cwpo.io import atomic_path, hash_config
     from cwpo.models.loading import load_causal_lm
@@ -51,8 +52,8 @@ def _logprobs(
         if cache_file.exists():
             return torch.load(cache_file)
     model, tok = load_causal_lm(model_ref, dtype=dtype)
-    with tqdm(
-        total=len(prompts), desc=f"log-probs {model_ref}", unit="seq", disable=len(prompts) < 16
+    with progress_bar(
+        total=len(prompts), desc=f"log-probs {short_ref(model_ref)}", unit="seq", disable=len(prompts) < 16
     ) as bar:
         out = sequence_logprobs(
             model, tok, prompts, responses, batch_size=batch_size, max_length=max_length, progress=bar

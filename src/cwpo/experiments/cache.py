@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from cwpo.console import STAGE_WHAT, stage_line
 from cwpo.io import atomic_dir, hash_config, read_json, write_manifest
 
 log = logging.getLogger("cwpo.run")
@@ -81,12 +82,15 @@ def run_stage(
     inputs: dict[str, Artifact],
     fn: Callable[[Path, Path], dict],
     label: str | None = None,
+    what: str | None = None,
 ) -> Artifact:
     """Run ``fn(out_dir, work_dir) -> metrics`` unless a stage with the same key is complete.
 
     ``work_dir`` persists across interruptions (for a stage's own checkpoints) and is removed
-    once the stage completes.
+    once the stage completes. Either way one stage line reports it (``label``, ``what`` it does
+    (default: :data:`cwpo.console.STAGE_WHAT` of ``name``), its duration or ``cached``).
     """
+    what = what if what is not None else STAGE_WHAT.get(name, "")
     root = Path(root)
     key = stage_key(name, config, {k: v.key for k, v in inputs.items()})
     folder = root / "stages" / f"{name}-{key[:16]}"
@@ -105,6 +109,9 @@ def run_stage(
                     sources = {k: str(v.path) for k, v in inputs.items()}
                     write_manifest(tmp, name, {"config": config, "inputs": sources}, key, metrics)
                 shutil.rmtree(work, ignore_errors=True)
+                log.info("stage %s: done in %.1f s", label or name, metrics["stage_seconds"])
+                stage_line(label or name, what, metrics["stage_seconds"])
                 return Artifact(folder, key, metrics, cached=False)
     log.info("stage %s: cached (%s)", label or name, folder)
+    stage_line(label or name, what, cached=True)
     return found

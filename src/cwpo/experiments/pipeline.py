@@ -8,6 +8,9 @@ Layout of a results folder::
     results.jsonl        one row per (grid point, method): metrics, annotator quality, paths
     summary.json         means and stds over seeds per (grid point without seed, method)
     logs/run.log         what ran, what was cached, how long it took
+
+Each stage also reports itself in one terminal line (:func:`cwpo.console.stage_line`), and training
+stages draw one progress bar (:func:`cwpo.console.training_bar`) instead of the Trainer's output.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 
 import yaml
 
+from cwpo.console import STAGE_LOGGER, training_bar
 from cwpo.data.schema import read_pairs, write_pairs
 from cwpo.experiments.cache import Artifact, run_stage
 from cwpo.experiments.methods import Method
@@ -214,7 +218,8 @@ class PointRunner:
             )
             return train_annotator(cfg)
 
-        ann = run_stage(self.root, section, values, {"data": data}, train_fn)
+        short = "annotator" if section == "annotator" else "wsdpo-annotator"
+        ann = run_stage(self.root, section, values, {"data": data}, train_fn, label=short)
         ann_values = dict(self.r.annotate)
         AnnotateConfig(**{**ann_values, "annotator": "x", "input": "x", "output": "x"})
 
@@ -230,7 +235,13 @@ class PointRunner:
             return stats
 
         labels = run_stage(
-            self.root, f"annotate-{section}", ann_values, {"annotator": ann, "data": data}, annotate_fn
+            self.root,
+            f"annotate-{section}",
+            ann_values,
+            {"annotator": ann, "data": data},
+            annotate_fn,
+            label="annotate" if section == "annotator" else "annotate[wsdpo]",
+            what=f"label D_u with the {short} + confidence",
         )
         return ann, labels
 
@@ -254,7 +265,7 @@ class PointRunner:
                 "resume": resume,
             }
         )
-        metrics = sft(cfg)
+        metrics = sft(cfg, callbacks=[training_bar("sft", self.progress)])
         _move_model(model_dir, out / "model")
         return metrics
 
@@ -309,7 +320,7 @@ class PointRunner:
                     "resume": resume,
                 }
             )
-            metrics = align(cfg)
+            metrics = align(cfg, callbacks=[training_bar(f"align[{name}]", self.progress)])
             _move_model(model_dir, out / "model")
             return metrics
 
@@ -320,6 +331,7 @@ class PointRunner:
             {"sft": sft, "labels": label_art},
             fn,
             label=f"align[{name}]",
+            what=_method_line(method),
         )
 
     def evaluate(self, name: str, policy: Artifact, sft: Artifact) -> Artifact:
@@ -354,7 +366,14 @@ class PointRunner:
             {"policy": policy, "sft": sft},
             fn,
             label=f"evaluate[{name}]",
+            what=f"evaluate {name} against the SFT model",
         )
+
+
+def _method_line(method: Method) -> str:
+    """``DPO on weak labels, weights: confidence``: what an align stage does."""
+    line = f"{method.loss.upper()} on {method.labels.replace('_', ' ')} labels"
+    return line if method.weighting == "none" else f"{line}, weights: {method.weighting}"
 
 
 def read_json_lines(path: Path) -> list[dict]:
@@ -479,19 +498,14 @@ def summarize(rows: list[dict], grid_keys: list[str]) -> list[dict]:
 
 
 def setup_logging(root: Path) -> logging.Handler:
+    """``logs/run.log``: the runner's own record (the terminal and the command's log file are
+    :mod:`cwpo.console`'s)."""
     (root / "logs").mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(root / "logs" / "run.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger = logging.getLogger("cwpo.run")
     logger.setLevel(logging.INFO)
     logger.addHandler(handler)
-    if not any(
-        isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
-        for h in logger.handlers
-    ):
-        stream = logging.StreamHandler()
-        stream.setFormatter(logging.Formatter("[cwpo run] %(message)s"))
-        logger.addHandler(stream)
     return handler
 
 
@@ -523,6 +537,9 @@ def run_recipe(
         points = expand(recipe)
         for i, (point, point_recipe) in enumerate(points, 1):
             log.info("grid point %d/%d: %s", i, len(points), point)
+            if len(points) > 1:
+                grid = ", ".join(f"{k}={v}" for k, v in point.items())
+                logging.getLogger(STAGE_LOGGER).info("grid point %d/%d: %s", i, len(points), grid)
             rows.extend(run_point(stage_root, point, point_recipe, methods, progress))
             write_jsonl(root / "results.jsonl", rows)
         summary = summarize(rows, [k for k in points[0][0] if k != "seed"])
