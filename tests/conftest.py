@@ -7,6 +7,7 @@ WordPiece) so tokenization is realistic while the networks have a few hundred th
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -138,3 +139,85 @@ def labeled_rows() -> list[dict]:
         }
         for i in range(12)
     ]
+
+
+# ---- what a person should never see in the terminal (issue 12) ----------------------------------
+_NOISE = {
+    # the HF Trainer's per-step (and end-of-training) metric dicts: {'loss': '0.69', ...}
+    "metric dict": re.compile(r"^\s*\{'[\w/.-]+': "),
+    # transformers' weight-loading / saving bars and datasets' map bars
+    "weights bar": re.compile(
+        r"Loading weights|Writing model shards|Loading checkpoint shards|Tokenizing train dataset|Map: "
+    ),
+    # a Python warning as printed by warnings.showwarning ("path:line: FutureWarning: ..." and its
+    # source line), or a library logger's default output
+    "python warning": re.compile(r"\b[A-Z]\w*Warning: |^\s*warnings\.warn\(|^\[(transformers|datasets)\] "),
+}
+
+
+def terminal_noise(text: str) -> list[tuple[str, str]]:
+    """Every (kind, line) of terminal output (progress-bar redraws split on \\r) that is a per-step
+    metric dict, a weights-loading bar or a Python warning."""
+    lines = [part for line in text.splitlines() for part in line.split("\r")]
+    return [(kind, line) for line in lines for kind, rx in _NOISE.items() if rx.search(line)]
+
+
+@pytest.fixture(scope="session")
+def tiny_recipe_yaml(tmp_path_factory, tiny_causal_lm_dir, tiny_encoder_dir) -> Path:
+    """A three-method recipe on the tiny models (every stage in a few seconds) as a YAML file."""
+    import json
+
+    import yaml
+
+    tmp = tmp_path_factory.mktemp("tiny-recipe")
+    rows = [
+        {
+            "prompt": f"\n\nHuman: question {i}?\n\nAssistant:",
+            "chosen": f" Sure, here is a kind and helpful answer number {i}.",
+            "rejected": f" No. {i}",
+        }
+        for i in range(48)
+    ]
+    (tmp / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tiny = {"max_steps": 2, "batch_size": 4, "max_length": 64, "save_steps": 1000}
+    recipe = {
+        "name": "tiny",
+        "strong_model": tiny_causal_lm_dir,
+        "seeds": [0],
+        "methods": ["human", "ws", "cw"],
+        "data": {"source": str(tmp / "pairs.jsonl"), "labeled_frac": 0.3, "test_frac": 0.25, "max_tokens": 0},
+        "annotator": {"backbone": tiny_encoder_dir, "epochs": 1, "batch_size": 8, "max_length": 64},
+        "annotate": {"batch_size": 16},
+        "sft": tiny,
+        "align": {**tiny, "beta": 0.1},
+        "evaluate": {"batch_size": 8, "max_length": 64, "n_boot": 50},
+    }
+    path = tmp / "tiny.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def run_cwpo(args: list[str], cwd=None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """``cwpo ARGS`` in a fresh interpreter on this checkout's sources, as a user's terminal runs it."""
+    import cwpo
+
+    src = str(Path(cwpo.__file__).resolve().parents[1])
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
+    }
+    cmd = [sys.executable, "-m", "cwpo.cli.main", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=cwd)
+
+
+@pytest.fixture(scope="session")
+def noise_in():
+    """:func:`terminal_noise`: the lines of terminal output a person should never see."""
+    return terminal_noise
+
+
+@pytest.fixture(scope="session")
+def cwpo_cli():
+    """:func:`run_cwpo`: run the console script in a subprocess, output captured."""
+    return run_cwpo

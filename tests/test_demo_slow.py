@@ -6,16 +6,18 @@ import json
 
 import pytest
 
-from cwpo.cli.main import main
-
 
 @pytest.mark.slow
-def test_cwpo_demo_end_to_end(tmp_path, capsys):
+def test_cwpo_demo_end_to_end(tmp_path, cwpo_cli, noise_in):
     out = tmp_path / "demo"
-    assert main(["demo", "--output", str(out), "--no-progress"]) == 0
-    text = capsys.readouterr().out
+    proc = cwpo_cli(["demo", "--output", str(out)], timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # issue 12: no per-step metric dict, weights-loading bar or Python warning in the terminal
+    assert noise_in(proc.stdout + proc.stderr) == []
     for method in ("human", "ws", "cw"):
-        assert method in text
+        assert method in proc.stdout
+    assert f"log: {out / 'cwpo.log'}" in proc.stdout
+    assert "cwpo.train: sft step 1: {'loss'" in (out / "cwpo.log").read_text()
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert {r["method"] for r in rows} == {"human", "ws", "cw"}
     assert all(0 <= r["pref_acc"] <= 1 for r in rows)
