@@ -46,8 +46,9 @@ def run(args) -> int:
             f"accuracy of its labels on D_u {100 * (any_row.get('weak_label_acc') or float('nan')):.1f}%"
         )
     print(f"\nreport: {report}")
-    print(
-        f"log: {args.log_file} (library logging, per-step training metrics, warnings; --verbose shows them)"
-    )
+    if getattr(args, "log_file", None):
+        print(
+            f"log: {args.log_file} (library logging, per-step training metrics, warnings; --verbose shows them)"
+        )
     print(f"done in {time.time() - start:.0f}s (a re-run reuses every cached stage)")
     return 0

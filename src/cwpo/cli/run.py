@@ -67,5 +67,6 @@ def run(args) -> int:
         from cwpo.experiments.report import write_report
 
         print(f"report: {write_report(out)}")
-    print(f"log: {args.log_file}")
+    if getattr(args, "log_file", None):
+        print(f"log: {args.log_file}")
     return 0
