@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml requirements/cpu.txt requirements/serving.txt requireme
 	@$(PIP) install --no-deps -e . $(LOGGED)
 	@touch $(STAMP)
 
-# the demo's terminal: one line per stage, progress bars, the table (its log: cwpo-demo/cwpo.log)
+# the demo's terminal: one line per stage, progress bars, the table (its log: cwpo-demo.log)
 demo: $(STAMP)
 	@$(BIN)/cwpo demo
 

@@ -16,8 +16,8 @@ def test_cwpo_demo_end_to_end(tmp_path, cwpo_cli, noise_in):
     assert noise_in(proc.stdout + proc.stderr) == []
     for method in ("human", "ws", "cw"):
         assert method in proc.stdout
-    assert f"log: {out / 'cwpo.log'}" in proc.stdout
-    assert "cwpo.train: sft step 1: {'loss'" in (out / "cwpo.log").read_text()
+    assert f"log: {tmp_path / 'demo.log'}" in proc.stdout
+    assert "cwpo.train: sft step 1: {'loss'" in (tmp_path / "demo.log").read_text()
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert {r["method"] for r in rows} == {"human", "ws", "cw"}
     assert all(0 <= r["pref_acc"] <= 1 for r in rows)

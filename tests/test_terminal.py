@@ -66,9 +66,9 @@ def test_cwpo_run_shows_stage_lines_bars_and_the_table_only(tmp_path, tiny_recip
     assert len([ln for ln in proc.stdout.splitlines() if ln.split() and ln.split()[0] in STAGES]) == 10
     assert all(line.rstrip().endswith("s") for line in stages.values())  # ... with its duration
     assert "confidence" in stages["align[cw]"]
-    assert "pref. accuracy" in proc.stdout and f"log: {out / 'cwpo.log'}" in proc.stdout
+    assert "pref. accuracy" in proc.stdout and f"log: {tmp_path / 'run.log'}" in proc.stdout
     assert "step/s" in proc.stderr and "pair/s" in proc.stderr  # bars with their rates
-    log = (out / "cwpo.log").read_text()
+    log = (tmp_path / "run.log").read_text()
     # what left the terminal is in the log: per-step metrics, library logging, the bars' last state
     assert "cwpo.train: sft step 1: {'loss'" in log and "align[cw] step 2: {'loss'" in log
     assert "transformers" in log and "cwpo.progress: annotate: 100%" in log

@@ -7,7 +7,8 @@ Every ``cwpo`` command runs inside :func:`session`. The terminal then shows only
   :func:`training_bar`, a Trainer callback showing steps/s and the loss),
 - cwpo's own warnings, and the command's result (a table, a path).
 
-Everything else goes to the command's log file (see :func:`cwpo.cli.main.log_file_for`): library
+Everything else goes to the command's log file (``<output>.log``, see
+:func:`cwpo.cli.main.log_file_for`): library
 logging (transformers, datasets, accelerate, TRL, PEFT, huggingface_hub), the Trainer's per-step
 metric dicts, the final state of every progress bar, and Python warnings. ``--verbose`` shows all
 of it live as well. Per-step training metrics are saved in each stage's ``metrics.json`` either way.

@@ -17,10 +17,6 @@ def configure(parser):
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def log_file(args) -> str:
-    return f"{args.output}/cwpo.log"
-
-
 def run(args) -> int:
     from cwpo.experiments.pipeline import run_recipe
     from cwpo.experiments.recipe import load_recipe

@@ -66,14 +66,13 @@ def _output_of(args: argparse.Namespace) -> str | None:
 
 
 def log_file_for(name: str, module, args: argparse.Namespace) -> Path:
-    """Where a command's log goes: ``cwpo run``/``demo``: ``<output>/cwpo.log``; a stage command:
-    ``<output>.log`` beside its output (file or folder); otherwise ``$CWPO_CACHE/logs/<command>.log``."""
-    path = module.log_file(args) if hasattr(module, "log_file") else None
-    if path is not None:
-        return Path(path)
-    output = None if hasattr(module, "log_file") else _output_of(args)
+    """Where a command's log goes: ``<output>.log`` beside its output (a file, a stage's folder, the
+    results folder of ``cwpo run``/``demo``: never inside it, which cwpo's output guard keeps to
+    cwpo's own files); ``$CWPO_CACHE/logs/<command>.log`` for a command without an output."""
+    output = module.output_of(args) if hasattr(module, "output_of") else _output_of(args)
     if output:
-        return Path(str(output).rstrip("/\\") + ".log")
+        path = Path(output).expanduser().resolve()
+        return path.with_name(path.name + ".log")
     from cwpo.models.registry import cache_dir
 
     return cache_dir() / "logs" / f"{name}.log"

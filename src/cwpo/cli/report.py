@@ -12,11 +12,13 @@ def configure(parser):
     parser.add_argument("--output", "-o", help="report folder (default: RESULTS_DIR/report)")
 
 
-def log_file(args) -> str | None:
-    """The results folder's ``cwpo.log`` (beside the run's own log), when that folder exists."""
+def output_of(args) -> str | None:
+    """The report folder (its log goes beside it), when the results folder exists."""
     from pathlib import Path
 
-    return str(Path(args.results_dir) / "cwpo.log") if Path(args.results_dir).is_dir() else None
+    if not Path(args.results_dir).is_dir():
+        return None
+    return args.output or str(Path(args.results_dir) / "report")
 
 
 def run(args) -> int:

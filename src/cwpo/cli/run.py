@@ -30,11 +30,11 @@ def _output(args) -> str:
     return args.output or f"runs/{load_recipe(find_recipe(args.recipe)).name}"
 
 
-def log_file(args) -> str | None:
-    """``<output>/cwpo.log`` (None, the default place, for --list and --validate)."""
+def output_of(args) -> str | None:
+    """The results folder (its log goes beside it); None for --list and --validate."""
     if args.list or args.validate or not args.recipe:
         return None
-    return f"{_output(args)}/cwpo.log"
+    return _output(args)
 
 
 def run(args) -> int:
