@@ -139,3 +139,26 @@ def test_use_callers_progress_drops_the_trainers_own(tiny_causal_lm_dir):
         plain = Trainer(model=model, args=args)
         use_callers_progress(plain, None)  # no cwpo bar: the Trainer keeps its own
         assert {ProgressCallback, PrinterCallback} & {type(cb) for cb in plain.callback_handler.callbacks}
+
+
+def test_a_cwpo_warning_is_one_terminal_line_and_in_the_log(tmp_path, capsys):
+    from cwpo.errors import warn
+
+    with console.session(tmp_path / "w.log", verbose=True):
+        warn("only 3 training pairs (a test)")
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["cwpo: warning: only 3 training pairs (a test)"]  # not twice with --verbose
+    assert "cwpo.warning: warning: only 3 training pairs (a test)" in (tmp_path / "w.log").read_text()
+
+
+def test_no_log_file_for_a_user_error_before_any_record(tmp_path):
+    from cwpo.errors import CWPOError
+
+    with pytest.raises(CWPOError), console.session(tmp_path / "sub" / "typo.log", title="cwpo data"):
+        raise CWPOError("no such file")
+    assert not (tmp_path / "sub").exists()
+    with pytest.raises(CWPOError), console.session(tmp_path / "late.log", title="cwpo sft --x"):
+        logging.getLogger("cwpo.train").info("sft step 1: {'loss': 0.7}")
+        raise CWPOError("bad row")
+    lines = (tmp_path / "late.log").read_text().splitlines()
+    assert lines[0].startswith("=== cwpo sft --x (pid ") and "stopped: CWPOError: bad row" in lines[-1]

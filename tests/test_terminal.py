@@ -7,11 +7,13 @@ is one line and exit code 2 for every command.
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import pytest
 
-from cwpo.cli.main import main
+from cwpo.cli import report as cli_report
+from cwpo.cli.main import log_file_for, main
 
 # lines of today's (pre-issue-12) `cwpo run` terminal, as the check must catch them
 TODAYS_NOISE = [
@@ -79,6 +81,12 @@ def test_cwpo_run_shows_stage_lines_bars_and_the_table_only(tmp_path, tiny_recip
     assert again.returncode == 0 and noise_in(again.stdout + again.stderr) == []
     assert all(line.rstrip().endswith("cached") for line in _stage_lines(again.stdout).values())
 
+    report = cwpo_cli(["report", str(out)])
+    assert report.returncode == 0 and noise_in(report.stdout + report.stderr) == []
+    assert list(out.glob("*.log")) == []  # nothing of the logs inside the run folder: the report's
+    args = argparse.Namespace(results_dir=str(out), output=None)  # log is the run's
+    assert log_file_for("report", cli_report, args) == (tmp_path / "run.log").resolve()
+
 
 def test_stage_commands_are_quiet_and_verbose_shows_the_rest(
     tmp_path, labeled_rows, tiny_causal_lm_dir, cwpo_cli, noise_in
@@ -113,6 +121,7 @@ def test_stage_commands_are_quiet_and_verbose_shows_the_rest(
         ["align", "--train", "{tmp}/missing.jsonl", "--policy", "{tmp}/m", "--output", "{tmp}/al"],
         ["evaluate", "--policy", "{tmp}/p", "--reference", "{tmp}/r", "--prompts", "{tmp}/missing.jsonl",
          "--gold", "vader", "--output", "{tmp}/ev"],
+        ["evaluate", "--policy", "{tmp}/p", "--reference", "{tmp}/r", "--gold", "vader", "--output", "{tmp}/ev"],
         ["run", "{tmp}/missing.yaml"],
         ["report", "{tmp}/no-results"],
         ["models", "prepare", "no-such-model"],
@@ -125,3 +134,43 @@ def test_a_user_error_is_one_line_and_exit_2(args, tmp_path, capsys):
     lines = [ln for ln in captured.err.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"cwpo {args[0]}: error: "), captured.err
     assert "Traceback" not in captured.out + captured.err
+    assert list(tmp_path.rglob("*.log")) == []  # refused before any work: no log file left behind
+
+
+def test_a_missing_setting_is_named_as_the_user_gives_it(tmp_path, capsys):
+    common = [
+        "evaluate",
+        "--policy",
+        "p",
+        "--reference",
+        "r",
+        "--gold",
+        "vader",
+        "--output",
+        str(tmp_path / "ev"),
+    ]
+    assert main(common) == 2
+    assert capsys.readouterr().err.strip() == "cwpo evaluate: error: missing --prompts"
+    (tmp_path / "ev.yaml").write_text("policy: p\nreference: r\ngold: vader\n")
+    assert main(["evaluate", "--config", str(tmp_path / "ev.yaml")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"cwpo evaluate: error: missing --prompts, --output (or set prompts, output in {tmp_path / 'ev.yaml'})"
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sft", "--max-steps", "ten"],
+        ["align", "--loss", "foo"],
+        ["sft", "--no-such-flag"],
+        ["no-such-command"],
+    ],
+)
+def test_a_usage_error_is_one_line_and_exit_2(args, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    assert stop.value.code == 2
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("cwpo") and ": error: " in lines[0], lines
+    assert lines[0].endswith("--help)")

@@ -218,6 +218,18 @@ def build_config(cls: type[T], values: dict, source: str = "config") -> T:
     values, errors = coerce(cls, values)
     if errors:
         raise ConfigError(f"{source}: " + "; ".join(errors))
+    missing = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.init
+        and f.name not in values
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:  # named as the user gives them, not as the TypeError of cls(...) would
+        flags = ", ".join("--" + name.replace("_", "-") for name in missing)
+        where = "" if source == "command line" else f" (or set {', '.join(missing)} in {source})"
+        raise ConfigError(f"missing {flags}{where}")
     try:
         return cls(**values)
     except TypeError as e:

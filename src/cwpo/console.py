@@ -239,11 +239,27 @@ def _restore(logger: logging.Logger, handlers: list, propagate: bool) -> None:
     logger.propagate = propagate
 
 
+class _LogFile(logging.FileHandler):
+    """The command's log file, opened (its folder created) at its first record, so a user error
+    caught before any work leaves no file behind; it starts with a line naming the command."""
+
+    def __init__(self, path: Path, title: str):
+        super().__init__(path, encoding="utf-8", delay=True)
+        self.setFormatter(logging.Formatter(_FILE_FORMAT))
+        self.header = f"=== {title or 'cwpo'} (pid {os.getpid()}, {time.strftime('%Y-%m-%d %H:%M:%S')}) ===\n"
+
+    def _open(self):
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        stream = super()._open()
+        stream.write(self.header)
+        return stream
+
+
 @contextlib.contextmanager
 def session(log_file: str | Path | None, verbose: bool = False, title: str = "") -> Iterator[Path | None]:
     """Configure logging for one command; restore the previous configuration on exit.
 
-    ``log_file`` (created with its folder; appended to) receives everything at INFO and above from
+    ``log_file`` (created with its folder at its first record; appended to) receives everything at INFO and above from
     cwpo, WARNING and above from libraries, and Python warnings. The terminal gets stage lines on
     stdout and cwpo's warnings on stderr; with ``verbose``, every record and library progress bars.
     Under ``accelerate launch`` a rank > 0 writes ``<log_file>.rank<N>`` and prints nothing.
@@ -262,11 +278,9 @@ def session(log_file: str | Path | None, verbose: bool = False, title: str = "")
         try:
             root.setLevel(logging.INFO if verbose else logging.WARNING)
             cwpo.setLevel(logging.INFO)
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fh = logging.FileHandler(path, encoding="utf-8")
-                fh.setFormatter(logging.Formatter(_FILE_FORMAT))
-                handlers.append((root, fh))
+            file_handler = _LogFile(path, title) if path is not None else None
+            if file_handler is not None:
+                handlers.append((root, file_handler))
             if rank() == 0:
                 stage = _TqdmSafeHandler("stdout")
                 stage.setFormatter(logging.Formatter("%(message)s"))
@@ -277,18 +291,17 @@ def session(log_file: str | Path | None, verbose: bool = False, title: str = "")
                 handlers.append((root if verbose else cwpo, term))
             for logger, handler in handlers:
                 logger.addHandler(handler)
-            if title:
-                logging.getLogger("cwpo.session").info(
-                    "=== %s (pid %d, %s) ===", title, os.getpid(), time.strftime("%Y-%m-%d %H:%M:%S")
-                )
             try:
                 yield path
             except BaseException as e:  # the terminal shows it (one line for a user error): log it too
                 from cwpo.errors import CWPOError
 
+                user_error = isinstance(e, CWPOError)
+                if user_error and (file_handler is None or file_handler.stream is None):
+                    raise  # refused before anything was logged: no log file for a typo
                 logging.getLogger("cwpo.session").error(
                     "stopped: %s: %s", type(e).__name__, e,
-                    exc_info=not isinstance(e, CWPOError | KeyboardInterrupt), extra={"file_only": True},
+                    exc_info=not (user_error or isinstance(e, KeyboardInterrupt)), extra={"file_only": True},
                 )  # fmt: skip
                 raise
         finally:

@@ -3,16 +3,19 @@
 And :func:`warn`, for a success a user should question (one line on stderr, once).
 """
 
+import logging
 import sys
 
 _WARNED: set[str] = set()
 
 
 def warn(message: str) -> None:
-    """Print ``cwpo: warning: message`` on stderr, once per process for the same message."""
+    """Print ``cwpo: warning: message`` on stderr, once per process for the same message; the
+    command's log file gets it too (an INFO record kept off the terminal, see :mod:`cwpo.console`)."""
     if message not in _WARNED:
         _WARNED.add(message)
         print(f"cwpo: warning: {message}", file=sys.stderr)
+        logging.getLogger("cwpo.warning").info("warning: %s", message, extra={"file_only": True})
 
 
 class CWPOError(Exception):

@@ -78,12 +78,19 @@ def log_file_for(name: str, module, args: argparse.Namespace) -> Path:
     return cache_dir() / "logs" / f"{name}.log"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (exit 2), like every other user error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _available() -> dict[str, tuple[str, str]]:
     return {k: v for k, v in COMMANDS.items() if importlib.util.find_spec(v[0]) is not None}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cwpo",
         description="Confidence-Weighted Preference Optimization: data -> weak annotator -> annotate -> "
         "SFT -> confidence-weighted alignment -> evaluation -> report.",
@@ -109,9 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name = argv[0]
     module = importlib.import_module(available[name][0])
-    parser = argparse.ArgumentParser(
-        prog=f"cwpo {name}", description=getattr(module, "HELP", available[name][1])
-    )
+    parser = _Parser(prog=f"cwpo {name}", description=getattr(module, "HELP", available[name][1]))
     module.configure(parser)
     parser.add_argument(
         "--verbose",

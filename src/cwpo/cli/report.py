@@ -13,12 +13,14 @@ def configure(parser):
 
 
 def output_of(args) -> str | None:
-    """The report folder (its log goes beside it), when the results folder exists."""
+    """What the log is named after: ``--output``, else the results folder, so the log of
+    ``cwpo report runs/x`` is ``runs/x.log``, the one ``cwpo run`` wrote (inside ``runs/x``
+    there is only what the run and its report write)."""
     from pathlib import Path
 
-    if not Path(args.results_dir).is_dir():
-        return None
-    return args.output or str(Path(args.results_dir) / "report")
+    if args.output:
+        return args.output
+    return args.results_dir if Path(args.results_dir).is_dir() else None
 
 
 def run(args) -> int:
