@@ -147,10 +147,10 @@ def online_align(cfg: OnlineConfig, annotator=None) -> dict:
     """Run online CW-DPO; ``annotator`` is any object with ``score_pairs`` (default: load cfg.annotator)."""
     import torch
     from peft import get_peft_model
-    from tqdm import tqdm
     from transformers import set_seed
 
     from cwpo.align.common import lora_config
+    from cwpo.console import progress
     from cwpo.io import clear_output, hash_config, now_iso, sha256_path, write_json, write_manifest
     from cwpo.losses import implicit_rewards, preference_loss, weighted_mean
     from cwpo.models import resolve_model
@@ -173,7 +173,7 @@ def online_align(cfg: OnlineConfig, annotator=None) -> dict:
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=0.05)
     rng = torch.Generator().manual_seed(cfg.seed)
     steps = []
-    bar = tqdm(range(cfg.rounds), desc="online CW-DPO", unit="round")
+    bar = progress(range(cfg.rounds), desc="online CW-DPO", unit="round")
     for step in bar:
         start = time.perf_counter()
         idx = torch.randperm(len(prompts), generator=rng)[: cfg.prompts_per_round].tolist()
