@@ -8,6 +8,7 @@ import pytest
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # ~11 min on 2 idle cores, over the default 900 s when they are shared
 def test_cwpo_demo_end_to_end(tmp_path, cwpo_cli, noise_in):
     out = tmp_path / "demo"
     proc = cwpo_cli(["demo", "--output", str(out)], timeout=1800)

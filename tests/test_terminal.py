@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 
 import pytest
 
@@ -86,6 +87,18 @@ def test_cwpo_run_shows_stage_lines_bars_and_the_table_only(tmp_path, tiny_recip
     assert list(out.glob("*.log")) == []  # nothing of the logs inside the run folder: the report's
     args = argparse.Namespace(results_dir=str(out), output=None)  # log is the run's
     assert log_file_for("report", cli_report, args) == (tmp_path / "run.log").resolve()
+
+
+def test_a_stage_command_ends_with_its_stage_line_duration_or_cached(tmp_path, labeled_rows, capsys):
+    source = tmp_path / "pairs.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in labeled_rows))
+    args = ["data", "--source", str(source), "--output", str(tmp_path / "d"), "--max-tokens", "0"]
+    assert main(args) == 0
+    first = capsys.readouterr().out.splitlines()[-1]
+    assert re.fullmatch(rf"data +load, filter and split .+ \d+\.\ds  log: {tmp_path / 'd.log'}", first), first
+    assert main(args) == 0
+    again = capsys.readouterr().out.splitlines()[-1]
+    assert re.fullmatch(rf"data +load, filter and split .+ cached  log: {tmp_path / 'd.log'}", again), again
 
 
 def test_stage_commands_are_quiet_and_verbose_shows_the_rest(

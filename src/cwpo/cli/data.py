@@ -24,6 +24,7 @@ def run(args) -> int:
 
     cfg = config_from_args(DataConfig, args)
     stats = prepare_data(cfg, force=args.force)
+    args.cached = bool(stats.get("cached"))  # the closing stage line says "cached" (cwpo.cli.main)
     print(f"source: {stats['source']}" + ("  (cached: nothing to do)" if stats.get("cached") else ""))
     for name, n in stats.get("per_file", {}).items():
         print(f"  {name}: {n} pairs")

@@ -134,9 +134,9 @@ def main(argv: list[str] | None = None) -> int:
             args.log_file = log_file
             rc = int(module.run(args) or 0)
             if rc == 0 and name not in _NOT_STAGES:
-                console.stage_line(
-                    name, console.STAGE_WHAT.get(name, ""), time.time() - start, detail=f"log: {log_file}"
-                )
+                seconds, cached = time.time() - start, getattr(args, "cached", False)
+                what = console.STAGE_WHAT.get(name, "")
+                console.stage_line(name, what, seconds, cached=cached, detail=f"log: {log_file}")
             return rc
     except CWPOError as e:
         print(f"cwpo {name}: error: {e}", file=sys.stderr)
