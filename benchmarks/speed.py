@@ -201,7 +201,7 @@ def bench_dpo(shape_name: str, args) -> dict:
     shape = SHAPES[shape_name]
     tok = load_tokenizer(MODEL)
     rows = (short_rows if shape_name == "short" else hh_rows)(tok, shape["pairs"])
-    paths = ["base", "fast", "trl_docs", "cw_same", "trl_same"]
+    paths = ["base", "fast", "trl_docs"] + (["cw_same", "trl_same"] if shape_name == "short" else [])
     built = {p: build_dpo(p, rows, shape, TMP) for p in paths}
     ids = built["base"][1]["input_ids"]
     for p in paths:
@@ -213,7 +213,8 @@ def bench_dpo(shape_name: str, args) -> dict:
         f"dpo {shape_name}: {shape['pairs']} pairs, {real_tokens} real tokens, width {ids.shape[1]}",
         flush=True,
     )
-    times = interleave({p: (lambda p=p: one_step(*built[p])) for p in paths}, args.repeats, args.warmup)
+    repeats = args.repeats if shape_name == "short" else max(2, args.repeats - 1)
+    times = interleave({p: (lambda p=p: one_step(*built[p])) for p in paths}, repeats, args.warmup)
     med = {p: statistics.median(t) for p, t in times.items()}
     out = {
         "pairs": shape["pairs"],
@@ -227,8 +228,9 @@ def bench_dpo(shape_name: str, args) -> dict:
         "model_flops_per_s": {p: flops / m for p, m in med.items()},
         "speedup_fast_vs_base": ratio(times, "fast", "base"),
         "speedup_fast_vs_trl_docs": ratio(times, "fast", "trl_docs"),
-        "cw_step_time_ratio_vs_trl": 1 / ratio(times, "cw_same", "trl_same"),
     }
+    if "cw_same" in times:
+        out["cw_step_time_ratio_vs_trl"] = 1 / ratio(times, "cw_same", "trl_same")
     built.clear()
     return out
 
@@ -525,43 +527,43 @@ def allocator_lib() -> str | None:
 
 
 def bench_children(args) -> dict:
+    th = args.threads
     out: dict = {"memory": {}}
-    for shape in ("short", "long"):
-        for path in ("base", "fast", "trl_docs"):
-            r = run_child(path, shape, steps=1)
-            out["memory"][f"{shape}_{path}"] = r.get("peak_rss_mb", r)
-            print(f"  memory {shape} {path}: {r}", flush=True)
+    for shape, path in (
+        ("short", "base"),
+        ("short", "fast"),
+        ("short", "trl_docs"),
+        ("long", "base"),
+        ("long", "fast"),
+    ):
+        r = run_child(path, shape, threads=th, steps=1)
+        out["memory"][f"{shape}_{path}"] = r.get("peak_rss_mb", r)
+        print(f"  memory {shape} {path}: {r}", flush=True)
     lib = allocator_lib()
+    eager = None
     if lib:
-        pair = []
-        for r in range(2):  # ABBA
-            for use in (False, True) if r == 0 else (True, False):
-                res = run_child("fast", "short", steps=3, env={"LD_PRELOAD": lib} if use else {})
-                pair.append((use, res.get("tokens_per_s")))
-        with_ = [t for u, t in pair if u and t]
-        without = [t for u, t in pair if not u and t]
-        out["allocator"] = {
-            "lib": lib,
-            "tokens_per_s_with": with_,
-            "tokens_per_s_without": without,
-            "speedup": statistics.median(with_) / statistics.median(without),
-        }
+        eager = run_child("fast", "short", threads=th, steps=3)
+        tc = run_child("fast", "short", threads=th, steps=3, env={"LD_PRELOAD": lib})
+        out["allocator"] = {"lib": lib, "without": eager, "with": tc}
+        if "tokens_per_s" in eager and "tokens_per_s" in tc:
+            out["allocator"]["speedup"] = tc["tokens_per_s"] / eager["tokens_per_s"]
         print(f"  allocator: {out['allocator']}", flush=True)
     else:
         out["allocator"] = {"error": "no tcmalloc found (make setup installs it into .venv/lib/cwpo-alloc)"}
     # thread layout: one 2-thread process vs two 1-thread processes side by side (grids of runs)
-    one = run_child("fast", "short", threads=2, steps=4)
-    procs = [run_child("fast", "short", threads=1, steps=4, wait=False) for _ in range(2)]
+    one = run_child("fast", "short", threads=2, steps=3)
+    procs = [run_child("fast", "short", threads=1, steps=3, wait=False) for _ in range(2)]
     two = [finish_child(p) for p in procs]
     out["threads"] = {
         "one_proc_2_threads_tokens_per_s": one.get("tokens_per_s"),
         "two_procs_1_thread_total_tokens_per_s": sum(r.get("tokens_per_s", 0) for r in two),
+        "one_proc_detail": one,
         "two_procs_detail": two,
     }
     print(f"  threads: {out['threads']}", flush=True)
     if not args.skip_compile:
-        eager = run_child("fast", "short", steps=3)
-        comp = run_child("fast", "short", steps=3, compile=True, timeout=args.compile_timeout)
+        eager = eager or run_child("fast", "short", threads=th, steps=3)
+        comp = run_child("fast", "short", threads=th, steps=3, compile=True, timeout=args.compile_timeout)
         out["compile"] = {"eager": eager, "compiled": comp}
         if "tokens_per_s" in comp and "tokens_per_s" in eager:
             out["compile"]["speedup"] = comp["tokens_per_s"] / eager["tokens_per_s"]
@@ -572,13 +574,13 @@ def bench_children(args) -> dict:
 # ---------------------------------------------------------------- main
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=4)
+    p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--parts", default="peak,dpo_short,dpo_long,sft,annotator,generation,children")
     p.add_argument("--annotator-pairs", type=int, default=256)
     p.add_argument("--skip-compile", action="store_true")
-    p.add_argument("--compile-timeout", type=int, default=600)
+    p.add_argument("--compile-timeout", type=int, default=300)
     p.add_argument("--out", default="speed")
     p.add_argument(
         "--child", choices=["base", "fast", "trl_docs", "cw_same", "trl_same"], help=argparse.SUPPRESS
@@ -593,6 +595,7 @@ def main() -> None:
     import torch
     from _common import write_result
 
+    from cwpo.io import write_json
     from cwpo.runtime import bf16_is_faster, probe_bf16
 
     torch.set_num_threads(args.threads)
@@ -603,17 +606,20 @@ def main() -> None:
     if "peak" in parts:
         res["peak"] = bench_peak()
         print(f"peak: {res['peak']}", flush=True)
-    for shape in ("short", "long"):
-        if f"dpo_{shape}" in parts:
-            res[f"dpo_{shape}"] = bench_dpo(shape, args)
-    if "sft" in parts:
-        res["sft"] = bench_sft(args)
-    if "annotator" in parts:
-        res["annotator"] = bench_annotator(args)
-    if "generation" in parts:
-        res["generation"] = bench_generation(args)
-    if "children" in parts:
-        res["children"] = bench_children(args)
+    steps = [(f"dpo_{sh}", lambda sh=sh: bench_dpo(sh, args)) for sh in ("short", "long")]
+    steps += [("sft", lambda: bench_sft(args)), ("annotator", lambda: bench_annotator(args))]
+    steps += [("generation", lambda: bench_generation(args)), ("children", lambda: bench_children(args))]
+    for name, fn in steps:
+        if name not in parts:
+            continue
+        try:
+            res[name] = fn()
+        except Exception as e:  # noqa: BLE001  (one failing part must not lose the others)
+            import traceback
+
+            traceback.print_exc()
+            res[name + "_error"] = f"{type(e).__name__}: {e}"
+        write_json(TMP / "partial.json", res)
 
     m: dict = {}
     best = res.get("peak", {}).get("best_gflops")
@@ -630,7 +636,6 @@ def main() -> None:
             m[f"dpo_{shape}_peak_fraction_by_path"] = {
                 k: v / (best * 1e9) for k, v in d["model_flops_per_s"].items()
             }
-        m[f"dpo_{shape}_cw_step_time_ratio_vs_trl"] = d["cw_step_time_ratio_vs_trl"]
     if "dpo_short" in res:
         m["cw_step_time_ratio_vs_trl"] = res["dpo_short"]["cw_step_time_ratio_vs_trl"]
     if "sft" in res:
