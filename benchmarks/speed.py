@@ -154,7 +154,14 @@ def build_dpo(path: str, rows: list[dict], shape: dict, out: Path):
     if path in ("trl_docs", "trl_same"):
         trainer = DPOTrainer(train_dataset=data.remove_columns("weight"), **kw)
     else:
-        trainer = WeightedDPOTrainer(train_dataset=data, cw_loss="dpo", cw_length_groups=path == "fast", **kw)
+        fast = path.startswith("fast")  # fast_no_head / fast_no_groups: one lever off
+        trainer = WeightedDPOTrainer(
+            train_dataset=data,
+            cw_loss="dpo",
+            cw_length_groups=fast and path != "fast_no_groups",
+            cw_response_head=fast and path != "fast_no_head",
+            **kw,
+        )
     trainer.create_optimizer_and_scheduler(num_training_steps=1000)
     trainer.current_gradient_accumulation_steps = 1
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(shape["pairs"])])

@@ -125,10 +125,12 @@ class WeightedDPOTrainer(DPOTrainer):
         cw_loss: str | LossType = "dpo",
         cw_tau: float | None = None,
         cw_length_groups: bool = True,
+        cw_response_head: bool = True,
         **kwargs,
     ):
         check_trl_version()
         self.cw_length_groups = cw_length_groups
+        self.cw_response_head = cw_response_head
         self.cw_loss = LossType.parse(cw_loss)
         train_args = kwargs.get("args")
         if train_args is not None and train_args.loss_type != [self.cw_loss.trl_name]:
@@ -160,46 +162,48 @@ class WeightedDPOTrainer(DPOTrainer):
         return super().compute_ref_log_probs(model, {k: v for k, v in inputs.items() if k != "weight"})
 
     def _policy_logps(self, model, inputs) -> torch.Tensor:
-        """Σ log π(y|x) per row, by TRL's fused-LM-head forward (LM head at response tokens only).
+        """Σ log π(y|x) per row.
 
-        With ``cw_length_groups`` (one process; the default) the rows run in groups of similar
-        length, each cut to its own longest row, so short rows pay no padding of the batch's longest
-        (rows are right-padded, so cutting columns changes no real token; the values match the one
-        padded forward to float rounding, tested in ``tests/align/test_trainer.py``).
+        One process, plain text batches (the default): the LM head runs at the response tokens
+        only (``cw_response_head``, :mod:`cwpo.align.fast_head`) and the rows run in groups of
+        similar length, each cut to its own longest row (``cw_length_groups``; rows are
+        right-padded, so cutting columns changes no real token). Both match TRL's one padded
+        fused-head forward to float rounding (``tests/align/test_fast_paths.py``,
+        ``test_fast_head.py``). Otherwise: TRL's fused-LM-head forward as is.
         """
+        from cwpo.align import fast_head
+
         non_model = {"completion_mask", "ref_chosen_logps", "ref_rejected_logps", "weight"}
         model_kwargs = {k: v for k, v in inputs.items() if k not in non_model}
         model_kwargs["use_cache"] = False
         completion_mask = inputs["completion_mask"]
-        labels = inputs["input_ids"].masked_fill(completion_mask == 0, -100)
-        groups = None
-        if (
-            self.cw_length_groups
-            and self.accelerator.num_processes == 1
-            and set(model_kwargs)
-            == {
-                "input_ids",
-                "attention_mask",
-                "use_cache",
-            }
-        ):
-            groups = length_groups(inputs["attention_mask"])
+        plain = self.accelerator.num_processes == 1 and set(model_kwargs) == {
+            "input_ids",
+            "attention_mask",
+            "use_cache",
+        }
+        head = plain and self.cw_response_head and fast_head.supports(fast_head.causal_lm(model))
+        groups = length_groups(inputs["attention_mask"]) if plain and self.cw_length_groups else None
         if groups is None:
-            outputs = model(**model_kwargs, labels=labels, fused_lm_head=True)
-            return outputs.log_probs[:, -(completion_mask.size(1) - 1) :].sum(dim=1)
+            groups = [(None, completion_mask.size(1))]
         parts, order = [], []
         for rows, width in groups:
-            out = model(
-                input_ids=inputs["input_ids"][rows, :width],
-                attention_mask=inputs["attention_mask"][rows, :width],
-                use_cache=False,
-                labels=labels[rows, :width],
-                fused_lm_head=True,
-            )
-            parts.append(out.log_probs[:, -(width - 1) :].sum(dim=1))
+            sel = slice(None) if rows is None else rows
+            ids = inputs["input_ids"][sel, :width]
+            attn = inputs["attention_mask"][sel, :width]
+            cmask = completion_mask[sel, :width]
+            if head:
+                parts.append(fast_head.response_logps(model, ids, attn, cmask))
+            else:
+                kw = dict(model_kwargs, input_ids=ids, attention_mask=attn)
+                out = model(**kw, labels=ids.masked_fill(cmask == 0, -100), fused_lm_head=True)
+                parts.append(out.log_probs[:, -(width - 1) :].sum(dim=1))
             order.append(rows)
-        inverse = torch.empty_like(torch.cat(order))
-        inverse[torch.cat(order)] = torch.arange(inverse.numel(), device=inverse.device)
+        if order[0] is None:
+            return parts[0]
+        rows = torch.cat(order)
+        inverse = torch.empty_like(rows)
+        inverse[rows] = torch.arange(rows.numel(), device=rows.device)
         return torch.cat(parts)[inverse]
 
     def _compute_loss(self, model, inputs, return_outputs):
