@@ -8,10 +8,22 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.cwpo-installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 PYTEST_ARGS ?=
+# tcmalloc from Debian (apt-get download + dpkg -x: no root needed), preloaded by the targets below
+# because benchmarks/speed.py measured it faster here (benchmarks/results/speed.md); optional: a
+# machine without apt just runs with glibc malloc.
+ALLOC_DIR := $(VENV)/lib/cwpo-alloc
+ALLOC     := $(ALLOC_DIR)/libtcmalloc_minimal.so.4
+PRELOAD    = $(if $(wildcard $(ALLOC)),LD_PRELOAD=$(ALLOC),)
 
-.PHONY: demo test lint setup clean-venv
+.PHONY: demo test lint setup clean-venv allocator
 
-setup: $(STAMP)
+setup: $(STAMP) allocator
+
+allocator:
+	@test -e $(ALLOC) || ( mkdir -p $(ALLOC_DIR) && cd $(ALLOC_DIR) && rm -rf deb && mkdir deb && cd deb \
+	  && apt-get download libtcmalloc-minimal4 >/dev/null 2>&1 && dpkg -x libtcmalloc-minimal4_*.deb x \
+	  && cp -L x/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 .. && cd .. && rm -rf deb ) \
+	  || ( rm -rf $(ALLOC_DIR)/deb; echo "tcmalloc not available: using glibc malloc" )
 
 # The set-up prints one line; pip's own output (including the "Location ... is ignored" warnings
 # that an extra index configured on some machines causes) goes to $(SETUP_LOG), whose end is
@@ -31,16 +43,16 @@ $(STAMP): pyproject.toml requirements/cpu.txt requirements/serving.txt requireme
 	@touch $(STAMP)
 
 # the demo's terminal: one line per stage, progress bars, the table (its log: cwpo-demo.log)
-demo: $(STAMP)
-	@$(BIN)/cwpo demo
+demo: setup
+	@$(PRELOAD) $(BIN)/cwpo demo
 
-lint: $(STAMP)
+lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
 # pytest exits 5 when it collects no test; that is not a failure of the set-up.
 test: lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; rc=0; fi; exit $$rc
+	$(PRELOAD) $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; rc=0; fi; exit $$rc
 
 clean-venv:
 	rm -rf $(VENV)

@@ -66,7 +66,10 @@ class AlignConfig:
     max_length: int = field(
         default=512, metadata={"help": "max tokens of prompt+response (longer are truncated)"}
     )
-    bf16: bool = field(default=False, metadata={"help": "bf16 autocast (about 2x faster on CPUs with AMX)"})
+    bf16: bool | str = field(
+        default="auto",
+        metadata={"help": "bf16 (auto: measured at run time; true/false force it); see cwpo.runtime"},
+    )
     precompute_ref: bool = field(
         default=False, metadata={"help": "compute reference log-probs once before training"}
     )
@@ -177,6 +180,7 @@ def align(cfg: AlignConfig, callbacks: list | None = None) -> dict:
         save_final,
         step_metrics,
         trainer_common_kwargs,
+        training_precision,
         use_callers_progress,
     )
     from cwpo.align.trainer import WeightedDPOTrainer, check_trl_version
@@ -191,12 +195,13 @@ def align(cfg: AlignConfig, callbacks: list | None = None) -> dict:
     base_path = resolve_model(cfg.policy)
     ihash = inputs_hash(cfg.train, cfg.policy)
 
-    model, tokenizer = load_trainable(cfg.policy, cfg.seed, cfg.lora)
+    weights_dtype, autocast = training_precision(cfg.bf16, cfg.lora)
+    model, tokenizer = load_trainable(cfg.policy, cfg.seed, cfg.lora, weights_dtype)
     ref_model = None
     if not cfg.lora and not cfg.precompute_ref:
         ref_model, _ = load_causal_lm(cfg.policy, tokenizer=False)
     args = DPOConfig(
-        **trainer_common_kwargs(cfg, output_dir),
+        **trainer_common_kwargs(cfg, output_dir, autocast),
         beta=cfg.beta,
         loss_type=[loss_type.trl_name],
         label_smoothing=cfg.epsilon if loss_type.uses_epsilon else 0.0,
@@ -225,6 +230,7 @@ def align(cfg: AlignConfig, callbacks: list | None = None) -> dict:
         "resumed_from": Path(resume_from).name if resume_from else None,
         "world_size": trainer.args.world_size,
         "trl_version": check_trl_version(),
+        "precision": {"weights": weights_dtype, "autocast_bf16": autocast},
     }
     metrics = {"summary": summary, "steps": steps}
     cfg_dict = to_dict(cfg)

@@ -45,17 +45,40 @@ def read_training_pairs(path: str) -> tuple[list[dict], str]:
     return to_labeled(rows), "human"
 
 
-def load_trainable(model_ref: str, seed: int, lora: bool):
+def training_precision(bf16, lora: bool) -> tuple[str, bool]:
+    """(dtype of the loaded weights, autocast on/off) for a stage's ``bf16`` setting.
+
+    ``bf16`` is ``auto`` (the probe of :mod:`cwpo.runtime` decides), ``true`` or ``false``. With
+    bf16 and LoRA on a CPU, the frozen base is *held* in bf16 and the LoRA weights stay fp32 (PEFT
+    upcasts adapters), so no step re-casts 135M weights; elsewhere bf16 means autocast (GPU, or
+    full fine-tuning, whose trained weights stay fp32).
+    """
+    import torch
+
+    from cwpo.runtime import resolve_bf16
+
+    if not resolve_bf16(bf16):
+        return "float32", False
+    if lora and not torch.cuda.is_available():
+        return "bfloat16", False
+    return "float32", True
+
+
+def load_trainable(model_ref: str, seed: int, lora: bool, dtype: str = "float32"):
     """Seed everything, then load the model to train (and its tokenizer) in train mode.
 
     With ``lora=False`` every weight is made trainable: a merged adapter folder comes back frozen.
+    ``dtype`` is the dtype of the loaded weights (bf16 only for a frozen LoRA base).
     """
+    import torch
     from transformers import set_seed
 
     from cwpo.models.loading import load_causal_lm
 
     set_seed(seed)
-    model, tokenizer = load_causal_lm(model_ref)
+    model, tokenizer = load_causal_lm(model_ref)  # fp32: an adapter folder is merged at full precision
+    if dtype != "float32":
+        model.to(getattr(torch, dtype))
     model.train()
     if not lora:
         model.requires_grad_(True)
@@ -84,7 +107,9 @@ def common_lora_errors(cfg) -> list[str]:
 
 def common_training_errors(cfg) -> list[str]:
     """Checks shared by the SFT and align configs (all collected, reported together)."""
-    errors = common_lora_errors(cfg)
+    from cwpo.runtime import bf16_errors
+
+    errors = common_lora_errors(cfg) + bf16_errors(cfg.bf16)
     if cfg.lr <= 0:
         errors.append(f"lr must be > 0, got {cfg.lr}")
     if cfg.epochs <= 0:
@@ -110,7 +135,7 @@ def common_training_errors(cfg) -> list[str]:
     return errors
 
 
-def trainer_common_kwargs(cfg, output_dir: Path) -> dict:
+def trainer_common_kwargs(cfg, output_dir: Path, autocast: bool) -> dict:
     """TrainingArguments shared by SFT and alignment, with the TRL-on-CPU pitfalls set explicitly."""
     import torch
 
@@ -125,7 +150,7 @@ def trainer_common_kwargs(cfg, output_dir: Path) -> dict:
         "warmup_steps": cfg.warmup_ratio,  # transformers 5: a float < 1 is a ratio of the total steps
         "weight_decay": cfg.weight_decay,
         "max_length": cfg.max_length,
-        "bf16": bool(cfg.bf16),
+        "bf16": autocast,
         "fp16": False,
         "activation_checkpointing": False,
         "use_cpu": not torch.cuda.is_available(),

@@ -44,7 +44,10 @@ class SFTConfig:
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (paper: 16)"})
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout (paper: 0.05)"})
     max_length: int = field(default=512, metadata={"help": "max tokens of prompt+response"})
-    bf16: bool = field(default=False, metadata={"help": "bf16 autocast"})
+    bf16: bool | str = field(
+        default="auto",
+        metadata={"help": "bf16 (auto: measured at run time; true/false force it); see cwpo.runtime"},
+    )
     save_steps: int = field(default=50, metadata={"help": "checkpoint every this many steps (for --resume)"})
     seed: int = field(default=0, metadata={"help": "seed"})
     resume: bool = field(default=False, metadata={"help": "continue from the latest checkpoint in OUTPUT"})
@@ -113,6 +116,7 @@ def sft(cfg: SFTConfig, callbacks: list | None = None) -> dict:
         save_final,
         step_metrics,
         trainer_common_kwargs,
+        training_precision,
         use_callers_progress,
     )
     from cwpo.align.trainer import check_trl_version
@@ -126,8 +130,9 @@ def sft(cfg: SFTConfig, callbacks: list | None = None) -> dict:
     ihash = inputs_hash(cfg.train, cfg.model)
     data = Dataset.from_list(rows)
 
-    model, tokenizer = load_trainable(cfg.model, cfg.seed, cfg.lora)
-    args = TRLSFTConfig(**trainer_common_kwargs(cfg, output_dir), completion_only_loss=True)
+    weights_dtype, autocast = training_precision(cfg.bf16, cfg.lora)
+    model, tokenizer = load_trainable(cfg.model, cfg.seed, cfg.lora, weights_dtype)
+    args = TRLSFTConfig(**trainer_common_kwargs(cfg, output_dir, autocast), completion_only_loss=True)
     trainer = SFTTrainer(
         model=model,
         args=args,
@@ -146,6 +151,7 @@ def sft(cfg: SFTConfig, callbacks: list | None = None) -> dict:
         "train_runtime_s": result.metrics.get("train_runtime"),
         "final_loss": steps[-1]["loss"] if steps else None,
         "resumed_from": Path(resume_from).name if resume_from else None,
+        "precision": {"weights": weights_dtype, "autocast_bf16": autocast},
     }
     save_final(
         trainer, output_dir, base_path, to_dict(cfg), "sft", {"summary": summary, "steps": steps}, ihash

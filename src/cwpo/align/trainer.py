@@ -70,6 +70,33 @@ class WeightedPreferenceCollator(DataCollatorForPreference):
         return out
 
 
+def length_groups(attention_mask: torch.Tensor, slack: float = 0.8, min_rows: int = 4):
+    """Rows of a right-padded batch grouped by length: ``[(row indices, width), ...]``, or None.
+
+    Rows sorted longest first; a new group starts when a row is shorter than ``slack`` x the
+    group's longest and the group has ``min_rows`` rows (tiny groups run matmuls too thin to be
+    fast). None when one group would hold every row (no padding to save).
+    """
+    lengths = attention_mask.sum(dim=1)
+    if attention_mask.size(0) < 2 * min_rows or bool((attention_mask[:, :-1] < attention_mask[:, 1:]).any()):
+        return None  # too small to split, or not right-padded
+    order = torch.argsort(lengths, descending=True, stable=True).tolist()
+    lens = lengths.tolist()
+    groups: list[list[int]] = [[order[0]]]
+    for i in order[1:]:
+        head = lens[groups[-1][0]]
+        if len(groups[-1]) >= min_rows and lens[i] < slack * head:
+            groups.append([i])
+        else:
+            groups[-1].append(i)
+    if len(groups) > 1 and len(groups[-1]) < min_rows:  # fold a thin tail into the group before it
+        groups[-2].extend(groups.pop())
+    if len(groups) == 1:
+        return None
+    device = attention_mask.device
+    return [(torch.tensor(g, device=device), max(2, int(lens[g[0]]))) for g in groups]
+
+
 class StepTimer(TrainerCallback):
     """Wall time of each optimizer step, logged as ``step_time_s`` with the step's other metrics."""
 
@@ -92,8 +119,18 @@ class WeightedDPOTrainer(DPOTrainer):
     TRL); τ for IPO is ``cw_tau`` (default β, which is what TRL uses as τ).
     """
 
-    def __init__(self, *args, cw_loss: str | LossType = "dpo", cw_tau: float | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        cw_loss: str | LossType = "dpo",
+        cw_tau: float | None = None,
+        cw_length_groups: bool = True,
+        cw_response_head: bool = True,
+        **kwargs,
+    ):
         check_trl_version()
+        self.cw_length_groups = cw_length_groups
+        self.cw_response_head = cw_response_head
         self.cw_loss = LossType.parse(cw_loss)
         train_args = kwargs.get("args")
         if train_args is not None and train_args.loss_type != [self.cw_loss.trl_name]:
@@ -124,18 +161,57 @@ class WeightedDPOTrainer(DPOTrainer):
     def compute_ref_log_probs(self, model, inputs):
         return super().compute_ref_log_probs(model, {k: v for k, v in inputs.items() if k != "weight"})
 
-    def _compute_loss(self, model, inputs, return_outputs):
-        if return_outputs:
-            raise NotImplementedError("WeightedDPOTrainer does not return logits (use prediction_loss_only)")
-        mode = "train" if self.model.training else "eval"
+    def _policy_logps(self, model, inputs) -> torch.Tensor:
+        """Σ log π(y|x) per row.
+
+        One process, plain text batches (the default): the LM head runs at the response tokens
+        only (``cw_response_head``, :mod:`cwpo.align.fast_head`) and the rows run in groups of
+        similar length, each cut to its own longest row (``cw_length_groups``; rows are
+        right-padded, so cutting columns changes no real token). Both match TRL's one padded
+        fused-head forward to float rounding (``tests/align/test_fast_paths.py``,
+        ``test_fast_head.py``). Otherwise: TRL's fused-LM-head forward as is.
+        """
+        from cwpo.align import fast_head
+
         non_model = {"completion_mask", "ref_chosen_logps", "ref_rejected_logps", "weight"}
         model_kwargs = {k: v for k, v in inputs.items() if k not in non_model}
         model_kwargs["use_cache"] = False
         completion_mask = inputs["completion_mask"]
-        seq_len = completion_mask.size(1) - 1
-        labels = inputs["input_ids"].masked_fill(completion_mask == 0, -100)
-        outputs = model(**model_kwargs, labels=labels, fused_lm_head=True)
-        logps = outputs.log_probs[:, -seq_len:].sum(dim=1)
+        plain = self.accelerator.num_processes == 1 and set(model_kwargs) == {
+            "input_ids",
+            "attention_mask",
+            "use_cache",
+        }
+        head = plain and self.cw_response_head and fast_head.supports(fast_head.causal_lm(model))
+        groups = length_groups(inputs["attention_mask"]) if plain and self.cw_length_groups else None
+        if groups is None:
+            groups = [(None, completion_mask.size(1))]
+        parts, order = [], []
+        for rows, width in groups:
+            sel = slice(None) if rows is None else rows
+            ids = inputs["input_ids"][sel, :width]
+            attn = inputs["attention_mask"][sel, :width]
+            cmask = completion_mask[sel, :width]
+            if head:
+                parts.append(fast_head.response_logps(model, ids, attn, cmask))
+            else:
+                kw = dict(model_kwargs, input_ids=ids, attention_mask=attn)
+                out = model(**kw, labels=ids.masked_fill(cmask == 0, -100), fused_lm_head=True)
+                parts.append(out.log_probs[:, -(width - 1) :].sum(dim=1))
+            order.append(rows)
+        if order[0] is None:
+            return parts[0]
+        rows = torch.cat(order)
+        inverse = torch.empty_like(rows)
+        inverse[rows] = torch.arange(rows.numel(), device=rows.device)
+        return torch.cat(parts)[inverse]
+
+    def _compute_loss(self, model, inputs, return_outputs):
+        if return_outputs:
+            raise NotImplementedError("WeightedDPOTrainer does not return logits (use prediction_loss_only)")
+        mode = "train" if self.model.training else "eval"
+        completion_mask = inputs["completion_mask"]
+        logps = self._policy_logps(model, inputs)
         chosen_logps, rejected_logps = logps.chunk(2, dim=0)  # batch is [chosen, rejected]
 
         if self.precompute_ref_logps:

@@ -32,13 +32,13 @@ from cwpo.annotator.model import (
     collate,
     encode_pairs,
     length_buckets,
-    resolve_dtype,
     response_logprobs,
     scalar_scores,
 )
 from cwpo.config import check
 from cwpo.errors import ConfigError, DataError, warn
 from cwpo.io import atomic_dir, guard_output, hash_config, sha256_path, write_json, write_manifest
+from cwpo.runtime import bf16_errors, resolve_bf16
 
 MIN_TRAIN_PAIRS = 32  # fewer human-labelled pairs than one default batch: warn
 
@@ -63,8 +63,15 @@ class TrainAnnotatorConfig:
         default=False, metadata={"help": "fit a temperature on a held-out slice of --train"}
     )
     calibration_frac: float = field(default=0.1, metadata={"help": "share of --train held out to fit T"})
-    bf16: bool = field(
-        default=True, metadata={"help": "bf16 autocast for training where the CPU/GPU supports it"}
+    bf16: bool | str = field(
+        default="auto",
+        metadata={"help": "bf16 autocast (auto: where a run-time probe finds it faster; see cwpo.runtime)"},
+    )
+    length_buckets: bool = field(
+        default=True,
+        metadata={
+            "help": "batch pairs of similar length (shuffled within windows of 16 batches): less padding"
+        },
     )
     eval_batch_size: int = field(default=64, metadata={"help": "sequences per forward when evaluating"})
     max_train_pairs: int | None = field(
@@ -84,6 +91,7 @@ class TrainAnnotatorConfig:
             errors.append("output (annotator directory) is required")
         if self.objective not in OBJECTIVES:
             errors.append(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        errors += bf16_errors(self.bf16)
         for name in ("epochs", "batch_size", "max_length", "eval_batch_size"):
             if int(getattr(self, name)) < 1:
                 errors.append(f"{name} must be ≥ 1, got {getattr(self, name)}")
@@ -130,10 +138,29 @@ def _read_labeled(path: str, what: str) -> list[dict]:
     return rows
 
 
-def _batches(n: int, batch_size: int, rng: random.Random) -> list[list[int]]:
+BUCKET_WINDOW = 16  # batches per length-sorted window
+
+
+def _batches(
+    n: int, batch_size: int, rng: random.Random, lengths: list[int] | None = None
+) -> list[list[int]]:
+    """Seeded random batches; with ``lengths``, pairs of similar length share a batch.
+
+    Length buckets: shuffle, cut into windows of ``BUCKET_WINDOW`` batches, sort each window by
+    length, cut it into batches, shuffle the batch order. Every pair is still seen once per epoch
+    in a random window; a batch pads to its own longest pair, not to a random one's.
+    """
     order = list(range(n))
     rng.shuffle(order)
-    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    if lengths is None:
+        return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    window = batch_size * BUCKET_WINDOW
+    batches = []
+    for w in range(0, n, window):
+        chunk = sorted(order[w : w + window], key=lambda i: lengths[i])
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
 
 
 def _progress(total: int, desc: str, enabled: bool, unit: str = "step"):
@@ -204,12 +231,17 @@ def _train(model, reference, tok, rows, cfg, autocast_dtype) -> list[float]:
         ref_c, ref_r = _reference_logprobs(reference, tok, enc, cfg.eval_batch_size, autocast_dtype)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     rng = random.Random(cfg.seed)
+    lengths = (
+        [max(len(a), len(b)) for a, b in zip(enc.seq_a, enc.seq_b, strict=True)]
+        if cfg.length_buckets
+        else None
+    )
     losses = []
     model.train()
     steps = cfg.epochs * math.ceil(len(rows) / cfg.batch_size)
     with _progress(steps, f"train {cfg.objective}", cfg.progress) as bar:
         for _ in range(cfg.epochs):
-            for batch in _batches(len(rows), cfg.batch_size, rng):
+            for batch in _batches(len(rows), cfg.batch_size, rng, lengths):
                 seqs = [enc.seq_a[i] for i in batch] + [enc.seq_b[i] for i in batch]
                 starts = [enc.start_a[i] for i in batch] + [enc.start_b[i] for i in batch]
                 ids, attn, resp = collate(seqs, starts, tok.pad_token_id)
@@ -286,7 +318,7 @@ def train_annotator(cfg: TrainAnnotatorConfig) -> dict:
             f"train-annotator: only {len(rows)} training pair(s) in {cfg.train}; below {MIN_TRAIN_PAIRS} "
             "the annotator's labels and confidences are close to noise"
         )
-    autocast_dtype = resolve_dtype("auto") if cfg.bf16 else torch.float32
+    autocast_dtype = torch.bfloat16 if resolve_bf16(cfg.bf16) else torch.float32
 
     model, tok = _load_backbone(cfg)
     if torch.cuda.is_available():

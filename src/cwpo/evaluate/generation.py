@@ -171,8 +171,13 @@ def generate_responses(
     max_prompt_length: int = 512,
     progress: bool = True,
     stats: dict | None = None,
+    cache_implementation: str | None = None,
 ) -> list[str]:
     """Sample one response per prompt from ``model_ref`` (see the module docstring).
+
+    ``dtype="auto"`` is bf16 where :func:`cwpo.runtime.bf16_is_faster` (a cached matmul probe)
+    says so, else float32; the resolved dtype enters the cache key. ``cache_implementation``
+    (``None``: transformers' dynamic KV cache, or ``"static"``) changes speed, not the text.
 
     ``cache_dir=None`` uses ``$CWPO_CACHE/generations``. ``stats``, if given, is filled with
     ``cache_hit``, ``new_tokens``, ``seconds`` and ``tokens_per_s``.
@@ -188,10 +193,14 @@ def generate_responses(
         errors.append(f"top_k must be >= 0 (0 = off), got {top_k}")
     if batch_size < 1:
         errors.append(f"batch_size must be >= 1, got {batch_size}")
-    if dtype not in ("bfloat16", "float32", "float16"):
-        errors.append(f"dtype must be bfloat16, float32 or float16, got {dtype!r}")
+    if dtype not in ("bfloat16", "float32", "float16", "auto"):
+        errors.append(f"dtype must be bfloat16, float32, float16 or auto, got {dtype!r}")
     if errors:
         raise ConfigError("invalid generation settings: " + "; ".join(errors))
+    if dtype == "auto":
+        from cwpo.runtime import resolve_bf16
+
+        dtype = "bfloat16" if resolve_bf16("auto") else "float32"
     prompts = list(prompts)
     stats = stats if stats is not None else {}
     if not prompts:
@@ -259,6 +268,7 @@ def generate_responses(
         max_new_tokens=max_new_tokens,
         pad_token_id=pad_id,
         eos_token_id=list(eos_ids) or None,
+        cache_implementation=cache_implementation,
     )
     sampler = RowSampler(temperature, top_p, top_k)
     new_tokens, start = 0, time.perf_counter()

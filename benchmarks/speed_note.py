@@ -1,0 +1,201 @@
+"""Render ``benchmarks/results/speed.md`` from ``speed.json`` (every number comes from the JSON).
+
+.venv/bin/python benchmarks/speed_note.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def f(x, nd=2) -> str:
+    if x is None:
+        return "n/a"
+    if isinstance(x, float):
+        return f"{x:.{nd}f}"
+    return str(x)
+
+
+def tps(child: dict) -> str:
+    return (
+        f(child.get("tokens_per_s"), 1) if isinstance(child, dict) and "tokens_per_s" in child else "failed"
+    )
+
+
+def render(r: dict) -> str:
+    m, d, mach = r["metrics"], r["details"], r["machine"]
+    best = d["peak"]["best_gflops"]
+    out = [
+        "# speed: CW-DPO, SFT, annotator and generation on this CPU",
+        "",
+        f"Command: `{r['command']}`  ",
+        f"Date: {r['date']}; CPU: {mach.get('cpu_model')} ({mach.get('cpu_count')} cores), torch "
+        f"{mach.get('torch')}, {r['setup']['threads']} thread(s) per process; load average at end "
+        f"{r.get('load_average_at_end')}; wall time {r['wall_time_s']} s. Every number below is read from "
+        "`speed.json` by `benchmarks/speed_note.py`.",
+        "",
+        "The machine was shared with other engineers' jobs during the run (a `cwpo run` grid was training "
+        "beside it), so one process ran 1 thread (2 threads on a busy 2-core machine oversubscribe the "
+        "cores; see the thread-layout lever) and all comparisons are interleaved medians of per-repeat "
+        "ratios within one process.",
+        "",
+        "## Matmul peak (torch.mm, best of 1024^3 and 2048^3)",
+        "",
+        "| | fp32 | bf16 |",
+        "|---|---|---|",
+    ]
+    g = d["peak"]["gflops"]
+    for t in (1, 2):
+        out.append(f"| {t} thread(s) | {f(g[f'fp32_{t}t'], 1)} GFLOP/s | {f(g[f'bf16_{t}t'], 1)} GFLOP/s |")
+    out += [
+        f"\nBest: {f(best, 1)} GFLOP/s ({d['peak']['best']}); bf16 probe at run start: {d['probe']}.",
+        "",
+        "## CW-DPO step (policy forward + backward + AdamW; reference log-probs precomputed)",
+        "",
+        "Paths: `base` = today's path (0cd68b4 by switch: fp32 weights + bf16 autocast as the recipes set "
+        "it, one padded forward); `fast` = the new default (`bf16: auto` -> bf16 frozen base + fp32 LoRA "
+        "here, rows in length groups); `trl_docs` = TRL 1.16 `DPOTrainer` with `DPOConfig` defaults on CPU "
+        "(bf16 autocast, activation checkpointing, live reference forward); `cw_same`/`trl_same` = "
+        "WeightedDPOTrainer (no length groups) and DPOTrainer on identical settings (bf16 base, reference "
+        "precomputed). Model FLOPs = 3 x forward FLOPs of the real tokens (all linear layers, LM head, "
+        "causal attention).",
+        "",
+    ]
+    for shape in ("short", "long"):
+        s = d.get(f"dpo_{shape}")
+        if not s:
+            out.append(f"{shape}: not measured ({d.get(f'dpo_{shape}_error')})\n")
+            continue
+        out += [
+            f"### {shape}: {s['pairs']} pairs, {s['real_tokens']} real tokens ({s['padded_tokens']} padded)",
+            "",
+            "| path | median step s | real tokens/s | model GFLOP/s | share of best peak |",
+            "|---|---|---|---|---|",
+        ]
+        for p, t in s["step_time_median_s"].items():
+            fl = s["model_flops_per_s"][p]
+            out.append(
+                f"| {p} | {f(t)} | {f(s['tokens_per_s'][p], 1)} | {f(fl / 1e9, 1)} | {f(fl / best / 1e9)} |"
+            )
+        out.append(
+            f"\nfast vs base {f(s['speedup_fast_vs_base'])}x; fast vs trl_docs {f(s['speedup_fast_vs_trl_docs'])}x"
+            + (
+                f"; cw_same / trl_same step-time ratio {f(s['cw_step_time_ratio_vs_trl'], 3)}"
+                if "cw_step_time_ratio_vs_trl" in s
+                else ""
+            )
+            + "\n"
+        )
+    out += ["## Bars", "", "| key | target | measured | met |", "|---|---|---|---|"]
+    for k, b in m["bars"].items():
+        out.append(f"| `{k}` | {b['target']} | {f(b['measured'], 3)} | {'yes' if b['met'] else '**no**'} |")
+    out.append("")
+    if "sft" in d:
+        s = d["sft"]
+        out += [
+            "## SFT step (16 sequences, short shape, TRL SFTTrainer)",
+            "",
+            f"tokens/s: base {f(s['tokens_per_s']['base'], 1)}, fast (bf16 base) {f(s['tokens_per_s']['fast'], 1)}; "
+            f"speedup {f(s['speedup_fast_vs_base'])}x.",
+            "",
+        ]
+    if "annotator" in d:
+        a = d["annotator"]["train"]
+        pp = a["pairs_per_s"]
+        out += [
+            f"## BT annotator training (MiniLM-L6, {a['pairs']} HH pairs, max_length 256, batch 32)",
+            "",
+            f"pairs/s over one pass: base (random batches, bf16 autocast) {f(pp['base'])}, fast (length buckets, "
+            f"{a['fast_precision']}) {f(pp['fast'])}, buckets with the other precision "
+            f"{f(pp['buckets_other_precision'])}; speedup {f(a['speedup_fast_vs_base'])}x.",
+            "",
+            "Annotation (scoring, batch 64) pairs/s: "
+            + ", ".join(f"{k} weights {f(v, 1)}" for k, v in d["annotator"]["annotate_pairs_per_s"].items())
+            + " (annotate's default stays float32: its output must stay byte-identical).",
+            "",
+        ]
+    if "generation" in d:
+        g2 = d["generation"]
+        out += [
+            "## Generation (64 IMDb prompts, batch 64, 24 new tokens)",
+            "",
+            "tokens/s: " + ", ".join(f"{k} {f(v, 1)}" for k, v in g2["tokens_per_s"].items()),
+            f"; fast vs base {f(g2['speedup_fast_vs_base'])}x (base = today's bf16 weights + dynamic cache).",
+            "",
+        ]
+    c = d.get("children", {})
+    if c:
+        out += ["## Peak resident memory (each path alone in a fresh process, load + 2 steps)", ""]
+        out += [f"- {k}: {f(v, 0) if isinstance(v, float) else v} MiB" for k, v in c["memory"].items()]
+        out.append("")
+    out += ["## Levers (measured here; kept or rejected)", ""]
+    s = d.get("dpo_short", {})
+    tm = s.get("step_time_median_s", {})
+    if tm:
+        out.append(
+            f"- bf16 frozen base + fp32 LoRA instead of fp32 weights + autocast (short, base -> cw_same): "
+            f"{f(tm['base'] / tm['cw_same'])}x. **Kept** where the probe finds bf16 faster."
+        )
+        out.append(
+            f"- length groups inside the batch (short, cw_same -> fast): {f(tm['cw_same'] / tm['fast'])}x "
+            "(the long shape has more padding to save; see its table). **Kept** (exact in fp32, tested)."
+        )
+    out.append(
+        "- LM head + log-softmax only at response tokens: already in today's path (TRL 1.16's fused LM head "
+        "projects only positions with a label), so no further gain to take."
+    )
+    if "allocator" in c:
+        al = c["allocator"]
+        out.append(
+            f"- tcmalloc (LD_PRELOAD {al.get('lib')}): without {tps(al.get('without'))} tok/s, with "
+            f"{tps(al.get('with'))} tok/s, ratio {f(al.get('speedup'))}. Preloaded by `make demo`/`make test` "
+            "when installed."
+        )
+    if "threads" in c:
+        th = c["threads"]
+        out.append(
+            f"- thread layout (short fast step): one process x 2 threads {f(th['one_proc_2_threads_tokens_per_s'], 1)}"
+            f" tok/s; two 1-thread processes side by side {f(th['two_procs_1_thread_total_tokens_per_s'], 1)} tok/s in "
+            "total. For grids of runs, two single-thread processes give the higher total when that figure is higher."
+        )
+    if "compile" in c:
+        co = c["compile"]
+        out.append(
+            f"- torch.compile (inductor, CPU) of the decoder: eager {tps(co.get('eager'))} tok/s, compiled "
+            f"{tps(co.get('compiled'))} tok/s"
+            + (
+                f" (first step {f(co['compiled'].get('first_step_s'), 0)} s incl. compilation)"
+                if "first_step_s" in co.get("compiled", {})
+                else f" ({co.get('compiled')})"
+            )
+            + ". Not enabled by default (compile time per new shape; length groups and varying batches recompile)."
+        )
+    if "annotator" in d:
+        a = d["annotator"]["train"]
+        out.append(
+            f"- annotator length buckets + precision: base {f(a['epoch_time_s']['base'], 1)} s, fast "
+            f"{f(a['epoch_time_s']['fast'], 1)} s, buckets with the other precision "
+            f"{f(a['epoch_time_s']['buckets_other_precision'], 1)} s for the same pairs. The head learning rate "
+            "changes convergence, not throughput: not measured here."
+        )
+    if "generation" in d:
+        g2 = d["generation"]["tokens_per_s"]
+        out.append(
+            f"- generation: fp32 weights {f(g2['fp32'], 1)} tok/s vs bf16 {f(g2['base'], 1)}; static KV cache "
+            f"{f(g2['static_cache'], 1)} tok/s (rejected unless faster); `dtype: auto` now picks by the probe."
+        )
+    out.append("")
+    return "\n".join(out)
+
+
+def main() -> None:
+    r = json.loads((RESULTS / "speed.json").read_text())
+    (RESULTS / "speed.md").write_text(render(r))
+    print(f"wrote {RESULTS / 'speed.md'}")
+
+
+if __name__ == "__main__":
+    main()
