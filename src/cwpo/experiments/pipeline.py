@@ -43,6 +43,16 @@ from cwpo.io import (
 log = logging.getLogger("cwpo.run")
 
 
+def decided_precision(section: dict) -> dict:
+    """A training section with ``bf16: auto`` replaced by what this machine decides, for cache keys:
+    the stage is keyed by what it computes (and a recipe saying ``true`` shares it where bf16 wins)."""
+    from cwpo.runtime import bf16_is_faster, parse_bf16
+
+    if "bf16" in section and parse_bf16(section["bf16"]) == "auto":
+        return {**section, "bf16": bf16_is_faster()}
+    return dict(section)
+
+
 def _move_model(src: Path, dst: Path) -> None:
     """Move a finished model folder out of a stage's scratch space, without its checkpoints."""
     shutil.rmtree(src / "checkpoints", ignore_errors=True)
@@ -248,7 +258,7 @@ class PointRunner:
     # ---- strong model -----------------------------------------------------------------------
     def _sft_key(self, seed: int | None = None) -> dict:
         seed = self.seed if seed is None else seed
-        return {"sft": dict(self.r.sft), "model": self.r.strong_model, "seed": seed}
+        return {"sft": decided_precision(self.r.sft), "model": self.r.strong_model, "seed": seed}
 
     def _train_sft(self, train_file: Path, out: Path, work: Path, seed: int | None = None) -> dict:
         from cwpo.align.sft import SFTConfig, sft
@@ -303,6 +313,12 @@ class PointRunner:
         from cwpo.align.align import AlignConfig, align
 
         values = {**self.r.align, "loss": method.loss, "weighting": method.weighting, "seed": self.seed}
+        key_values = {
+            **decided_precision(self.r.align),
+            "loss": method.loss,
+            "weighting": method.weighting,
+            "seed": self.seed,
+        }
         label_art = {"weak": labels.get("weak"), "weak_dpo": labels.get("weak_dpo")}.get(
             method.labels
         ) or data
@@ -327,7 +343,7 @@ class PointRunner:
         return run_stage(
             self.root,
             "align",
-            {"align": values, "labels": method.labels},
+            {"align": key_values, "labels": method.labels},
             {"sft": sft, "labels": label_art},
             fn,
             label=f"align[{name}]",
