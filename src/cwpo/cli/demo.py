@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import textwrap
 import time
 
 HELP = (
-    "Run the packaged demo recipe: 800 real HH-RLHF pairs shipped inside cwpo, a MiniLM-L6 Bradley-Terry "
-    "annotator trained on 30% of them, confidence labels for the rest, SFT and then Human-DPO, WS-DPO and "
-    "CW-DPO of SmolLM2-135M-Instruct, preference accuracy on held-out human pairs, and a report."
+    "Run the packaged demo recipe: CW-PO on the controlled-sentiment task with a real gold (VADER). "
+    "SmolLM2-135M-Instruct answers HH-RLHF prompts shipped inside cwpo (two answers each); simulated "
+    "humans label 30% of the pairs by the gold; a MiniLM-L6 Bradley-Terry annotator labels the rest with "
+    "a confidence; Human-DPO, WS-DPO and CW-DPO align the model; GRA on held-out prompts, with CIs."
 )
 ON_INTERRUPT = "finished stages are kept and a re-run resumes"
 
@@ -28,19 +30,24 @@ def run(args) -> int:
     recipe = load_recipe(PACKAGE_CONFIGS / "demo.yaml")
     print(f"cwpo demo: {recipe.description}")
     result = run_recipe(recipe, args.output, progress=not args.no_progress)
-    report = write_report(args.output)
-    rows = {r["method"]: r for r in result["rows"]}
     print()
-    print("Preference accuracy of the aligned SmolLM2 on held-out human-labeled HH-RLHF pairs")
-    print("(share of pairs where beta*log(pi/pi_sft) ranks the human-preferred response higher):")
-    print()
-    print(format_summary(result["summary"]))
-    any_row = next(iter(rows.values()))
-    if any_row.get("annotator_eval_acc") is not None:
-        print(
-            f"\nweak annotator (MiniLM-L6, BT): held-out accuracy {100 * any_row['annotator_eval_acc']:.1f}%, "
-            f"accuracy of its labels on D_u {100 * (any_row.get('weak_label_acc') or float('nan')):.1f}%"
+    if recipe.track == "sentiment":
+        from cwpo.experiments.demo_table import SCALE_UP, demo_sentence, demo_summary, format_demo_table
+
+        summary = demo_summary(result["rows"])
+        intro = (
+            "GRA: share of held-out prompts where the gold (VADER) scores the aligned model's answer "
+            "above the starting model's (ties half); 95% CIs by bootstrap over prompts."
         )
+        table, sentence = format_demo_table(summary), demo_sentence(summary)
+        print(textwrap.fill(intro, width=100), table, textwrap.fill(sentence, width=100), sep="\n\n")
+        print(f"\nscale it up: {SCALE_UP}")
+        preamble = ["## The demo's table", "", intro, "", "```", table, "```", "", sentence, ""]
+        preamble += [f"Scale it up: `{SCALE_UP}`.", ""]
+        report = write_report(args.output, preamble=preamble)
+    else:
+        print(format_summary(result["summary"]))
+        report = write_report(args.output)
     print(f"\nreport: {report}")
     if getattr(args, "log_file", None):
         print(

@@ -266,8 +266,13 @@ def claims(rows: list[dict], metric: str, keys: list[str]) -> list[str]:
     return lines
 
 
-def write_report(results_dir: str | Path, output: str | Path | None = None) -> Path:
-    """Write ``report.md`` and its PNG plots into ``output`` (default: ``results_dir/report``)."""
+def write_report(
+    results_dir: str | Path, output: str | Path | None = None, preamble: list[str] | None = None
+) -> Path:
+    """Write ``report.md`` and its PNG plots into ``output`` (default: ``results_dir/report``).
+
+    ``preamble``: markdown lines put right after the header (``cwpo demo`` puts its table there).
+    """
     root = Path(results_dir)
     rows = _read_rows(root)
     if not rows:
@@ -290,6 +295,7 @@ def write_report(results_dir: str | Path, output: str | Path | None = None) -> P
         f"Results folder: `{root.name}`; track: {summary.get('track', '?')}; "
         f"{len({r['seed'] for r in rows})} seed(s); {len(rows)} runs. Numbers are mean ± std over seeds.",
         "",
+        *(preamble or []),
     ]
     # main table
     groups = _group(rows, keys)
