@@ -162,3 +162,14 @@ def test_no_log_file_for_a_user_error_before_any_record(tmp_path):
         raise CWPOError("bad row")
     lines = (tmp_path / "late.log").read_text().splitlines()
     assert lines[0].startswith("=== cwpo sft --x (pid ") and "stopped: CWPOError: bad row" in lines[-1]
+
+
+def test_the_bf16_auto_decision_is_one_terminal_line_per_process(tmp_path, capsys, monkeypatch):
+    from cwpo import runtime
+
+    monkeypatch.setattr(runtime, "_ANNOUNCED", set())
+    monkeypatch.setattr(runtime, "bf16_is_faster", lambda: True)
+    with console.session(tmp_path / "b.log"):
+        assert all(runtime.resolve_bf16("auto") for _ in range(4))  # e.g. sft, 3 x align in a run
+    assert capsys.readouterr().err.splitlines() == ["cwpo: bf16 auto -> bf16 on this machine"]
+    assert (tmp_path / "b.log").read_text().count("bf16 auto -> bf16") == 4

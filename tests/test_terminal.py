@@ -64,6 +64,7 @@ def test_cwpo_run_shows_stage_lines_bars_and_the_table_only(tmp_path, tiny_recip
     proc = cwpo_cli(["run", str(tiny_recipe_yaml), "--output", str(out)])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert noise_in(proc.stdout + proc.stderr) == []
+    assert proc.stderr.count("bf16 auto ->") <= 1  # decided for every stage, said once
     stages = _stage_lines(proc.stdout)
     assert sorted(stages) == sorted(STAGES)  # one line per stage ...
     assert len([ln for ln in proc.stdout.splitlines() if ln.split() and ln.split()[0] in STAGES]) == 10

@@ -51,6 +51,7 @@ STAGE_WHAT = {
     "annotate": "label pairs with the weak annotator + confidence",
     "sft": "supervised fine-tuning of the strong model",
     "pairs": "sample response pairs from the SFT model",
+    "prompts": "the fixed evaluation prompts",
     "labels": "gold rewards, simulated human labels, D_l/D_u split",
     "align": "preference optimization of the SFT model",
     "evaluate": "evaluate the policy against the SFT model",

@@ -126,14 +126,20 @@ def bf16_is_faster(use_cache: bool = True) -> bool:
     return bool(result["bf16_faster"])
 
 
+_ANNOUNCED: set[bool] = set()
+
+
 def resolve_bf16(value) -> bool:
-    """The bf16 decision for a stage setting (``auto`` asks the probe); logged once per call."""
+    """The bf16 decision for a stage setting (``auto`` asks the probe): on the terminal once per
+    process (a ``cwpo run`` decides it for every stage), in the log file at every call."""
     choice = parse_bf16(value)
     if choice == "auto":
         decided = bf16_is_faster()
-        print(
-            f"cwpo: bf16 auto -> {'bf16' if decided else 'fp32'} on this machine", file=sys.stderr, flush=True
-        )
+        line = f"bf16 auto -> {'bf16' if decided else 'fp32'} on this machine"
+        log.info(line, extra={"file_only": True})
+        if decided not in _ANNOUNCED:
+            _ANNOUNCED.add(decided)
+            print(f"cwpo: {line}", file=sys.stderr, flush=True)
         return decided
     return choice
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -222,7 +223,7 @@ def test_sentiment_v2_shares_pool_and_prompts_across_seeds(
     assert (tmp_path / "results" / "report" / "gra_ci.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_sentiment_on_hh_prompts_without_sft(tmp_path, tiny_causal_lm_dir):
+def test_sentiment_on_hh_prompts_without_sft(tmp_path, tiny_causal_lm_dir, caplog):
     """HH-RLHF first turns as prompts (the embedded MIT slice), no SFT: the strong model is the reference."""
     tiny = {"max_steps": 1, "batch_size": 4, "max_length": 64, "save_steps": 1000}
     recipe = Recipe(
@@ -247,9 +248,15 @@ def test_sentiment_on_hh_prompts_without_sft(tmp_path, tiny_causal_lm_dir):
         align=tiny,
         evaluate={"batch_size": 8, "n_boot": 50},
     )
-    result = pipeline.run_recipe(recipe, tmp_path / "results", progress=False)
+    with caplog.at_level(logging.INFO, logger="cwpo.stage"):
+        result = pipeline.run_recipe(recipe, tmp_path / "results", progress=False)
     (row,) = result["rows"]
     assert row["gra_n"] == 6
+    stage_lines = [r.getMessage() for r in caplog.records if r.name == "cwpo.stage"]
+    assert any(
+        ln.startswith("sft ") and "no SFT: the strong model is the reference" in ln for ln in stage_lines
+    )
+    assert any(ln.startswith("prompts ") and "the fixed evaluation prompts" in ln for ln in stage_lines)
     sft = next((tmp_path / "results" / "stages").glob("sft-*"))
     assert json.loads((sft / "manifest.json").read_text())["metrics"]["sft_steps"] == 0
     pairs = next((tmp_path / "results" / "stages").glob("pairs-*")) / "pairs.jsonl"

@@ -62,7 +62,14 @@ class SentimentStages:
                 sft_fn,
             )
         else:
-            self.sft_art = run_stage(self.root, "sft", {"no_sft": self.r.strong_model}, {}, base_fn)
+            self.sft_art = run_stage(
+                self.root,
+                "sft",
+                {"no_sft": self.r.strong_model},
+                {},
+                base_fn,
+                what="no SFT: the strong model is the reference",
+            )
         names = ["n_prompts", "prompt_words", "max_new_tokens", "temperature", "top_p", "gold"]
         if cfg.eval_set is None:  # v1: the per-seed test prompts are written by the pairs stage
             names.insert(1, "n_test_prompts")
