@@ -202,3 +202,18 @@ def test_hidden_files_are_files_and_empty_folders_are_nothing(tmp_path):
     killed = tmp_path / "killed"
     (killed / "checkpoints").mkdir(parents=True)  # what a run killed before its first file leaves
     assert guard_output(killed, "sft") is False
+
+
+def test_demo_refuses_a_foreign_folder_in_one_line(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "README").write_text("keep\n")
+    assert main(["demo", "--output", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "not a cwpo `run` output" in _one_error_line_of(captured.err) and captured.out == ""
+    assert (out / "README").read_text() == "keep\n"
+
+
+def _one_error_line_of(err: str) -> str:
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    return err

@@ -25,9 +25,11 @@ def run(args) -> int:
     from cwpo.experiments.recipes import PACKAGE_CONFIGS
     from cwpo.experiments.report import write_report
     from cwpo.experiments.tables import format_summary
+    from cwpo.io import guard_output
 
     start = time.time()
     recipe = load_recipe(PACKAGE_CONFIGS / "demo.yaml")
+    guard_output(args.output, "run", in_place=True)  # a refused --output is one line, before the header
     print(f"cwpo demo: {recipe.description}")
     result = run_recipe(recipe, args.output, progress=not args.no_progress)
     print()
