@@ -18,8 +18,11 @@ def test_cwpo_demo_end_to_end(tmp_path, cwpo_cli, noise_in):
     for method in ("human", "ws", "cw"):
         assert method in proc.stdout
     assert f"log: {tmp_path / 'demo.log'}" in proc.stdout
-    assert "cwpo.train: sft step 1: {'loss'" in (tmp_path / "demo.log").read_text()
+    assert "step 1: {'loss'" in (tmp_path / "demo.log").read_text()
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert {r["method"] for r in rows} == {"human", "ws", "cw"}
-    assert all(0 <= r["pref_acc"] <= 1 for r in rows)
-    assert (out / "report" / "report.md").exists()
+    assert all(0 <= r["gra"] <= 1 for r in rows)
+    # issue 12: the table's numbers come with CIs, and the report carries the same table
+    assert "95% CI" in proc.stdout and "Weak annotator (MiniLM-L6 BT) vs the gold" in proc.stdout
+    report = (out / "report" / "report.md").read_text()
+    assert "## The demo's table" in report and "cwpo run configs/cpu/sentiment-v2.yaml" in report
