@@ -221,6 +221,16 @@ def test_sentiment_v2_shares_pool_and_prompts_across_seeds(
     report = write_report(tmp_path / "results").read_text()
     assert "## Evidence" in report and "| human_dl |" in report and "MDE" in report
     assert (tmp_path / "results" / "report" / "gra_ci.png").read_bytes()[:4] == b"\x89PNG"
+    # the same policies on the validation prompts: new evaluations (the prompts key them), same training
+    recipe.sentiment["eval_set"] = "val"
+    recipe.seeds = [0]
+    again = pipeline.run_recipe(
+        recipe, tmp_path / "results-val", progress=False, stages_dir=tmp_path / "results"
+    )
+    for r in again["rows"]:
+        assert r["policy_dir"] == rows[(0, r["method"])]["policy_dir"]
+        evaluated = [json.loads(x)["prompt"] for x in (Path(r["eval_dir"]) / "rows.jsonl").open()]
+        assert len(evaluated) == 3 and not set(evaluated) & set(prompts)
 
 
 def test_sentiment_on_hh_prompts_without_sft(tmp_path, tiny_causal_lm_dir, caplog):

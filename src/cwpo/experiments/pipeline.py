@@ -66,6 +66,7 @@ class PointRunner(SentimentStages):
     def __init__(self, root: Path, point: dict, recipe: Recipe, progress: bool = True):
         self.root, self.point, self.r, self.progress = root, point, recipe, progress
         self.seed = point["seed"]
+        self.prompts_art: Artifact | None = None
 
     # ---- data ---------------------------------------------------------------------------
     def data(self) -> Artifact:
@@ -272,7 +273,8 @@ class PointRunner(SentimentStages):
             self.root,
             "evaluate",
             {"evaluate": key},
-            {"policy": policy, "sft": sft},
+            # v2 sentiment: the fixed prompts are their own stage, so they key the evaluation too
+            {"policy": policy, "sft": sft, **({"prompts": self.prompts_art} if self.prompts_art else {})},
             fn,
             label=f"evaluate[{name}]",
             what=f"evaluate {name} against the SFT model",

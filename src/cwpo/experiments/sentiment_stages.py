@@ -109,6 +109,7 @@ class SentimentStages:
                 self.root, "prompts", {"prompts": prompt_fields, "imdb": imdb["test"]}, {}, prompts_fn
             )
             self.prompts = prompts.path / "prompts.jsonl"
+            self.prompts_art = prompts  # an input of every evaluation (its key changes with the prompts)
 
         def labels_fn(out: Path, work: Path) -> dict:
             rows = [
