@@ -27,6 +27,15 @@ def has_gold_rows(rows: list[dict]) -> bool:
     return bool(rows)
 
 
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def _savefig(fig, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -37,11 +46,7 @@ def _pct(x: float) -> str:
 
 
 def _plot_gra(results: dict, out: Path) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     methods = list(dict.fromkeys(m for ev in results.values() for m in ev["methods"]))
     fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * len(methods) * max(1, len(results))), 3.4))
     width = 0.8 / max(1, len(results))
@@ -67,11 +72,7 @@ def _plot_gra(results: dict, out: Path) -> str:
 
 
 def _plot_h2h(results: dict, out: Path) -> str | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     items = [
         (f"{c['better']}−{c['worse']}" + (f" [{label}]" if label else ""), c)
         for label, ev in results.items()
@@ -95,11 +96,7 @@ def _plot_h2h(results: dict, out: Path) -> str | None:
 
 
 def _plot_annotator(by_group: dict, out: Path) -> str | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     curves = {label: per_seed for label, per_seed in by_group.items() if per_seed}
     if not curves:
         return None
