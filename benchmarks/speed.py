@@ -114,7 +114,7 @@ def build_dpo(path: str, rows: list[dict], shape: dict, out: Path):
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
-    from cwpo.align.common import lora_config, training_precision
+    from cwpo.align.common import lora_config, training_attention, training_precision
     from cwpo.align.trainer import WeightedDPOTrainer
     from cwpo.models.loading import load_causal_lm
 
@@ -141,6 +141,10 @@ def build_dpo(path: str, rows: list[dict], shape: dict, out: Path):
             weights, autocast = training_precision("auto", lora=True)
         if weights != "float32":
             model.to(getattr(torch, weights))
+        if path.startswith("fast") and path != "fast_sdpa":  # fast_sdpa: the attention lever off
+            attention = training_attention(shape["max_length"])
+            if attention:
+                model.set_attn_implementation(attention)
         args = DPOConfig(
             **common,
             bf16=autocast,
