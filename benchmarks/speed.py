@@ -597,61 +597,13 @@ def bench_children(args) -> dict:
     return out
 
 
-# ---------------------------------------------------------------- main
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--parts", default="peak,dpo_short,dpo_levers,dpo_long,sft,annotator,generation,children")
-    p.add_argument("--annotator-pairs", type=int, default=256)
-    p.add_argument("--skip-compile", action="store_true")
-    p.add_argument(
-        "--levers", type=int, default=1, help="1: also the allocator, thread-layout and compile children"
-    )
-    p.add_argument("--compile-timeout", type=int, default=300)
-    p.add_argument("--out", default="speed")
-    p.add_argument(
-        "--child", choices=["base", "fast", "trl_docs", "cw_same", "trl_same"], help=argparse.SUPPRESS
-    )
-    p.add_argument("--shape", default="short", help=argparse.SUPPRESS)
-    p.add_argument("--child-steps", type=int, default=2, help=argparse.SUPPRESS)
-    p.add_argument("--compile", action="store_true", help=argparse.SUPPRESS)
-    args = p.parse_args()
-    if args.child:
-        child(args)
-        return
-    import torch
+def finish(res: dict, args, started: float, complete: bool) -> None:
+    """Metrics and bars from the parts measured so far -> ``benchmarks/results/<out>.json``.
+
+    Written after every part (``complete: false`` until the last), so a run cut short by the
+    machine (time, memory) keeps what it measured.
+    """
     from _common import write_result
-
-    from cwpo.io import write_json
-    from cwpo.runtime import bf16_is_faster, probe_bf16
-
-    torch.set_num_threads(args.threads)
-    started = time.time()
-    parts = args.parts.split(",")
-    res: dict = {"probe": {"bf16_faster": bf16_is_faster(), "now": probe_bf16()}}
-    print(f"probe: {res['probe']}", flush=True)
-    if "peak" in parts:
-        res["peak"] = bench_peak()
-        print(f"peak: {res['peak']}", flush=True)
-    steps = [(f"dpo_{sh}", lambda sh=sh: bench_dpo(sh, args)) for sh in ("short", "long")]
-    steps += [("dpo_levers", lambda: bench_dpo("short", args, levers=True))]
-    steps += [("sft", lambda: bench_sft(args)), ("annotator", lambda: bench_annotator(args))]
-    steps += [("generation", lambda: bench_generation(args)), ("children", lambda: bench_children(args))]
-    for name, fn in steps:
-        if name not in parts:
-            continue
-        res.setdefault("load_average_before", {})[name] = list(os.getloadavg())
-        try:
-            res[name] = fn()
-        except Exception as e:  # noqa: BLE001  (one failing part must not lose the others)
-            import traceback
-
-            traceback.print_exc()
-            res[name + "_error"] = f"{type(e).__name__}: {e}"
-        write_json(TMP / "partial.json", res)
-        __import__("gc").collect()
 
     m: dict = {}
     best = res.get("peak", {}).get("best_gflops")
@@ -708,6 +660,7 @@ def main() -> None:
         m,
         started,
         details=res,
+        complete=complete,
         setup={
             "model": MODEL,
             "lora": "r=8, alpha=16, dropout=0.05 (disabled as in cwpo align), all linear layers",
@@ -718,8 +671,81 @@ def main() -> None:
             "flops": "3 x forward FLOPs of the real tokens (all linear layers + LM head + causal attention)",
         },
     )
-    print(json.dumps(m, indent=1))
-    print(f"wrote {path}")
+    if complete:
+        print(json.dumps(m, indent=1))
+    print(f"wrote {path}", flush=True)
+
+
+# ---------------------------------------------------------------- main
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--parts", default="peak,dpo_short,dpo_levers,dpo_long,sft,annotator,generation,children")
+    p.add_argument("--annotator-pairs", type=int, default=256)
+    p.add_argument("--skip-compile", action="store_true")
+    p.add_argument(
+        "--levers", type=int, default=1, help="1: also the allocator, thread-layout and compile children"
+    )
+    p.add_argument("--compile-timeout", type=int, default=300)
+    p.add_argument("--out", default="speed")
+    p.add_argument(
+        "--child", choices=["base", "fast", "trl_docs", "cw_same", "trl_same"], help=argparse.SUPPRESS
+    )
+    p.add_argument("--shape", default="short", help=argparse.SUPPRESS)
+    p.add_argument("--child-steps", type=int, default=2, help=argparse.SUPPRESS)
+    p.add_argument("--compile", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--from-partial",
+        help="comma-separated partial-*.json of runs cut short: write the result from what they measured",
+    )
+    p.add_argument("--measured-command", help="with --from-partial: the command that measured them")
+    args = p.parse_args()
+    if args.child:
+        child(args)
+        return
+    if args.from_partial:
+        res: dict = {}
+        for f in args.from_partial.split(","):
+            for k, v in json.loads(Path(f).read_text()).items():
+                res.setdefault(k, v)
+        res["assembled_from"] = {"partials": args.from_partial, "measured_command": args.measured_command}
+        finish(res, args, time.time(), complete=False)
+        return
+    import torch
+
+    from cwpo.io import write_json
+    from cwpo.runtime import bf16_is_faster, probe_bf16
+
+    torch.set_num_threads(args.threads)
+    started = time.time()
+    parts = args.parts.split(",")
+    res: dict = {"probe": {"bf16_faster": bf16_is_faster(), "now": probe_bf16()}}
+    print(f"probe: {res['probe']}", flush=True)
+    if "peak" in parts:
+        res["peak"] = bench_peak()
+        print(f"peak: {res['peak']}", flush=True)
+    steps = [(f"dpo_{sh}", lambda sh=sh: bench_dpo(sh, args)) for sh in ("short", "long")]
+    steps += [("dpo_levers", lambda: bench_dpo("short", args, levers=True))]
+    steps += [("sft", lambda: bench_sft(args)), ("annotator", lambda: bench_annotator(args))]
+    steps += [("generation", lambda: bench_generation(args)), ("children", lambda: bench_children(args))]
+    for name, fn in steps:
+        if name not in parts:
+            continue
+        res.setdefault("load_average_before", {})[name] = list(os.getloadavg())
+        try:
+            res[name] = fn()
+        except Exception as e:  # noqa: BLE001  (one failing part must not lose the others)
+            import traceback
+
+            traceback.print_exc()
+            res[name + "_error"] = f"{type(e).__name__}: {e}"
+        write_json(TMP / f"partial-{args.out}.json", res)
+        finish(res, args, started, complete=False)
+        __import__("gc").collect()
+
+    finish(res, args, started, complete=True)
 
 
 if __name__ == "__main__":
