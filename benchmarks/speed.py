@@ -114,7 +114,7 @@ def build_dpo(path: str, rows: list[dict], shape: dict, out: Path):
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
-    from cwpo.align.common import lora_config, training_precision
+    from cwpo.align.common import lora_config, training_attention, training_precision
     from cwpo.align.trainer import WeightedDPOTrainer
     from cwpo.models.loading import load_causal_lm
 
@@ -141,6 +141,10 @@ def build_dpo(path: str, rows: list[dict], shape: dict, out: Path):
             weights, autocast = training_precision("auto", lora=True)
         if weights != "float32":
             model.to(getattr(torch, weights))
+        if path.startswith("fast") and path != "fast_sdpa":  # fast_sdpa: the attention lever off
+            attention = training_attention(shape["max_length"])
+            if attention:
+                model.set_attn_implementation(attention)
         args = DPOConfig(
             **common,
             bf16=autocast,
@@ -200,7 +204,7 @@ def ratio(times: dict, a: str, b: str) -> float:
     return statistics.median(tb / ta for ta, tb in zip(times[a], times[b], strict=True))
 
 
-def bench_dpo(shape_name: str, args) -> dict:
+def bench_dpo(shape_name: str, args, levers: bool = False) -> dict:
     import torch
 
     from cwpo.models.loading import load_tokenizer
@@ -209,13 +213,15 @@ def bench_dpo(shape_name: str, args) -> dict:
     tok = load_tokenizer(MODEL)
     rows = (short_rows if shape_name == "short" else hh_rows)(tok, shape["pairs"])
     paths = ["base", "fast", "trl_docs"] + (["cw_same", "trl_same"] if shape_name == "short" else [])
+    if levers:  # the fast path against itself with one lever off (a part of its own: memory)
+        paths = ["fast", "fast_no_head", "fast_sdpa", "fast_no_groups"]
     built = {p: build_dpo(p, rows, shape, TMP) for p in paths}
-    ids = built["base"][1]["input_ids"]
+    ids = built[paths[0]][1]["input_ids"]
     for p in paths:
         assert torch.equal(built[p][1]["input_ids"], ids), p
-    lengths = built["base"][1]["attention_mask"].sum(dim=1).tolist()
+    lengths = built[paths[0]][1]["attention_mask"].sum(dim=1).tolist()
     real_tokens = int(sum(lengths))
-    flops = model_flops(built["base"][0].model.get_base_model().config, lengths)
+    flops = model_flops(built[paths[0]][0].model.get_base_model().config, lengths)
     print(
         f"dpo {shape_name}: {shape['pairs']} pairs, {real_tokens} real tokens, width {ids.shape[1]}",
         flush=True,
@@ -233,9 +239,15 @@ def bench_dpo(shape_name: str, args) -> dict:
         "step_times_s": times,
         "tokens_per_s": {p: real_tokens / m for p, m in med.items()},
         "model_flops_per_s": {p: flops / m for p, m in med.items()},
-        "speedup_fast_vs_base": ratio(times, "fast", "base"),
-        "speedup_fast_vs_trl_docs": ratio(times, "fast", "trl_docs"),
     }
+    if levers:
+        out["lever_speedup"] = {  # fast over fast-with-this-lever-off
+            p.removeprefix("fast_"): ratio(times, "fast", p) for p in paths if p.startswith("fast_")
+        }
+        built.clear()
+        return out
+    out["speedup_fast_vs_base"] = ratio(times, "fast", "base")
+    out["speedup_fast_vs_trl_docs"] = ratio(times, "fast", "trl_docs")
     if "cw_same" in times:
         out["cw_step_time_ratio_vs_trl"] = 1 / ratio(times, "cw_same", "trl_same")
     built.clear()
@@ -248,7 +260,7 @@ def bench_sft(args) -> dict:
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from cwpo.align.common import lora_config, training_precision
+    from cwpo.align.common import lora_config, training_attention, training_precision
     from cwpo.models.loading import load_causal_lm, load_tokenizer
 
     tok = load_tokenizer(MODEL)
@@ -258,6 +270,8 @@ def bench_sft(args) -> dict:
         model, tok = load_causal_lm(MODEL)
         weights, autocast = ("float32", True) if path == "base" else training_precision("auto", lora=True)
         model.to(getattr(torch, weights))
+        if path == "fast" and training_attention(64):
+            model.set_attn_implementation(training_attention(64))
         cfg = SFTConfig(
             output_dir=str(TMP / f"sft-{path}"),
             per_device_train_batch_size=16,
@@ -311,7 +325,10 @@ def bench_annotator(args) -> dict:
         from cwpo.data.formats import from_hh_rlhf
 
         for line in fh:
-            rows.append(from_hh_rlhf(json.loads(line)))
+            try:
+                rows.append(from_hh_rlhf(json.loads(line)))
+            except ValueError:  # an HH pair with an empty response (cwpo data refuses it too)
+                continue
             if len(rows) == args.annotator_pairs:
                 break
     enc = encode_pairs(
@@ -546,6 +563,8 @@ def bench_children(args) -> dict:
         r = run_child(path, shape, threads=th, steps=1)
         out["memory"][f"{shape}_{path}"] = r.get("peak_rss_mb", r)
         print(f"  memory {shape} {path}: {r}", flush=True)
+    if not args.levers:
+        return out
     lib = allocator_lib()
     eager = None
     if lib:
@@ -578,55 +597,13 @@ def bench_children(args) -> dict:
     return out
 
 
-# ---------------------------------------------------------------- main
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--parts", default="peak,dpo_short,dpo_long,sft,annotator,generation,children")
-    p.add_argument("--annotator-pairs", type=int, default=256)
-    p.add_argument("--skip-compile", action="store_true")
-    p.add_argument("--compile-timeout", type=int, default=300)
-    p.add_argument("--out", default="speed")
-    p.add_argument(
-        "--child", choices=["base", "fast", "trl_docs", "cw_same", "trl_same"], help=argparse.SUPPRESS
-    )
-    p.add_argument("--shape", default="short", help=argparse.SUPPRESS)
-    p.add_argument("--child-steps", type=int, default=2, help=argparse.SUPPRESS)
-    p.add_argument("--compile", action="store_true", help=argparse.SUPPRESS)
-    args = p.parse_args()
-    if args.child:
-        child(args)
-        return
-    import torch
+def finish(res: dict, args, started: float, complete: bool) -> None:
+    """Metrics and bars from the parts measured so far -> ``benchmarks/results/<out>.json``.
+
+    Written after every part (``complete: false`` until the last), so a run cut short by the
+    machine (time, memory) keeps what it measured.
+    """
     from _common import write_result
-
-    from cwpo.io import write_json
-    from cwpo.runtime import bf16_is_faster, probe_bf16
-
-    torch.set_num_threads(args.threads)
-    started = time.time()
-    parts = args.parts.split(",")
-    res: dict = {"probe": {"bf16_faster": bf16_is_faster(), "now": probe_bf16()}}
-    print(f"probe: {res['probe']}", flush=True)
-    if "peak" in parts:
-        res["peak"] = bench_peak()
-        print(f"peak: {res['peak']}", flush=True)
-    steps = [(f"dpo_{sh}", lambda sh=sh: bench_dpo(sh, args)) for sh in ("short", "long")]
-    steps += [("sft", lambda: bench_sft(args)), ("annotator", lambda: bench_annotator(args))]
-    steps += [("generation", lambda: bench_generation(args)), ("children", lambda: bench_children(args))]
-    for name, fn in steps:
-        if name not in parts:
-            continue
-        try:
-            res[name] = fn()
-        except Exception as e:  # noqa: BLE001  (one failing part must not lose the others)
-            import traceback
-
-            traceback.print_exc()
-            res[name + "_error"] = f"{type(e).__name__}: {e}"
-        write_json(TMP / "partial.json", res)
 
     m: dict = {}
     best = res.get("peak", {}).get("best_gflops")
@@ -643,6 +620,8 @@ def main() -> None:
             m[f"dpo_{shape}_peak_fraction_by_path"] = {
                 k: v / (best * 1e9) for k, v in d["model_flops_per_s"].items()
             }
+    if "dpo_levers" in res:
+        m["dpo_short_lever_speedup"] = res["dpo_levers"]["lever_speedup"]
     if "dpo_short" in res:
         m["cw_step_time_ratio_vs_trl"] = res["dpo_short"]["cw_step_time_ratio_vs_trl"]
     if "sft" in res:
@@ -681,6 +660,7 @@ def main() -> None:
         m,
         started,
         details=res,
+        complete=complete,
         setup={
             "model": MODEL,
             "lora": "r=8, alpha=16, dropout=0.05 (disabled as in cwpo align), all linear layers",
@@ -691,8 +671,81 @@ def main() -> None:
             "flops": "3 x forward FLOPs of the real tokens (all linear layers + LM head + causal attention)",
         },
     )
-    print(json.dumps(m, indent=1))
-    print(f"wrote {path}")
+    if complete:
+        print(json.dumps(m, indent=1))
+    print(f"wrote {path}", flush=True)
+
+
+# ---------------------------------------------------------------- main
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--parts", default="peak,dpo_short,dpo_levers,dpo_long,sft,annotator,generation,children")
+    p.add_argument("--annotator-pairs", type=int, default=256)
+    p.add_argument("--skip-compile", action="store_true")
+    p.add_argument(
+        "--levers", type=int, default=1, help="1: also the allocator, thread-layout and compile children"
+    )
+    p.add_argument("--compile-timeout", type=int, default=300)
+    p.add_argument("--out", default="speed")
+    p.add_argument(
+        "--child", choices=["base", "fast", "trl_docs", "cw_same", "trl_same"], help=argparse.SUPPRESS
+    )
+    p.add_argument("--shape", default="short", help=argparse.SUPPRESS)
+    p.add_argument("--child-steps", type=int, default=2, help=argparse.SUPPRESS)
+    p.add_argument("--compile", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--from-partial",
+        help="comma-separated partial-*.json of runs cut short: write the result from what they measured",
+    )
+    p.add_argument("--measured-command", help="with --from-partial: the command that measured them")
+    args = p.parse_args()
+    if args.child:
+        child(args)
+        return
+    if args.from_partial:
+        res: dict = {}
+        for f in args.from_partial.split(","):
+            for k, v in json.loads(Path(f).read_text()).items():
+                res.setdefault(k, v)
+        res["assembled_from"] = {"partials": args.from_partial, "measured_command": args.measured_command}
+        finish(res, args, time.time(), complete=False)
+        return
+    import torch
+
+    from cwpo.io import write_json
+    from cwpo.runtime import bf16_is_faster, probe_bf16
+
+    torch.set_num_threads(args.threads)
+    started = time.time()
+    parts = args.parts.split(",")
+    res: dict = {"probe": {"bf16_faster": bf16_is_faster(), "now": probe_bf16()}}
+    print(f"probe: {res['probe']}", flush=True)
+    if "peak" in parts:
+        res["peak"] = bench_peak()
+        print(f"peak: {res['peak']}", flush=True)
+    steps = [(f"dpo_{sh}", lambda sh=sh: bench_dpo(sh, args)) for sh in ("short", "long")]
+    steps += [("dpo_levers", lambda: bench_dpo("short", args, levers=True))]
+    steps += [("sft", lambda: bench_sft(args)), ("annotator", lambda: bench_annotator(args))]
+    steps += [("generation", lambda: bench_generation(args)), ("children", lambda: bench_children(args))]
+    for name, fn in steps:
+        if name not in parts:
+            continue
+        res.setdefault("load_average_before", {})[name] = list(os.getloadavg())
+        try:
+            res[name] = fn()
+        except Exception as e:  # noqa: BLE001  (one failing part must not lose the others)
+            import traceback
+
+            traceback.print_exc()
+            res[name + "_error"] = f"{type(e).__name__}: {e}"
+        write_json(TMP / f"partial-{args.out}.json", res)
+        finish(res, args, started, complete=False)
+        __import__("gc").collect()
+
+    finish(res, args, started, complete=True)
 
 
 if __name__ == "__main__":

@@ -56,8 +56,9 @@ def render(r: dict) -> str:
         "## CW-DPO step (policy forward + backward + AdamW; reference log-probs precomputed)",
         "",
         "Paths: `base` = today's path (0cd68b4 by switch: fp32 weights + bf16 autocast as the recipes set "
-        "it, one padded forward); `fast` = the new default (`bf16: auto` -> bf16 frozen base + fp32 LoRA "
-        "here, rows in length groups); `trl_docs` = TRL 1.16 `DPOTrainer` with `DPOConfig` defaults on CPU "
+        "it, one padded forward through TRL's fused LM head); `fast` = the new default (`bf16: auto` -> bf16 "
+        "frozen base + fp32 LoRA here, rows in length groups, LM head at the response tokens only, eager "
+        "attention); `trl_docs` = TRL 1.16 `DPOTrainer` with `DPOConfig` defaults on CPU "
         "(bf16 autocast, activation checkpointing, live reference forward); `cw_same`/`trl_same` = "
         "WeightedDPOTrainer (no length groups) and DPOTrainer on identical settings (bf16 base, reference "
         "precomputed). Model FLOPs = 3 x forward FLOPs of the real tokens (all linear layers, LM head, "
@@ -143,10 +144,36 @@ def render(r: dict) -> str:
             f"- length groups inside the batch (short, cw_same -> fast): {f(tm['cw_same'] / tm['fast'])}x "
             "(the long shape has more padding to save; see its table). **Kept** (exact in fp32, tested)."
         )
-    out.append(
-        "- LM head + log-softmax only at response tokens: already in today's path (TRL 1.16's fused LM head "
-        "projects only positions with a label), so no further gain to take."
-    )
+    lv = d.get("dpo_levers", {}).get("lever_speedup")
+    if lv:
+        out.append(
+            "- one lever off at a time (short shape, interleaved in part `dpo_levers`; fast over fast without it): "
+            f"LM head + log-softmax at the response tokens only (TRL's fused head projects every position on "
+            f"a CPU) {f(lv.get('no_head'))}x; eager attention instead of SDPA's CPU flash kernel "
+            f"{f(lv.get('sdpa'))}x; length groups {f(lv.get('no_groups'))}x. **Kept** (each tested against "
+            "the fp32 eager path: `tests/align/test_fast_head.py`, `test_fast_paths.py`)."
+        )
+    if "allocator" not in c:
+        out.append(
+            "- not re-measured in this run (time and memory on the shared machine; `--levers 0`): tcmalloc, "
+            "thread layout and `torch.compile`. The previous run of this script (git history of "
+            "`speed.json`) recorded them; there `torch.compile` timed out after 300 s in its first step, "
+            "and a second attempt at 1 thread during this work was stopped before its first step ended. "
+            "Rejected: compilation alone costs more than many steps, and every new batch shape recompiles."
+        )
+    if "annotator" not in d:
+        out.append(
+            "- annotator training (length buckets, bf16 autocast vs fp32): **not measured in this run**. The "
+            "part was killed by the kernel's OOM killer twice (random batches of 32 HH pairs at 256 tokens "
+            "peak at several GB with eager BERT attention; the shared machine had too little memory free), "
+            "so `annotator_train_speedup_vs_baseline` is missing."
+        )
+    la = d.get("load_average_before")
+    if la:
+        out.append(
+            "- load average (1, 5, 15 min) before each part: "
+            + "; ".join(f"{k} {', '.join(f(x, 1) for x in v)}" for k, v in la.items())
+        )
     if "allocator" in c:
         al = c["allocator"]
         out.append(

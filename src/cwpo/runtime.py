@@ -145,7 +145,17 @@ def resolve_bf16(value) -> bool:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MiB."""
+    """Peak resident set size of this process so far, in MiB.
+
+    ``VmHWM`` of ``/proc/self/status`` (reset by ``exec``), not ``ru_maxrss``, which a child
+    process started by ``fork`` + ``exec`` inherits from its parent's peak.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -69,3 +69,20 @@ def test_trainer_response_head_equals_fused_head(tmp_path, tiny_causal_lm_dir, l
     loss_b, grad_b = _loss_and_grad(ours, batch2)
     assert abs(loss_a - loss_b) < 1e-6
     torch.testing.assert_close(grad_a, grad_b, atol=1e-5, rtol=1e-4)
+
+
+def test_eager_attention_equals_sdpa(tmp_path, tiny_causal_lm_dir, monkeypatch):
+    from cwpo.align.common import training_attention
+
+    monkeypatch.delenv("CWPO_ATTN", raising=False)
+    assert training_attention(64) == "eager" and training_attention(4096) is None
+    monkeypatch.setenv("CWPO_ATTN", "sdpa")
+    assert training_attention(64) == "sdpa"
+    sdpa, batch = _trainer(tmp_path, tiny_causal_lm_dir, groups=True, name="sdpa")
+    eager, batch2 = _trainer(tmp_path, tiny_causal_lm_dir, groups=True, name="eager")
+    eager.model.set_attn_implementation("eager")
+    assert sdpa.model.config._attn_implementation != "eager"
+    loss_a, grad_a = _loss_and_grad(sdpa, batch)
+    loss_b, grad_b = _loss_and_grad(eager, batch2)
+    assert abs(loss_a - loss_b) < 1e-6
+    torch.testing.assert_close(grad_a, grad_b, atol=1e-5, rtol=1e-4)

@@ -180,6 +180,7 @@ def align(cfg: AlignConfig, callbacks: list | None = None) -> dict:
         save_final,
         step_metrics,
         trainer_common_kwargs,
+        training_attention,
         training_precision,
         use_callers_progress,
     )
@@ -196,7 +197,9 @@ def align(cfg: AlignConfig, callbacks: list | None = None) -> dict:
     ihash = inputs_hash(cfg.train, cfg.policy)
 
     weights_dtype, autocast = training_precision(cfg.bf16, cfg.lora)
-    model, tokenizer = load_trainable(cfg.policy, cfg.seed, cfg.lora, weights_dtype)
+    model, tokenizer = load_trainable(
+        cfg.policy, cfg.seed, cfg.lora, weights_dtype, training_attention(cfg.max_length)
+    )
     ref_model = None
     if not cfg.lora and not cfg.precompute_ref:
         ref_model, _ = load_causal_lm(cfg.policy, tokenizer=False)

@@ -64,11 +64,37 @@ def training_precision(bf16, lora: bool) -> tuple[str, bool]:
     return "float32", True
 
 
-def load_trainable(model_ref: str, seed: int, lora: bool, dtype: str = "float32"):
+EAGER_ATTENTION_MAX_LENGTH = 512
+
+
+def training_attention(max_length: int) -> str | None:
+    """The attention kernel for training: ``eager`` on a CPU up to 512 tokens, else the model's own.
+
+    PyTorch's CPU flash-attention backward is slow at these lengths: a SmolLM2 + LoRA step ran
+    1.19x (64 tokens) and 1.10x (256 tokens) faster with eager attention on a 2-core Zen4
+    (``benchmarks/results/speed.md``). A documented default, not a probe; ``CWPO_ATTN=sdpa|eager``
+    overrides it. Both compute the same softmax attention (eager in fp32 softmax).
+    """
+    import os
+
+    import torch
+
+    env = os.environ.get("CWPO_ATTN")
+    if env:
+        return env
+    if torch.cuda.is_available() or max_length > EAGER_ATTENTION_MAX_LENGTH:
+        return None
+    return "eager"
+
+
+def load_trainable(
+    model_ref: str, seed: int, lora: bool, dtype: str = "float32", attention: str | None = None
+):
     """Seed everything, then load the model to train (and its tokenizer) in train mode.
 
     With ``lora=False`` every weight is made trainable: a merged adapter folder comes back frozen.
-    ``dtype`` is the dtype of the loaded weights (bf16 only for a frozen LoRA base).
+    ``dtype`` is the dtype of the loaded weights (bf16 only for a frozen LoRA base); ``attention``
+    an attention implementation to switch to (see :func:`training_attention`; not saved).
     """
     import torch
     from transformers import set_seed
@@ -79,6 +105,8 @@ def load_trainable(model_ref: str, seed: int, lora: bool, dtype: str = "float32"
     model, tokenizer = load_causal_lm(model_ref)  # fp32: an adapter folder is merged at full precision
     if dtype != "float32":
         model.to(getattr(torch, dtype))
+    if attention:
+        model.set_attn_implementation(attention)
     model.train()
     if not lora:
         model.requires_grad_(True)

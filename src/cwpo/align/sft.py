@@ -116,6 +116,7 @@ def sft(cfg: SFTConfig, callbacks: list | None = None) -> dict:
         save_final,
         step_metrics,
         trainer_common_kwargs,
+        training_attention,
         training_precision,
         use_callers_progress,
     )
@@ -131,7 +132,9 @@ def sft(cfg: SFTConfig, callbacks: list | None = None) -> dict:
     data = Dataset.from_list(rows)
 
     weights_dtype, autocast = training_precision(cfg.bf16, cfg.lora)
-    model, tokenizer = load_trainable(cfg.model, cfg.seed, cfg.lora, weights_dtype)
+    model, tokenizer = load_trainable(
+        cfg.model, cfg.seed, cfg.lora, weights_dtype, training_attention(cfg.max_length)
+    )
     args = TRLSFTConfig(**trainer_common_kwargs(cfg, output_dir, autocast), completion_only_loss=True)
     trainer = SFTTrainer(
         model=model,
