@@ -4,7 +4,10 @@ Every objective turns a pair (x, y_a, y_b) into two token sequences and a per-se
 the margin is Δ = g(seq_a) − g(seq_b) (Δ > 0: y_a preferred), divided by the calibration
 temperature T (1 unless fitted):
 
-* ``bt``: seq = x + y (raw text), g = scalar head r(x, y).
+* ``bt``: seq = x + y (raw text), g = scalar head r(x, y) on the pooled sequence: ``mean`` pooling
+  (the masked mean of the last hidden states; what sentence-transformers backbones such as
+  MiniLM-L6 were trained for) or ``cls`` (the model's own sequence-classification path: BERT's
+  pooler over [CLS], the last token for causal LMs). The annotator folder records which.
 * ``pairrm``: seq_a = joint(x, y_a, y_b), seq_b = joint(x, y_b, y_a), g = f(joint).
 * ``dpo`` (WS-DPO): seq = x + y, g = β·[log π_w(y|x) − log π_ref(y|x)] (implicit reward).
 
@@ -26,6 +29,7 @@ from cwpo.errors import ConfigError, ModelNotFoundError
 from cwpo.io import read_json
 
 OBJECTIVES = ("bt", "pairrm", "dpo")
+POOLINGS = ("mean", "cls")
 ANNOTATOR_FILE = "annotator.json"
 REFERENCE_DIR = "reference"
 PAIRRM_MARKERS = ("\n\nResponse A:", "\n\nResponse B:")
@@ -137,9 +141,35 @@ def collate(seqs: Sequence[list[int]], starts: Sequence[int], pad_id: int):
     return ids, attn, resp
 
 
-def scalar_scores(model, ids, attn) -> torch.Tensor:
-    """The scalar head's output per sequence (float32)."""
-    return model(input_ids=ids, attention_mask=attn).logits[:, 0].float()
+def head_module(model) -> torch.nn.Module:
+    """The new scalar head of a sequence-classification model (``classifier`` or ``score``)."""
+    for name in ("classifier", "score"):
+        head = getattr(model, name, None)
+        if isinstance(head, torch.nn.Module):
+            return head
+    raise ConfigError(
+        f"{type(model).__name__} has no classifier/score head; use pooling: cls with this backbone"
+    )
+
+
+def mean_pool(hidden: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
+    """Mean of the hidden states over real tokens (padding positions excluded)."""
+    mask = attn.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
+def scalar_scores(model, ids, attn, pooling: str = "cls") -> torch.Tensor:
+    """The scalar head's output per sequence (float32), on the ``pooling`` of the sequence."""
+    if pooling == "cls":
+        return model(input_ids=ids, attention_mask=attn).logits[:, 0].float()
+    if pooling != "mean":
+        raise ConfigError(f"unknown pooling {pooling!r}; valid: {', '.join(POOLINGS)}")
+    hidden = model.base_model(input_ids=ids, attention_mask=attn).last_hidden_state
+    pooled = mean_pool(hidden, attn)
+    head = head_module(model)
+    # a Linear head takes the pooled vector; RoBERTa-style heads read position 0 of a sequence
+    out = head(pooled) if isinstance(head, torch.nn.Linear) else head(pooled.unsqueeze(1))
+    return out.reshape(len(ids), -1)[:, 0].float()
 
 
 def response_logprobs(model, ids, attn, resp) -> torch.Tensor:
@@ -173,6 +203,8 @@ def check_annotator_dir(path: str | os.PathLike) -> dict:
         raise ModelNotFoundError(f"{meta_path}: missing key(s) {missing_keys}")
     if meta["objective"] not in OBJECTIVES:
         raise ModelNotFoundError(f"{meta_path}: unknown objective {meta['objective']!r}; valid: {OBJECTIVES}")
+    if meta.get("pooling", "cls") not in POOLINGS:
+        raise ModelNotFoundError(f"{meta_path}: unknown pooling {meta['pooling']!r}; valid: {POOLINGS}")
     folders = [path] + ([path / REFERENCE_DIR] if meta["objective"] == "dpo" else [])
     for folder in folders:
         if not (folder / "config.json").exists():
@@ -245,10 +277,22 @@ class Annotator:
     """A loaded weak annotator: ``score_pairs(prompts, a, b)`` returns the margins Δ/T."""
 
     def __init__(
-        self, objective, model, tokenizer, max_length, temperature=1.0, reference=None, beta=0.1, meta=None
+        self,
+        objective,
+        model,
+        tokenizer,
+        max_length,
+        temperature=1.0,
+        reference=None,
+        beta=0.1,
+        meta=None,
+        pooling="cls",
     ):
         if objective not in OBJECTIVES:
             raise ConfigError(f"unknown objective {objective!r}; valid: {', '.join(OBJECTIVES)}")
+        if pooling not in POOLINGS:
+            raise ConfigError(f"unknown pooling {pooling!r}; valid: {', '.join(POOLINGS)}")
+        self.pooling = pooling
         if objective == "dpo" and reference is None:
             raise ConfigError("the dpo objective needs a reference model")
         self.objective, self.model, self.tokenizer = objective, model, tokenizer
@@ -282,7 +326,7 @@ class Annotator:
                     ref = response_logprobs(self.reference, ids, attn, resp)
                     values = self.beta * (pol - ref)
                 else:
-                    values = scalar_scores(self.model, ids, attn)
+                    values = scalar_scores(self.model, ids, attn, self.pooling)
                 out[batch] = values.float().cpu()
                 if progress is not None:
                     progress.update(len(batch) / 2)
@@ -342,4 +386,5 @@ def load_annotator(path: str | os.PathLike, dtype: str = "float32", device: str 
         reference=reference,
         beta=meta.get("beta", 0.1),
         meta=meta,
+        pooling=meta.get("pooling", "cls"),  # folders written before pooling was recorded: cls
     )

@@ -3,10 +3,16 @@
 Objectives (see :mod:`cwpo.annotator.model`): ``bt`` (paper Step 1, Eq. 5), ``pairrm``
 (App. J.9), ``dpo`` (WS-DPO baseline: SFT on (x, y_w), then DPO against the frozen SFT model).
 
-Paper defaults are 5 epochs, Adam, batch 32, full fine-tuning; the defaults here keep 5 epochs
-and batch 32 but use a CPU-sized ``max_length`` of 256. Training runs in a plain loop with
-seeded shuffling and optional bf16 autocast; the output folder is written atomically (a killed
-run leaves no half folder; re-running starts over).
+Paper defaults are 5 epochs, Adam, batch 32, full fine-tuning. The defaults here keep Adam, batch
+32 and full fine-tuning, and were chosen by measurement (benchmarks/annotator_defaults.py, issue
+11): the scalar head reads the *mean* of the last hidden states (``pooling: mean``; ``cls`` is the
+model's own classification path, the earlier behaviour), the new head learns at ``head_lr``
+(1e-3) and the pretrained body at ``lr`` (3e-5), and training runs at most ``epochs`` (3) epochs
+with early stopping on a held-out slice of D_l (``val_frac``, 10%): after every epoch the
+slice's BT loss is measured, training stops after ``patience`` epochs without improvement and the
+best epoch's weights are restored. Training runs in a plain loop with seeded shuffling and
+optional bf16 autocast; the output folder is written atomically (a killed run leaves no half
+folder; re-running starts over).
 """
 
 from __future__ import annotations
@@ -27,10 +33,12 @@ from cwpo.annotator.losses import bt_loss, pairrm_loss
 from cwpo.annotator.model import (
     ANNOTATOR_FILE,
     OBJECTIVES,
+    POOLINGS,
     REFERENCE_DIR,
     Annotator,
     collate,
     encode_pairs,
+    head_module,
     length_buckets,
     response_logprobs,
     scalar_scores,
@@ -41,6 +49,7 @@ from cwpo.io import atomic_dir, guard_output, hash_config, sha256_path, write_js
 from cwpo.runtime import bf16_errors, resolve_bf16
 
 MIN_TRAIN_PAIRS = 32  # fewer human-labelled pairs than one default batch: warn
+MIN_EARLY_STOPPING_PAIRS = 20  # below this a validation slice is too small to pick an epoch: skipped
 
 
 @dataclass
@@ -52,17 +61,42 @@ class TrainAnnotatorConfig:
     backbone: str = field(default="minilm-l6", metadata={"help": "short name, local folder or hub id"})
     objective: Literal["bt", "pairrm", "dpo"] = field(default="bt", metadata={"help": "training objective"})
     eval: str | None = field(default=None, metadata={"help": "held-out labeled pairs for accuracy/ECE"})
-    epochs: int = field(default=5, metadata={"help": "epochs over D_l (paper: 5)"})
+    epochs: int = field(
+        default=3, metadata={"help": "epochs over D_l, at most (with early_stopping; paper: 5)"}
+    )
     sft_epochs: int = field(default=1, metadata={"help": "dpo objective only: SFT epochs before DPO"})
     batch_size: int = field(default=32, metadata={"help": "pairs per optimizer step (paper: 32)"})
-    lr: float = field(default=2e-5, metadata={"help": "Adam learning rate"})
-    max_length: int = field(default=256, metadata={"help": "tokens per sequence; prompts cut from the left"})
+    lr: float = field(default=3e-5, metadata={"help": "Adam learning rate of the pretrained backbone"})
+    head_lr: float | None = field(
+        default=1e-3,
+        metadata={"help": "learning rate of the new scalar head (bt, pairrm); null: the same as lr"},
+    )
+    pooling: Literal["mean", "cls"] = field(
+        default="mean",
+        metadata={
+            "help": "bt/pairrm: the head reads the mean of the last hidden states, or cls: the "
+            "model's own classification path (BERT pooler; last token for causal LMs)"
+        },
+    )
+    early_stopping: bool = field(
+        default=True,
+        metadata={
+            "help": "hold out val_frac of --train, measure its loss after every epoch, stop after "
+            "patience epochs without improvement and keep the best epoch's weights"
+        },
+    )
+    val_frac: float = field(default=0.1, metadata={"help": "share of --train held out for early stopping"})
+    patience: int = field(default=1, metadata={"help": "epochs without improvement before stopping"})
+    max_length: int = field(default=128, metadata={"help": "tokens per sequence; prompts cut from the left"})
     beta: float = field(default=0.1, metadata={"help": "dpo objective: β of the implicit reward"})
     seed: int = field(default=0, metadata={"help": "seed of initialization and shuffling"})
     calibrate: bool = field(
         default=False, metadata={"help": "fit a temperature on a held-out slice of --train"}
     )
-    calibration_frac: float = field(default=0.1, metadata={"help": "share of --train held out to fit T"})
+    calibration_frac: float = field(
+        default=0.1,
+        metadata={"help": "share of --train held out to fit T (with early_stopping: its val slice)"},
+    )
     bf16: bool | str = field(
         default="auto",
         metadata={"help": "bf16 autocast (auto: where a run-time probe finds it faster; see cwpo.runtime)"},
@@ -92,7 +126,13 @@ class TrainAnnotatorConfig:
         if self.objective not in OBJECTIVES:
             errors.append(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         errors += bf16_errors(self.bf16)
-        for name in ("epochs", "batch_size", "max_length", "eval_batch_size"):
+        if self.pooling not in POOLINGS:
+            errors.append(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.head_lr is not None and not (self.head_lr > 0 and math.isfinite(self.head_lr)):
+            errors.append(f"head_lr must be a positive number or null, got {self.head_lr}")
+        if not 0 < self.val_frac < 1:
+            errors.append(f"val_frac must be in (0, 1), got {self.val_frac}")
+        for name in ("epochs", "batch_size", "max_length", "eval_batch_size", "patience"):
             if int(getattr(self, name)) < 1:
                 errors.append(f"{name} must be ≥ 1, got {getattr(self, name)}")
         if self.sft_epochs < 0:
@@ -215,8 +255,29 @@ def _sft(model, tok, rows, cfg, autocast_dtype) -> list[float]:
     return losses
 
 
-def _train(model, reference, tok, rows, cfg, autocast_dtype) -> list[float]:
-    """The objective's loop: per-example losses, mean over the batch, Adam step."""
+def _param_groups(model, cfg) -> list[dict]:
+    """Adam parameter groups: the new scalar head at ``head_lr``, everything else at ``lr``."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.objective == "dpo" or cfg.head_lr is None:
+        return [{"params": params, "lr": cfg.lr}]
+    head = {id(p) for p in head_module(model).parameters()}
+    return [
+        {"params": [p for p in params if id(p) not in head], "lr": cfg.lr},
+        {"params": [p for p in params if id(p) in head], "lr": cfg.head_lr},
+    ]
+
+
+def _snapshot(model) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _train(model, reference, tok, rows, cfg, autocast_dtype, validate=None) -> tuple[list[float], dict]:
+    """The objective's loop: per-example losses, mean over the batch, Adam step.
+
+    With ``validate`` (a function returning ``{"loss": ...}`` on held-out pairs), it is called
+    after every epoch; training stops after ``cfg.patience`` epochs without a lower loss and the
+    weights of the best epoch are restored. Returns the step losses and the validation history.
+    """
     prompts = [r["prompt"] for r in rows]
     enc = encode_pairs(
         tok,
@@ -229,7 +290,7 @@ def _train(model, reference, tok, rows, cfg, autocast_dtype) -> list[float]:
     ref_c = ref_r = None
     if cfg.objective == "dpo":
         ref_c, ref_r = _reference_logprobs(reference, tok, enc, cfg.eval_batch_size, autocast_dtype)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(_param_groups(model, cfg))
     rng = random.Random(cfg.seed)
     lengths = (
         [max(len(a), len(b)) for a, b in zip(enc.seq_a, enc.seq_b, strict=True)]
@@ -237,10 +298,12 @@ def _train(model, reference, tok, rows, cfg, autocast_dtype) -> list[float]:
         else None
     )
     losses = []
+    history: list[dict] = []
+    best: tuple[float, int, dict] | None = None  # (val loss, epoch, weights)
     model.train()
     steps = cfg.epochs * math.ceil(len(rows) / cfg.batch_size)
     with _progress(steps, f"train {cfg.objective}", cfg.progress) as bar:
-        for _ in range(cfg.epochs):
+        for epoch in range(1, cfg.epochs + 1):
             for batch in _batches(len(rows), cfg.batch_size, rng, lengths):
                 seqs = [enc.seq_a[i] for i in batch] + [enc.seq_b[i] for i in batch]
                 starts = [enc.start_a[i] for i in batch] + [enc.start_b[i] for i in batch]
@@ -256,7 +319,7 @@ def _train(model, reference, tok, rows, cfg, autocast_dtype) -> list[float]:
                             cfg.beta * (lp[:k] - ref_c[idx]), cfg.beta * (lp[k:] - ref_r[idx])
                         )
                     else:
-                        s = scalar_scores(model, ids, attn)
+                        s = scalar_scores(model, ids, attn, cfg.pooling)
                         per_example = (
                             bt_loss(s[:k], s[k:]) if cfg.objective == "bt" else pairrm_loss(s[:k], s[k:])
                         )
@@ -271,8 +334,20 @@ def _train(model, reference, tok, rows, cfg, autocast_dtype) -> list[float]:
                 losses.append(float(loss.detach()))
                 bar.set_postfix(loss=f"{losses[-1]:.3f}")
                 bar.update(1)
+            if validate is None:
+                continue
+            model.eval()
+            val = {"epoch": epoch, **validate()}
+            model.train()
+            history.append(val)
+            if best is None or val["loss"] < best[0]:
+                best = (val["loss"], epoch, _snapshot(model) if epoch < cfg.epochs else {})
+            elif epoch - best[1] >= cfg.patience:
+                break
     model.eval()
-    return losses
+    if best is not None and best[1] != history[-1]["epoch"]:
+        model.load_state_dict(best[2])
+    return losses, {"val_curve": history, "best_epoch": best[1] if best else None}
 
 
 def _reference_logprobs(reference, tok, enc, batch_size, autocast_dtype):
@@ -303,16 +378,21 @@ def train_annotator(cfg: TrainAnnotatorConfig) -> dict:
     eval_rows = _read_labeled(cfg.eval, "--eval") if cfg.eval else None
     if cfg.max_train_pairs:
         rows = rows[: cfg.max_train_pairs]
-    calib_rows: list[dict] = []
-    if cfg.calibrate:
+    # early stopping needs a few pairs to hold out; on fewer, every epoch runs (recorded in metrics)
+    early_stopping = cfg.early_stopping and len(rows) >= MIN_EARLY_STOPPING_PAIRS
+    held_rows: list[dict] = []  # one seeded held-out slice: early stopping and/or calibration
+    if cfg.calibrate or early_stopping:
         order = list(range(len(rows)))
         random.Random(cfg.seed + 7).shuffle(order)
-        n_cal = max(1, int(round(cfg.calibration_frac * len(rows))))
+        frac = cfg.val_frac if early_stopping else cfg.calibration_frac
+        n_cal = max(1, int(round(frac * len(rows))))
         if len(rows) - n_cal < 1:
             raise DataError(f"too few pairs ({len(rows)}) to hold out a calibration slice", cfg.train)
         cal_idx = set(order[:n_cal])
-        calib_rows = [r for i, r in enumerate(rows) if i in cal_idx]
+        held_rows = [r for i, r in enumerate(rows) if i in cal_idx]
         rows = [r for i, r in enumerate(rows) if i not in cal_idx]
+    calib_rows = held_rows if cfg.calibrate else []
+    val_rows = held_rows if early_stopping else []
     if len(rows) < MIN_TRAIN_PAIRS:
         warn(
             f"train-annotator: only {len(rows)} training pair(s) in {cfg.train}; below {MIN_TRAIN_PAIRS} "
@@ -333,10 +413,23 @@ def train_annotator(cfg: TrainAnnotatorConfig) -> dict:
         reference = copy.deepcopy(model).eval()
         for p in reference.parameters():
             p.requires_grad_(False)
-    losses = _train(model, reference, tok, rows, cfg, autocast_dtype)
+    pooling = cfg.pooling if cfg.objective != "dpo" else "cls"
+
+    def annotator_now() -> Annotator:
+        return Annotator(
+            cfg.objective, model, tok, cfg.max_length, reference=reference, beta=cfg.beta, pooling=pooling
+        )
+
+    def validate() -> dict:
+        m = evaluate_annotator(annotator_now(), val_rows, cfg.eval_batch_size).double()
+        agree = (m > 0).double() + 0.5 * (m == 0).double()
+        return {"loss": float(torch.nn.functional.softplus(-m).mean()), "accuracy": float(agree.mean())}
+
+    losses, history = _train(model, reference, tok, rows, cfg, autocast_dtype, validate if val_rows else None)
     train_time = time.perf_counter() - start
 
-    annotator = Annotator(cfg.objective, model, tok, cfg.max_length, reference=reference, beta=cfg.beta)
+    annotator = annotator_now()
+    per_epoch = math.ceil(len(rows) / cfg.batch_size)
     temperature = 1.0
     metrics: dict = {
         "objective": cfg.objective,
@@ -347,14 +440,21 @@ def train_annotator(cfg: TrainAnnotatorConfig) -> dict:
         "train_loss_first": losses[0],
         "train_loss_last": losses[-1],
         "epoch_mean_losses": [
-            sum(chunk) / len(chunk)
-            for chunk in (
-                losses[i : i + len(losses) // cfg.epochs]
-                for i in range(0, len(losses), len(losses) // cfg.epochs)
-            )
+            sum(losses[i : i + per_epoch]) / len(losses[i : i + per_epoch])
+            for i in range(0, len(losses), per_epoch)
         ],
+        "epochs_run": math.ceil(len(losses) / per_epoch),
         "sft_steps": len(sft_losses),
     }
+    metrics["early_stopping"] = (
+        "on"
+        if val_rows
+        else f"skipped: fewer than {MIN_EARLY_STOPPING_PAIRS} pairs"
+        if cfg.early_stopping
+        else "off"
+    )
+    if val_rows:
+        metrics.update(n_val=len(val_rows), **history)
     if calib_rows:
         cal_margins = evaluate_annotator(annotator, calib_rows, cfg.eval_batch_size)
         temperature = fit_temperature(cal_margins)
@@ -376,6 +476,7 @@ def train_annotator(cfg: TrainAnnotatorConfig) -> dict:
         "objective": cfg.objective,
         "backbone": cfg.backbone,
         "max_length": cfg.max_length,
+        "pooling": pooling,
         "temperature": temperature,
         "beta": cfg.beta,
         "score": {
