@@ -86,7 +86,9 @@ def test_weight_one_equals_trl(tmp_path, tiny_causal_lm_dir, trl_loss, cw_loss):
     )
     ours_loss = ours.compute_loss(ours.model, batch)
     trl_loss_value = theirs.compute_loss(theirs.model, {k: v for k, v in batch.items() if k != "weight"})
-    assert abs(ours_loss.item() - trl_loss_value.item()) < 1e-6
+    # 1e-6, relative where the loss is above 1: IPO's loss here is ~25, where one fp32 ulp is 1.9e-6
+    # (the response-only LM head sums in another order than TRL's full head, and threads reorder too)
+    assert abs(ours_loss.item() - trl_loss_value.item()) <= 1e-6 * max(1.0, abs(trl_loss_value.item()))
     assert ours_loss.item() > 0.05 or cw_loss == "rdpo"  # not the trivial h = 0 point
     mode = "train" if ours.model.training else "eval"
     assert ours._metrics[mode]["rewards/margins"][0] != 0.0
