@@ -114,6 +114,7 @@ def v2_metrics(part: str, res: dict, recipe: dict) -> dict:
             "hp_settings": {"align": recipe["align"], "sentiment": recipe["sentiment"]},
             **pool_keys(rows),
             "gold_gap_quartiles": rows[0]["data_stats"].get("gold_gap_quartiles"),
+            **annotator_keys(rows, "_hp"),
         }
     if part == "v2_noisefree":
         return {

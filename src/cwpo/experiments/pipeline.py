@@ -311,6 +311,17 @@ def _flatten_eval(summary: dict) -> dict:
     return out
 
 
+def _data_stats(data: Artifact) -> dict:
+    """The data stage's numbers and short lists of numbers (e.g. the |gold gap| quartiles)."""
+
+    def keep(v) -> bool:
+        return isinstance(v, int | float | str) or (
+            isinstance(v, list) and len(v) <= 10 and all(isinstance(x, int | float) for x in v)
+        )
+
+    return {k: v for k, v in (data.metrics or {}).items() if keep(v)}
+
+
 def _annotator_row(ann: Artifact, labels: Artifact) -> dict:
     m = ann.metrics
     return {
@@ -331,7 +342,7 @@ def run_point(
     data = pr.data()
     if recipe.annotator_only:  # the annotator side of a study (e.g. poisoned D_l): no strong model
         ann, weak = pr.annotator(data, "annotator")
-        stats = {k: v for k, v in (data.metrics or {}).items() if isinstance(v, int | float | str)}
+        stats = _data_stats(data)
         extra = {"mean_confidence": weak.metrics.get("mean_confidence")}
         return [{**point, "method": "annotator", **_annotator_row(ann, weak), **extra, "data_stats": stats}]
     needs = {m.labels for m in methods.values()}
@@ -358,9 +369,7 @@ def run_point(
                 "align_steps": (policy.metrics.get("global_step")),
                 "align_s": policy.metrics.get("stage_seconds"),
                 **ann_rows,
-                "data_stats": {
-                    k: v for k, v in (data.metrics or {}).items() if isinstance(v, int | float | str)
-                },
+                "data_stats": _data_stats(data),
                 "policy_dir": str(policy.path / "model"),
                 "eval_dir": str(ev.path / "eval"),
             }
