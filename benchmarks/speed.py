@@ -542,8 +542,11 @@ def run_child(path, shape, *, threads=2, steps=2, env=None, compile=False, timeo
         "--child-steps",
         str(steps),
     ] + (["--compile"] if compile else [])
+    # a child sees an allocator only when asked (this script may itself run under LD_PRELOAD, as
+    # `make` runs cwpo): otherwise the allocator lever would compare tcmalloc with tcmalloc
+    base_env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**base_env, **(env or {})}
     )
     if not wait:
         return proc
@@ -594,7 +597,7 @@ def bench_children(args) -> dict:
     if lib:
         eager = run_child("fast", "short", threads=th, steps=3)
         tc = run_child("fast", "short", threads=th, steps=3, env={"LD_PRELOAD": lib})
-        out["allocator"] = {"lib": lib, "without": eager, "with": tc}
+        out["allocator"] = {"lib": lib, "without": eager, "with": tc, "without_preload_cleared": True}
         if "tokens_per_s" in eager and "tokens_per_s" in tc:
             out["allocator"]["speedup"] = tc["tokens_per_s"] / eager["tokens_per_s"]
         print(f"  allocator: {out['allocator']}", flush=True)
@@ -691,6 +694,7 @@ def finish(res: dict, args, started: float, complete: bool) -> None:
             "lora": "r=8, alpha=16, dropout=0.05 (disabled as in cwpo align), all linear layers",
             "shapes": SHAPES,
             "threads": args.threads,
+            "allocator_preloaded": os.environ.get("LD_PRELOAD") or None,  # as `make` runs cwpo
             "repeats": args.repeats,
             "warmup": args.warmup,
             "flops": "3 x forward FLOPs of the real tokens (all linear layers + LM head + causal attention)",

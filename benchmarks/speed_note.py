@@ -37,10 +37,15 @@ def render(r: dict) -> str:
         f"{r.get('load_average_at_end')}; wall time {r['wall_time_s']} s. Every number below is read from "
         "`speed.json` by `benchmarks/speed_note.py`.",
         "",
-        "The machine was shared with other engineers' jobs during the run (a `cwpo run` grid was training "
-        "beside it), so one process ran 1 thread (2 threads on a busy 2-core machine oversubscribe the "
-        "cores; see the thread-layout lever) and all comparisons are interleaved medians of per-repeat "
-        "ratios within one process.",
+        (
+            "The machine was shared with other jobs during the run, so one process ran 1 thread (2 threads "
+            "on a busy 2-core machine oversubscribe the cores; see the thread-layout lever) and all "
+            "comparisons are interleaved medians of per-repeat ratios within one process."
+            if r["setup"]["threads"] == 1
+            else "Nothing else ran on the machine during the run (the load averages before each part are "
+            "listed under Levers); all comparisons are interleaved medians of per-repeat ratios within one "
+            "process. Preloaded allocator: " + str(r["setup"].get("allocator_preloaded")) + "."
+        ),
         "",
         "## Matmul peak (torch.mm, best of 1024^3 and 2048^3)",
         "",
@@ -111,7 +116,15 @@ def render(r: dict) -> str:
             "",
             f"pairs/s over one pass: base (random batches, bf16 autocast) {f(pp['base'])}, fast (length buckets, "
             f"{a['fast_precision']}) {f(pp['fast'])}, buckets with the other precision "
-            f"{f(pp['buckets_other_precision'])}; speedup {f(a['speedup_fast_vs_base'])}x.",
+            f"{f(pp['buckets_other_precision'])}; speedup {f(a['speedup_fast_vs_base'])}x (the same computation)."
+            + (
+                f" Today's defaults (max_length 128: longer pairs are cut, chosen on accuracy by "
+                f"`benchmarks/annotator_defaults.py`) with buckets: {f(pp['fast_default_length'])} pairs/s, "
+                f"{f(a['speedup_default_length_vs_base'])}x the old defaults; not the same computation, so "
+                "not the bar."
+                if "fast_default_length" in pp
+                else ""
+            ),
             "",
             "Annotation (scoring, batch 64) pairs/s: "
             + ", ".join(f"{k} weights {f(v, 1)}" for k, v in d["annotator"]["annotate_pairs_per_s"].items())
@@ -174,7 +187,17 @@ def render(r: dict) -> str:
             "- load average (1, 5, 15 min) before each part: "
             + "; ".join(f"{k} {', '.join(f(x, 1) for x in v)}" for k, v in la.items())
         )
-    if "allocator" in c:
+    if (
+        "allocator" in c
+        and r["setup"].get("allocator_preloaded")
+        and not c["allocator"].get("without_preload_cleared")
+    ):
+        out.append(
+            "- tcmalloc: **not measured by this run**. The script ran under LD_PRELOAD (as `make` runs cwpo) "
+            "and its 'without' child inherited it, so it compared tcmalloc with tcmalloc (ratio "
+            f"{f(c['allocator'].get('speedup'))}); the script now clears LD_PRELOAD for its children."
+        )
+    elif "allocator" in c:
         al = c["allocator"]
         out.append(
             f"- tcmalloc (LD_PRELOAD {al.get('lib')}): without {tps(al.get('without'))} tok/s, with "
@@ -200,6 +223,24 @@ def render(r: dict) -> str:
             )
             + ". Not enabled by default (compile time per new shape; length groups and varying batches recompile)."
         )
+        ce, cc = co.get("eager", {}), co.get("compiled", {})
+        if "step_times_s" in ce and "step_times_s" in cc:
+            import statistics
+
+            te, tc = statistics.median(ce["step_times_s"]), statistics.median(cc["step_times_s"])
+            if te > tc:
+                extra = cc["first_step_s"] - ce["first_step_s"]
+                short = d.get("dpo_short", {}).get("speedup_fast_vs_base")
+                out.append(
+                    f"  Compilation pays for itself after about {extra / (te - tc):.0f} steps of one shape "
+                    f"({extra:.0f} s extra in the first step over {te - tc:.2f} s saved per step)"
+                    + (
+                        f"; with it the short step would run at {f(short * te / tc)}x the baseline, but the "
+                        "runs of this project take 30-300 steps, so it would slow every one of them."
+                        if short
+                        else "."
+                    )
+                )
     if "annotator" in d:
         a = d["annotator"]["train"]
         out.append(

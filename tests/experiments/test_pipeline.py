@@ -271,3 +271,17 @@ def test_sentiment_on_hh_prompts_without_sft(tmp_path, tiny_causal_lm_dir, caplo
     assert json.loads((sft / "manifest.json").read_text())["metrics"]["sft_steps"] == 0
     pairs = next((tmp_path / "results" / "stages").glob("pairs-*")) / "pairs.jsonl"
     assert all(json.loads(x)["prompt"].startswith("\n\nHuman: ") for x in pairs.open())
+
+
+@pytest.mark.parametrize("env, bf16, dtype", [("1", True, "bfloat16"), ("0", False, "float32")])
+def test_stage_keys_hold_the_decided_precision_not_auto(monkeypatch, env, bf16, dtype):
+    """bf16/dtype ``auto`` enter a stage key as what this machine decided (a cache shared with a
+    machine that decides otherwise never serves a stage computed at the other precision)."""
+    monkeypatch.setenv("CWPO_BF16", env)
+    assert pipeline.decided_precision({"bf16": "auto", "lr": 1e-3}) == {"bf16": bf16, "lr": 1e-3}
+    assert pipeline.decided_precision({"dtype": "auto", "batch_size": 64}) == {
+        "dtype": dtype,
+        "batch_size": 64,
+    }
+    assert pipeline.decided_precision({"dtype": "float32"}) == {"dtype": "float32"}
+    assert pipeline.decided_precision({"bf16": True}) == {"bf16": True}

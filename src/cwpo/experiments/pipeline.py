@@ -51,6 +51,8 @@ def decided_precision(section: dict) -> dict:
 
     if "bf16" in section and parse_bf16(section["bf16"]) == "auto":
         return {**section, "bf16": bf16_is_faster()}
+    if section.get("dtype") == "auto":  # annotate: the scoring weights' dtype
+        return {**section, "dtype": "bfloat16" if bf16_is_faster() else "float32"}
     return dict(section)
 
 
@@ -123,7 +125,7 @@ class PointRunner(SentimentStages):
             return train_annotator(cfg)
 
         short = "annotator" if section == "annotator" else "wsdpo-annotator"
-        ann = run_stage(self.root, section, values, {"data": data}, train_fn, label=short)
+        ann = run_stage(self.root, section, decided_precision(values), {"data": data}, train_fn, label=short)
         ann_values = dict(self.r.annotate)
         AnnotateConfig(**{**ann_values, "annotator": "x", "input": "x", "output": "x"})
 
@@ -141,7 +143,7 @@ class PointRunner(SentimentStages):
         labels = run_stage(
             self.root,
             f"annotate-{section}",
-            ann_values,
+            decided_precision(ann_values),
             {"annotator": ann, "data": data},
             annotate_fn,
             label="annotate" if section == "annotator" else "annotate[wsdpo]",
