@@ -49,11 +49,12 @@ def decided_precision(section: dict) -> dict:
     the stage is keyed by what it computes (and a recipe saying ``true`` shares it where bf16 wins)."""
     from cwpo.runtime import bf16_is_faster, parse_bf16
 
-    if "bf16" in section and parse_bf16(section["bf16"]) == "auto":
-        return {**section, "bf16": bf16_is_faster()}
-    if section.get("dtype") == "auto":  # annotate: the scoring weights' dtype
-        return {**section, "dtype": "bfloat16" if bf16_is_faster() else "float32"}
-    return dict(section)
+    out = dict(section)
+    if "bf16" in out and parse_bf16(out["bf16"]) == "auto":
+        out["bf16"] = bf16_is_faster()
+    if out.get("dtype") == "auto":  # annotate: the scoring weights' dtype
+        out["dtype"] = "bfloat16" if bf16_is_faster() else "float32"
+    return out
 
 
 def _move_model(src: Path, dst: Path) -> None:
