@@ -28,7 +28,7 @@ from _common import write_result  # noqa: E402
 import cwpo  # noqa: E402
 from cwpo.annotator.score import annotate  # noqa: E402
 from cwpo.annotator.train import TrainAnnotatorConfig, train_annotator  # noqa: E402
-from cwpo.experiments.evidence import _stage_inputs, annotator_gold_accuracy, read_jsonl  # noqa: E402
+from cwpo.experiments.evidence import annotator_gold_accuracy, labels_pool_file, read_jsonl  # noqa: E402
 from cwpo.experiments.pipeline import PointRunner  # noqa: E402
 from cwpo.experiments.recipe import load_recipe  # noqa: E402
 
@@ -59,7 +59,7 @@ def main() -> None:
         recipe.sentiment["pool_seed"] = ps
         pr = PointRunner(root, {"seed": 0}, recipe, progress=False)
         labels = pr.data()
-        pool = read_jsonl(Path(_stage_inputs(labels.path)["pairs"]) / "pairs.jsonl")
+        pool = read_jsonl(labels_pool_file(labels.path))
         for name, over in VARIANTS.items():
             out = root / f"pool{ps}-{name}"
             t0 = time.time()

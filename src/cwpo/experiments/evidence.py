@@ -192,7 +192,15 @@ def pool_file(annotated: str | Path) -> Path | None:
     """
     try:
         labels = Path(_stage_inputs(Path(annotated).parent)["data"])
-        pool = Path(_stage_inputs(labels)["pairs"]) / "pairs.jsonl"
+    except (OSError, KeyError, ValueError):
+        return None
+    return labels_pool_file(labels)
+
+
+def labels_pool_file(labels: str | Path) -> Path | None:
+    """The pair pool (with gold scores) behind a labels stage folder; None where there is none."""
+    try:
+        pool = Path(_stage_inputs(Path(labels))["pairs"]) / "pairs.jsonl"
     except (OSError, KeyError, ValueError):
         return None
     return pool if pool.exists() else None
