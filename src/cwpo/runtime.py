@@ -74,7 +74,12 @@ def _probe_file() -> Path:
 def matmul_gflops(dtype: torch.dtype, n: int = 1024, seconds: float = 0.25, m: int | None = None) -> float:
     """Best-of throughput of ``torch.mm`` ([m, n] x [n, n]) in GFLOP/s with the current threads."""
     m = m or n
-    a, b = torch.randn(m, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    # a private generator: the probe runs lazily, inside a seeded stage, the first time a process
+    # meets ``auto`` without a cached decision; drawing from the global RNG there would change that
+    # stage's initialisation and shuffling, so results would depend on whether the cache existed
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(m, n, generator=gen).to(dtype)
+    b = torch.randn(n, n, generator=gen).to(dtype)
     torch.mm(a, b)
     best, end = float("inf"), time.perf_counter() + seconds
     while time.perf_counter() < end:

@@ -146,3 +146,17 @@ def test_probe_is_cached(monkeypatch, tmp_path):
     assert rt.bf16_is_faster() is True and rt.bf16_is_faster() is True
     assert len(calls) == 1
     assert (tmp_path / "runtime-probe.json").exists()
+
+
+def test_the_probe_leaves_the_global_rng_alone():
+    """The bf16 probe runs inside seeded stages the first time a process meets ``auto``: it must not
+    draw from the global RNG, or a run's annotator would depend on whether the probe was cached."""
+    import torch
+
+    from cwpo.runtime import probe_bf16
+
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    probe_bf16()
+    assert torch.equal(torch.rand(3), expected)
