@@ -192,3 +192,14 @@ def test_silent_judge_fails_in_one_line_after_announced_retries(
     assert "--judge-timeout / --judge-retries" in errors[0]
     assert "Traceback" not in err and "sk-SILENT" not in err
     assert not (tmp_path / "out").exists()  # nothing half-written
+    # the log (whose header holds the command line) never holds the key
+    logs = list(tmp_path.glob("*.log"))
+    assert logs and all(b"sk-SILENT" not in p.read_bytes() for p in logs)
+    assert "--judge-key ***" in logs[0].read_text()
+
+
+def test_secret_flags_are_redacted_in_the_logged_command():
+    from cwpo.cli.main import redacted
+
+    argv = ["evaluate", "--judge-key", "sk-A", "--judge-key=sk-B", "--judge-model", "m"]
+    assert redacted(argv) == ["evaluate", "--judge-key", "***", "--judge-key=***", "--judge-model", "m"]

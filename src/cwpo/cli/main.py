@@ -102,6 +102,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SECRET_FLAGS = ("--judge-key",)  # values never written anywhere (the log's header holds the command)
+
+
+def redacted(argv: list[str]) -> list[str]:
+    """``argv`` with the value of every secret flag (``--flag VALUE`` or ``--flag=VALUE``) as ``***``."""
+    out = []
+    hide_next = False
+    for a in argv:
+        if hide_next:
+            out.append("***")
+            hide_next = False
+        elif a in SECRET_FLAGS:
+            out.append(a)
+            hide_next = True
+        elif a.split("=", 1)[0] in SECRET_FLAGS and "=" in a:
+            out.append(a.split("=", 1)[0] + "=***")
+        else:
+            out.append(a)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -130,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     try:
         log_file = log_file_for(name, module, args)
-        with console.session(log_file, verbose=args.verbose, title=f"cwpo {' '.join(argv)}"):
+        with console.session(log_file, verbose=args.verbose, title=f"cwpo {' '.join(redacted(argv))}"):
             args.log_file = log_file
             rc = int(module.run(args) or 0)
             if rc == 0 and name not in _NOT_STAGES:
