@@ -202,4 +202,8 @@ def test_secret_flags_are_redacted_in_the_logged_command():
     from cwpo.cli.main import redacted
 
     argv = ["evaluate", "--judge-key", "sk-A", "--judge-key=sk-B", "--judge-model", "m"]
-    assert redacted(argv) == ["evaluate", "--judge-key", "***", "--judge-key=***", "--judge-model", "m"]
+    assert redacted(argv, ["sk-A", "sk-B", None]) == [
+        "evaluate", "--judge-key", "***", "--judge-key=***", "--judge-model", "m"
+    ]  # fmt: skip
+    # argparse accepts abbreviated flags: redaction goes by the value, not the flag's spelling
+    assert redacted(["evaluate", "--judge-k", "sk-C"], ["sk-C"]) == ["evaluate", "--judge-k", "***"]

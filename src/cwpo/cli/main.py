@@ -102,24 +102,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-SECRET_FLAGS = ("--judge-key",)  # values never written anywhere (the log's header holds the command)
+def redacted(argv: list[str], secrets: list[str | None]) -> list[str]:
+    """``argv`` with every secret value (e.g. the parsed ``--judge-key``) replaced by ``***``.
 
-
-def redacted(argv: list[str]) -> list[str]:
-    """``argv`` with the value of every secret flag (``--flag VALUE`` or ``--flag=VALUE``) as ``***``."""
+    By value, not by flag name: argparse also accepts ``--judge-key=V`` and abbreviations such as
+    ``--judge-k V``, and the value is what must never reach the log's header.
+    """
+    secrets = [s for s in secrets if s]
     out = []
-    hide_next = False
     for a in argv:
-        if hide_next:
-            out.append("***")
-            hide_next = False
-        elif a in SECRET_FLAGS:
-            out.append(a)
-            hide_next = True
-        elif a.split("=", 1)[0] in SECRET_FLAGS and "=" in a:
-            out.append(a.split("=", 1)[0] + "=***")
-        else:
-            out.append(a)
+        for s in secrets:
+            a = a.replace(s, "***")
+        out.append(a)
     return out
 
 
@@ -151,7 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     try:
         log_file = log_file_for(name, module, args)
-        with console.session(log_file, verbose=args.verbose, title=f"cwpo {' '.join(redacted(argv))}"):
+        with console.session(
+            log_file,
+            verbose=args.verbose,
+            title=f"cwpo {' '.join(redacted(argv, [getattr(args, 'judge_key', None)]))}",
+        ):
             args.log_file = log_file
             rc = int(module.run(args) or 0)
             if rc == 0 and name not in _NOT_STAGES:
