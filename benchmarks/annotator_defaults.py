@@ -62,6 +62,19 @@ VARIANTS: dict[str, dict] = {
     "no_early_stopping_5ep": {"early_stopping": False, "epochs": 5},
     "len64": {"max_length": 64},
     "len256": {"max_length": 256},
+    # HH diagnosis (early stopping kept epoch 1 in 18/20 HH trainings; benchmarks/results/robustness.json)
+    "plain_like": {
+        "pooling": "cls",
+        "lr": 2e-5,
+        "head_lr": None,
+        "epochs": 2,
+        "early_stopping": False,
+        "batch_size": 16,
+    },  # fmt: skip
+    "cls_no_es_3ep": {"pooling": "cls", "early_stopping": False, "epochs": 3},
+    "len256_no_es_3ep": {"max_length": 256, "early_stopping": False, "epochs": 3},
+    "same_lr_3e-5_no_es_3ep": {"head_lr": None, "early_stopping": False, "epochs": 3},
+    "patience2_5ep": {"patience": 2, "epochs": 5},
 }
 
 
