@@ -70,7 +70,7 @@ VARIANTS: dict[str, dict] = {
         "epochs": 2,
         "early_stopping": False,
         "batch_size": 16,
-    },  # fmt: skip
+    },
     "cls_no_es_3ep": {"pooling": "cls", "early_stopping": False, "epochs": 3},
     "len256_no_es_3ep": {"max_length": 256, "early_stopping": False, "epochs": 3},
     "same_lr_3e-5_no_es_3ep": {"head_lr": None, "early_stopping": False, "epochs": 3},
