@@ -75,6 +75,9 @@ VARIANTS: dict[str, dict] = {
     "len256_no_es_3ep": {"max_length": 256, "early_stopping": False, "epochs": 3},
     "same_lr_3e-5_no_es_3ep": {"head_lr": None, "early_stopping": False, "epochs": 3},
     "patience2_5ep": {"patience": 2, "epochs": 5},
+    # the plain loop's text-pair encoding puts [SEP] between prompt and response; the library did not
+    "sep": {"separator": True},
+    "sep_len256_no_es_3ep": {"separator": True, "max_length": 256, "early_stopping": False, "epochs": 3},
 }
 
 

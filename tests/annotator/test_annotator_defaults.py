@@ -149,3 +149,46 @@ def test_cls_pooling_stays_reachable_and_small_sets_skip_early_stopping(data, ti
     assert metrics["epochs_run"] == 2 and "val_curve" not in metrics
     assert json.loads((Path(cfg.output) / "annotator.json").read_text())["pooling"] == "cls"
     assert load_annotator(cfg.output).pooling == "cls"
+
+
+def test_separator_puts_the_pair_token_between_prompt_and_response(tiny_encoder_dir):
+    from transformers import AutoTokenizer
+
+    from cwpo.annotator.model import encode_pairs, pair_separator
+
+    tok = AutoTokenizer.from_pretrained(tiny_encoder_dir)
+    assert tok.convert_ids_to_tokens(pair_separator(tok)) == ["[SEP]"]
+    plain = encode_pairs(tok, "bt", ["hello there"], ["yes sir"], ["no"], 16)
+    sep = encode_pairs(tok, "bt", ["hello there"], ["yes sir"], ["no"], 16, separator=True)
+    assert tok.convert_ids_to_tokens(plain.seq_a[0]) == ["[CLS]", "hello", "there", "yes", "sir", "[SEP]"]
+    assert tok.convert_ids_to_tokens(sep.seq_a[0]) == ["[CLS]", "hello", "there", "[SEP]", "yes", "sir", "[SEP]"]
+    assert (plain.start_a, sep.start_a, sep.start_b) == ([3], [4], [4])
+    # the separator counts against max_length: the prompt loses a token from the left instead
+    cut = encode_pairs(tok, "bt", ["one two three four"], ["yes"], ["no"], 6, separator=True)
+    assert tok.convert_ids_to_tokens(cut.seq_a[0]) == ["[CLS]", "three", "four", "[SEP]", "yes", "[SEP]"]
+    assert cut.truncated == [True]
+    with pytest.raises(ConfigError, match="separator"):
+        encode_pairs(tok, "pairrm", ["p"], ["a"], ["b"], 16, separator=True)
+    with pytest.raises(ConfigError, match="separator"):
+        TrainAnnotatorConfig(train="t", output="o", objective="dpo", separator=True)
+
+
+def test_folder_records_the_separator_and_old_folders_load_without(data, tiny_encoder_dir, tmp_path):
+    cfg = TrainAnnotatorConfig(
+        train=str(data / "train.jsonl"), output=str(tmp_path / "ann"), backbone=tiny_encoder_dir,
+        batch_size=8, max_length=48, progress=False, bf16=False, separator=True, epochs=1,
+    )  # fmt: skip
+    train_annotator(cfg)
+    meta_path = Path(cfg.output) / "annotator.json"
+    assert json.loads(meta_path.read_text())["separator"] is True
+    rows = _rows(4)
+    args = [r["prompt"] for r in rows], [r["chosen"] for r in rows], [r["rejected"] for r in rows]
+    ann = load_annotator(cfg.output)
+    assert ann.separator is True
+    with_sep = ann.score_pairs(*args)
+    meta = json.loads(meta_path.read_text())
+    del meta["separator"]  # a folder written before the separator was recorded
+    meta_path.write_text(json.dumps(meta))
+    old = load_annotator(cfg.output)
+    assert old.separator is False
+    assert not torch.allclose(old.score_pairs(*args), with_sep)

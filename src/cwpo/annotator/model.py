@@ -4,7 +4,8 @@ Every objective turns a pair (x, y_a, y_b) into two token sequences and a per-se
 the margin is Δ = g(seq_a) − g(seq_b) (Δ > 0: y_a preferred), divided by the calibration
 temperature T (1 unless fitted):
 
-* ``bt``: seq = x + y (raw text), g = scalar head r(x, y) on the pooled sequence: ``mean`` pooling
+* ``bt``: seq = x + y (raw text; with ``separator``, x [SEP] y: the tokens the tokenizer puts
+  between the two texts of a pair), g = scalar head r(x, y) on the pooled sequence: ``mean`` pooling
   (the masked mean of the last hidden states; what sentence-transformers backbones such as
   MiniLM-L6 were trained for) or ``cls`` (the model's own sequence-classification path: BERT's
   pooler over [CLS], the last token for causal LMs). The annotator folder records which.
@@ -45,6 +46,19 @@ def special_tokens(tokenizer) -> tuple[list[int], list[int]]:
     return [], []
 
 
+def pair_separator(tokenizer) -> list[int]:
+    """The ids the tokenizer puts between the two texts of a pair (BERT: [SEP]; none for most LMs)."""
+    x = tokenizer("x", add_special_tokens=False)["input_ids"]
+    y = tokenizer("y", add_special_tokens=False)["input_ids"]
+    pair = tokenizer("x", "y", add_special_tokens=True)["input_ids"]
+    for i in range(len(pair) - len(x) + 1):
+        if pair[i : i + len(x)] == x:
+            for j in range(i + len(x), len(pair) - len(y) + 1):
+                if pair[j : j + len(y)] == y:
+                    return list(pair[i + len(x) : j])
+    return []
+
+
 def _ids(tokenizer, texts: Sequence[str]) -> list[list[int]]:
     if not texts:
         return []
@@ -75,14 +89,20 @@ def _fit(p: list[int], r: list[int], budget: int) -> tuple[list[int], list[int],
 
 
 def encode_pairs(
-    tokenizer, objective: str, prompts, responses_a, responses_b, max_length: int
+    tokenizer, objective: str, prompts, responses_a, responses_b, max_length: int, separator: bool = False
 ) -> EncodedPairs:
-    """Tokenize pairs for ``objective`` (prompt and responses tokenized separately, in batch)."""
+    """Tokenize pairs for ``objective`` (prompt and responses tokenized separately, in batch).
+
+    ``separator`` (bt only): put the tokenizer's pair separator between prompt and response.
+    """
     n = len(prompts)
     if not (len(responses_a) == len(responses_b) == n):
         raise ValueError(f"{n} prompts, {len(responses_a)} responses a, {len(responses_b)} responses b")
     pre, post = special_tokens(tokenizer)
-    budget = max_length - len(pre) - len(post)
+    if separator and objective != "bt":
+        raise ConfigError(f"separator applies to the bt objective only, not {objective!r}")
+    sep = pair_separator(tokenizer) if separator else []
+    budget = max_length - len(pre) - len(post) - len(sep)
     if budget < 2:
         raise ConfigError(f"max_length {max_length} leaves no room for text after the special tokens")
     P, A, B = _ids(tokenizer, prompts), _ids(tokenizer, responses_a), _ids(tokenizer, responses_b)
@@ -95,10 +115,10 @@ def encode_pairs(
         for p, a, b in zip(P, A, B, strict=True):
             pa, a2, cut_a = _fit(p, a, budget)
             pb, b2, cut_b = _fit(p, b, budget)
-            out.seq_a.append(pre + pa + a2 + post)
-            out.seq_b.append(pre + pb + b2 + post)
-            out.start_a.append(len(pre) + len(pa))
-            out.start_b.append(len(pre) + len(pb))
+            out.seq_a.append(pre + pa + sep + a2 + post)
+            out.seq_b.append(pre + pb + sep + b2 + post)
+            out.start_a.append(len(pre) + len(pa) + len(sep))
+            out.start_b.append(len(pre) + len(pb) + len(sep))
             out.truncated.append(cut_a or cut_b)
         return out
     if objective == "pairrm":
@@ -287,12 +307,14 @@ class Annotator:
         beta=0.1,
         meta=None,
         pooling="cls",
+        separator=False,
     ):
         if objective not in OBJECTIVES:
             raise ConfigError(f"unknown objective {objective!r}; valid: {', '.join(OBJECTIVES)}")
         if pooling not in POOLINGS:
             raise ConfigError(f"unknown pooling {pooling!r}; valid: {', '.join(POOLINGS)}")
         self.pooling = pooling
+        self.separator = bool(separator)
         if objective == "dpo" and reference is None:
             raise ConfigError("the dpo objective needs a reference model")
         self.objective, self.model, self.tokenizer = objective, model, tokenizer
@@ -311,7 +333,13 @@ class Annotator:
 
     def encode(self, prompts, responses_a, responses_b) -> EncodedPairs:
         return encode_pairs(
-            self.tokenizer, self.objective, prompts, responses_a, responses_b, self.max_length
+            self.tokenizer,
+            self.objective,
+            prompts,
+            responses_a,
+            responses_b,
+            self.max_length,
+            separator=self.separator,
         )
 
     def sequence_scores(self, seqs, starts, batch_size: int = 32, progress=None) -> torch.Tensor:
@@ -387,4 +415,5 @@ def load_annotator(path: str | os.PathLike, dtype: str = "float32", device: str 
         beta=meta.get("beta", 0.1),
         meta=meta,
         pooling=meta.get("pooling", "cls"),  # folders written before pooling was recorded: cls
+        separator=meta.get("separator", False),  # folders written before it was recorded: none
     )

@@ -78,6 +78,10 @@ class TrainAnnotatorConfig:
             "model's own classification path (BERT pooler; last token for causal LMs)"
         },
     )
+    separator: bool = field(
+        default=False,
+        metadata={"help": "bt: the tokenizer's pair separator between prompt and response (BERT: [SEP])"},
+    )
     early_stopping: bool = field(
         default=True,
         metadata={
@@ -128,6 +132,8 @@ class TrainAnnotatorConfig:
         errors += bf16_errors(self.bf16)
         if self.pooling not in POOLINGS:
             errors.append(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.separator and self.objective != "bt":
+            errors.append(f"separator applies to the bt objective only, not {self.objective!r}")
         if self.head_lr is not None and not (self.head_lr > 0 and math.isfinite(self.head_lr)):
             errors.append(f"head_lr must be a positive number or null, got {self.head_lr}")
         if not 0 < self.val_frac < 1:
@@ -286,6 +292,7 @@ def _train(model, reference, tok, rows, cfg, autocast_dtype, validate=None) -> t
         [r["chosen"] for r in rows],
         [r["rejected"] for r in rows],
         cfg.max_length,
+        separator=cfg.separator,
     )
     ref_c = ref_r = None
     if cfg.objective == "dpo":
@@ -417,7 +424,14 @@ def train_annotator(cfg: TrainAnnotatorConfig) -> dict:
 
     def annotator_now() -> Annotator:
         return Annotator(
-            cfg.objective, model, tok, cfg.max_length, reference=reference, beta=cfg.beta, pooling=pooling
+            cfg.objective,
+            model,
+            tok,
+            cfg.max_length,
+            reference=reference,
+            beta=cfg.beta,
+            pooling=pooling,
+            separator=cfg.separator,
         )
 
     def validate() -> dict:
@@ -477,6 +491,7 @@ def train_annotator(cfg: TrainAnnotatorConfig) -> dict:
         "backbone": cfg.backbone,
         "max_length": cfg.max_length,
         "pooling": pooling,
+        "separator": cfg.separator,
         "temperature": temperature,
         "beta": cfg.beta,
         "score": {
