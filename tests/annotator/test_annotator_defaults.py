@@ -161,7 +161,8 @@ def test_separator_puts_the_pair_token_between_prompt_and_response(tiny_encoder_
     plain = encode_pairs(tok, "bt", ["hello there"], ["yes sir"], ["no"], 16)
     sep = encode_pairs(tok, "bt", ["hello there"], ["yes sir"], ["no"], 16, separator=True)
     assert tok.convert_ids_to_tokens(plain.seq_a[0]) == ["[CLS]", "hello", "there", "yes", "sir", "[SEP]"]
-    assert tok.convert_ids_to_tokens(sep.seq_a[0]) == ["[CLS]", "hello", "there", "[SEP]", "yes", "sir", "[SEP]"]
+    tokens = tok.convert_ids_to_tokens(sep.seq_a[0])
+    assert tokens == ["[CLS]", "hello", "there", "[SEP]", "yes", "sir", "[SEP]"]
     assert (plain.start_a, sep.start_a, sep.start_b) == ([3], [4], [4])
     # the separator counts against max_length: the prompt loses a token from the left instead
     cut = encode_pairs(tok, "bt", ["one two three four"], ["yes"], ["no"], 6, separator=True)
