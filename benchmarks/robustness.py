@@ -14,6 +14,7 @@ benchmarks/report/robustness-<part>/.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import sys
 import time
@@ -78,17 +79,20 @@ def main() -> None:
             recipe.seeds = list(args.seeds)
         name = f"robustness-{part}"
         res = run_recipe(recipe, runs / name, progress=False, stages_dir=runs / "cache")
-        previous = json.loads(result_file.read_text()) if result_file.exists() else {}
-        metrics, commands = dict(previous.get("metrics", {})), dict(previous.get("commands", {}))
-        metrics[part] = part_metrics(res["rows"], key)
         report = write_report(runs / name, REPO / "benchmarks" / "report" / name)
-        commands[part] = {
-            "recipe": recipe_path,
-            "seeds": recipe.seeds,
-            "command": command_line(),
-            "date": now_iso(),
-        }
-        write_result("robustness", metrics, start, commands=commands)
+        # read-modify-write under a lock: two parts may run as two processes side by side
+        with open(str(result_file) + ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            previous = json.loads(result_file.read_text()) if result_file.exists() else {}
+            metrics, commands = dict(previous.get("metrics", {})), dict(previous.get("commands", {}))
+            metrics[part] = part_metrics(res["rows"], key)
+            commands[part] = {
+                "recipe": recipe_path,
+                "seeds": recipe.seeds,
+                "command": command_line(),
+                "date": now_iso(),
+            }
+            write_result("robustness", metrics, start, commands=commands)
         print(f"wrote benchmarks/results/robustness.json ({part}); report {report}")
 
 
