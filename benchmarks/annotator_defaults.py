@@ -204,7 +204,58 @@ def summarize(margins: torch.Tensor) -> dict:
         "accuracy_top30": float(agree[order[:k]].mean()),
         "accuracy_by_confidence_quintile": quint,
         "n_test": len(m),
+        "agree": [float(x) for x in agree],  # per test pair (1, 0.5 on a tie, 0): paired comparisons
     }
+
+
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}  # two-sided 95% t quantiles by df
+
+
+def by_variant(runs: list[dict], reference: str = "new_default") -> dict:
+    """Per (data, variant): accuracy over seeds and its difference from ``reference`` paired by seed.
+
+    The difference's CI is a t interval over the seed-paired differences (training noise; the test
+    pairs are fixed). Where both runs of a seed kept per-pair agreement, the pooled per-pair SE of
+    the difference (test-pair noise) is reported beside it.
+    """
+    groups: dict = {}
+    for r in runs:
+        groups.setdefault((r["data"], r["variant"]), {})[r["seed"]] = r
+    out = {}
+    for (data, variant), seeds in sorted(groups.items()):
+        acc = [seeds[s]["accuracy"] for s in sorted(seeds)]
+        m = sum(acc) / len(acc)
+        sd = (sum((a - m) ** 2 for a in acc) / (len(acc) - 1)) ** 0.5 if len(acc) > 1 else None
+        entry = {
+            "seeds": sorted(seeds),
+            "accuracy": round(m, 4),
+            "accuracy_std": None if sd is None else round(sd, 4),
+            "accuracy_per_seed": [round(a, 4) for a in acc],
+            "accuracy_top30": round(sum(seeds[s]["accuracy_top30"] for s in seeds) / len(seeds), 4),
+            "train_time_s": round(sum(seeds[s]["train_time_s"] for s in seeds) / len(seeds), 1),
+        }
+        ref = groups.get((data, reference), {})
+        common = sorted(set(seeds) & set(ref))
+        if variant != reference and common:
+            d = [seeds[s]["accuracy"] - ref[s]["accuracy"] for s in common]
+            dm = sum(d) / len(d)
+            entry[f"minus_{reference}"] = round(dm, 4)
+            entry[f"minus_{reference}_seeds"] = common
+            if len(d) > 1:
+                dsd = (sum((x - dm) ** 2 for x in d) / (len(d) - 1)) ** 0.5
+                half = T975[min(len(d) - 1, 5)] * dsd / len(d) ** 0.5
+                entry[f"minus_{reference}_ci95_over_seeds"] = [round(dm - half, 4), round(dm + half, 4)]
+            paired = [s for s in common if "agree" in seeds[s] and "agree" in ref[s]]
+            if paired:
+                diffs = torch.tensor(
+                    [sum(x) / len(paired) for x in zip(*(
+                        [a - b for a, b in zip(seeds[s]["agree"], ref[s]["agree"], strict=True)] for s in paired
+                    ), strict=True)],
+                    dtype=torch.float64,
+                )  # fmt: skip
+                entry[f"minus_{reference}_per_pair_se"] = round(float(diffs.std() / len(diffs) ** 0.5), 4)
+        out[f"{data}/{variant}"] = entry
+    return out
 
 
 def record(entry: dict) -> None:
@@ -225,6 +276,7 @@ def record(entry: dict) -> None:
             }
             for r in doc["runs"]
         }
+        doc["by_variant"] = by_variant(doc["runs"])
         doc["variants"] = {"plain": "plain_loop() in this script", **VARIANTS}
         OUT.write_text(json.dumps(doc, indent=2) + "\n")
 
