@@ -6,6 +6,8 @@ Data (chosen once, before any result was seen; nothing here is the bench's test 
 * ``sentiment``: the v2 pilot pairs (IMDb prefixes, SmolLM2 responses, VADER gold; ``--sentiment``),
   gold ties dropped, seeded shuffle, the first 600 pairs train, the rest test (chosen = higher gold).
 * ``hh``: HH-RLHF Harmless (``--hh``), seeded shuffle of the pool, 1,500 pairs train, the rest test.
+* ``hh_mixed``: all HH-RLHF pairs (Harmless and Helpful, as the HH track and the robustness study
+  use them), seeded shuffle, 1,500 pairs train, the next 2,000 test.
 
 Each (data, variant) is one run appended to ``benchmarks/results/annotator_defaults.json`` (under a
 file lock, so two processes can fill it): accuracy on the test pairs, on the 30% most confident,
@@ -110,6 +112,17 @@ def load_data(name: str, args) -> tuple[list[dict], list[dict], dict]:
         rows = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows]
         rng.shuffle(rows)
         return rows[:1500], rows[1500:], {"source": "HH-RLHF harmless-base", "pool": len(rows)}
+    if name == "hh_mixed":
+        from cwpo.data import load_pairs
+
+        rows = load_pairs(args.hh, format="hh-rlhf", subset="hh").rows
+        rows = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows]
+        rng.shuffle(rows)
+        return (
+            rows[:1500],
+            rows[1500:3500],
+            {"source": "HH-RLHF harmless-base + helpful-base", "pool": len(rows)},
+        )
     raise SystemExit(f"unknown data {name!r}")
 
 
@@ -161,13 +174,13 @@ def plain_loop(train, test, max_length=128, epochs=2, lr=2e-5, batch=16, seed=0)
     return margins, train_time, config, {}
 
 
-def library_run(train, test, overrides: dict, seed=0):
+def library_run(train, test, overrides: dict, seed=0, bf16=False):
     from cwpo.annotator import TrainAnnotatorConfig, load_annotator, train_annotator
     from cwpo.io import write_jsonl
 
     with tempfile.TemporaryDirectory() as tmp:
         write_jsonl(Path(tmp) / "train.jsonl", train)
-        base = {"bf16": False}  # precision is decided elsewhere (runtime probe); fp32 like the plain loop
+        base = {"bf16": bf16}  # default fp32 like the plain loop; --bf16 auto: the library's run-time probe
         cfg = TrainAnnotatorConfig(
             train=str(Path(tmp) / "train.jsonl"), output=str(Path(tmp) / "ann"), progress=False, seed=seed,
             **{**base, **overrides},
@@ -285,7 +298,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", choices=["sentiment", "hh"], default="sentiment")
+    parser.add_argument("--data", choices=["sentiment", "hh", "hh_mixed"], default="sentiment")
+    parser.add_argument(
+        "--bf16",
+        choices=["false", "auto"],
+        default="false",
+        help="library variants' precision (auto: the probe)",
+    )
     parser.add_argument("--variants", nargs="+", default=["plain", "old_recipe", "new_default"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sentiment", default="/work/runs/v2/stages/pairs-51beacd8d148dbe5/pairs.jsonl")
@@ -308,7 +327,9 @@ def main() -> None:
                 train, test, args.plain_max_length, seed=args.seed
             )
         else:
-            margins, train_time, config, extra = library_run(train, test, VARIANTS[name], seed=args.seed)
+            margins, train_time, config, extra = library_run(
+                train, test, VARIANTS[name], seed=args.seed, bf16=False if args.bf16 == "false" else "auto"
+            )
         entry = {
             "data": args.data,
             "variant": name,
