@@ -288,7 +288,7 @@ def main() -> None:
     ap.add_argument("--part", choices=["minilm", "share", "smollm"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--subsets", nargs="+", default=list(SUBSETS), choices=SUBSETS)
-    ap.add_argument("--smollm-train", type=int, default=256, help="smollm part: pairs of D_l used")
+    ap.add_argument("--smollm-train", type=int, default=1000, help="smollm part: pairs of D_l used")
     ap.add_argument("--smollm-eval", type=int, default=1000, help="smollm part: held-out pairs scored")
     ap.add_argument(
         "--smollm-variants", nargs="+", default=list(SMOLLM_VARIANTS), choices=list(SMOLLM_VARIANTS)
