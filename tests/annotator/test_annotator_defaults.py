@@ -41,8 +41,10 @@ def _cfg(tiny_encoder_dir, tmp_path, **kw):
 
 def test_defaults_are_the_measured_ones():
     cfg = TrainAnnotatorConfig(train="t", output="o")
-    assert (cfg.pooling, cfg.lr, cfg.head_lr, cfg.early_stopping) == ("mean", 3e-5, 1e-3, True)
-    assert (cfg.epochs, cfg.val_frac, cfg.patience, cfg.max_length) == (3, 0.1, 1, 128)
+    # benchmarks/results/annotator_defaults.json, HH Harmless, 3 seeds: 63.4% against 60.4% with
+    # early stopping at 128 tokens (seed-paired +3.0 points, 95% CI [0.9, 5.1]); plain loop 63.3%
+    assert (cfg.pooling, cfg.lr, cfg.head_lr, cfg.early_stopping) == ("mean", 3e-5, 1e-3, False)
+    assert (cfg.epochs, cfg.val_frac, cfg.patience, cfg.max_length) == (3, 0.1, 1, 256)
 
 
 def test_config_errors_name_the_new_fields():
@@ -118,7 +120,7 @@ def test_best_last_epoch_keeps_the_final_weights(tiny_encoder_dir, tmp_path):
 def test_folder_records_pooling_and_old_folders_load_as_cls(data, tiny_encoder_dir, tmp_path):
     cfg = TrainAnnotatorConfig(
         train=str(data / "train.jsonl"), output=str(tmp_path / "ann"), backbone=tiny_encoder_dir,
-        batch_size=8, max_length=48, progress=False, bf16=False,
+        batch_size=8, max_length=48, progress=False, bf16=False, early_stopping=True,
     )  # fmt: skip
     metrics = train_annotator(cfg)
     assert metrics["early_stopping"] == "on" and metrics["n_val"] == 3 and metrics["n_train"] == 27
@@ -142,7 +144,7 @@ def test_folder_records_pooling_and_old_folders_load_as_cls(data, tiny_encoder_d
 def test_cls_pooling_stays_reachable_and_small_sets_skip_early_stopping(data, tiny_encoder_dir, tmp_path):
     cfg = TrainAnnotatorConfig(
         train=str(data / "small.jsonl"), output=str(tmp_path / "ann"), backbone=tiny_encoder_dir,
-        pooling="cls", epochs=2, batch_size=4, max_length=48, progress=False, bf16=False,
+        pooling="cls", epochs=2, batch_size=4, max_length=48, progress=False, bf16=False, early_stopping=True,
     )  # fmt: skip
     metrics = train_annotator(cfg)
     assert metrics["early_stopping"].startswith("skipped") and metrics["n_train"] == 12

@@ -83,7 +83,7 @@ class TrainAnnotatorConfig:
         metadata={"help": "bt: the tokenizer's pair separator between prompt and response (BERT: [SEP])"},
     )
     early_stopping: bool = field(
-        default=True,
+        default=False,
         metadata={
             "help": "hold out val_frac of --train, measure its loss after every epoch, stop after "
             "patience epochs without improvement and keep the best epoch's weights"
@@ -91,7 +91,7 @@ class TrainAnnotatorConfig:
     )
     val_frac: float = field(default=0.1, metadata={"help": "share of --train held out for early stopping"})
     patience: int = field(default=1, metadata={"help": "epochs without improvement before stopping"})
-    max_length: int = field(default=128, metadata={"help": "tokens per sequence; prompts cut from the left"})
+    max_length: int = field(default=256, metadata={"help": "tokens per sequence; prompts cut from the left"})
     beta: float = field(default=0.1, metadata={"help": "dpo objective: β of the implicit reward"})
     seed: int = field(default=0, metadata={"help": "seed of initialization and shuffling"})
     calibrate: bool = field(
