@@ -260,12 +260,9 @@ def by_variant(runs: list[dict], reference: str = "new_default") -> dict:
                 entry[f"minus_{reference}_ci95_over_seeds"] = [round(dm - half, 4), round(dm + half, 4)]
             paired = [s for s in common if "agree" in seeds[s] and "agree" in ref[s]]
             if paired:
-                diffs = torch.tensor(
-                    [sum(x) / len(paired) for x in zip(*(
-                        [a - b for a, b in zip(seeds[s]["agree"], ref[s]["agree"], strict=True)] for s in paired
-                    ), strict=True)],
-                    dtype=torch.float64,
-                )  # fmt: skip
+                agree = torch.tensor([seeds[s]["agree"] for s in paired], dtype=torch.float64)
+                agree_ref = torch.tensor([ref[s]["agree"] for s in paired], dtype=torch.float64)
+                diffs = (agree - agree_ref).mean(0)  # per test pair, over the paired seeds
                 entry[f"minus_{reference}_per_pair_se"] = round(float(diffs.std() / len(diffs) ** 0.5), 4)
         out[f"{data}/{variant}"] = entry
     return out

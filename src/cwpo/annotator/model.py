@@ -40,10 +40,16 @@ def special_tokens(tokenizer) -> tuple[list[int], list[int]]:
     """The ids the tokenizer puts before and after a single text (e.g. [CLS] ... [SEP])."""
     plain = tokenizer("x", add_special_tokens=False)["input_ids"]
     full = tokenizer("x", add_special_tokens=True)["input_ids"]
-    for k in range(len(full) - len(plain) + 1):
-        if full[k : k + len(plain)] == plain:
-            return list(full[:k]), list(full[k + len(plain) :])
-    return [], []
+    k = _find(full, plain)
+    return ([], []) if k < 0 else (list(full[:k]), list(full[k + len(plain) :]))
+
+
+def _find(seq: list[int], sub: list[int], start: int = 0) -> int:
+    """First index ≥ ``start`` where ``sub`` occurs in ``seq``, or -1."""
+    for k in range(start, len(seq) - len(sub) + 1):
+        if seq[k : k + len(sub)] == sub:
+            return k
+    return -1
 
 
 def pair_separator(tokenizer) -> list[int]:
@@ -51,12 +57,9 @@ def pair_separator(tokenizer) -> list[int]:
     x = tokenizer("x", add_special_tokens=False)["input_ids"]
     y = tokenizer("y", add_special_tokens=False)["input_ids"]
     pair = tokenizer("x", "y", add_special_tokens=True)["input_ids"]
-    for i in range(len(pair) - len(x) + 1):
-        if pair[i : i + len(x)] == x:
-            for j in range(i + len(x), len(pair) - len(y) + 1):
-                if pair[j : j + len(y)] == y:
-                    return list(pair[i + len(x) : j])
-    return []
+    i = _find(pair, x)
+    j = _find(pair, y, i + len(x)) if i >= 0 else -1
+    return list(pair[i + len(x) : j]) if j >= 0 else []
 
 
 def _ids(tokenizer, texts: Sequence[str]) -> list[list[int]]:
