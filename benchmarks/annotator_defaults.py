@@ -195,7 +195,7 @@ def library_run(train, test, overrides: dict, seed=0, bf16=False):
     config = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("train", "output", "progress")}
     extra = {
         k: metrics.get(k)
-        for k in ("train_steps", "epochs_run", "best_epoch", "val_curve", "epoch_mean_losses")
+        for k in ("train_steps", "epochs_run", "best_epoch", "val_curve", "epoch_mean_losses", "precision")
     }
     return margins, metrics["train_time_s"], config, extra
 
@@ -329,7 +329,8 @@ def main() -> None:
             )
         entry = {
             "data": args.data,
-            "variant": name,
+            # bf16 runs are kept beside the fp32 runs of the same variant, not over them
+            "variant": name if name == "plain" or args.bf16 == "false" else f"{name}@bf16-auto",
             "seed": args.seed,
             **summarize(margins),
             "train_time_s": train_time,

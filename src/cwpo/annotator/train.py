@@ -459,6 +459,8 @@ def train_annotator(cfg: TrainAnnotatorConfig) -> dict:
         ],
         "epochs_run": math.ceil(len(losses) / per_epoch),
         "sft_steps": len(sft_losses),
+        "precision": "bf16" if autocast_dtype == torch.bfloat16 else "fp32",
+        "torch_threads": torch.get_num_threads(),
     }
     metrics["early_stopping"] = (
         "on"
