@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 import time
@@ -12,8 +13,13 @@ from cwpo.io import machine_info, now_iso, write_json
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def tidy_command(cmd: str) -> str:
+    """A command as run from the repository root: no machine path before ``.venv/``."""
+    return re.sub(r"(?<![\w.])/\S*/(\.venv/)", r"\1", cmd)
+
+
 def command_line() -> str:
-    return " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
+    return tidy_command(" ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]))
 
 
 def write_result(name: str, metrics: dict, started: float, **extra) -> Path:

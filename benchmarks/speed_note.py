@@ -6,7 +6,11 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import tidy_command  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -31,7 +35,7 @@ def render(r: dict) -> str:
     out = [
         "# speed: CW-DPO, SFT, annotator and generation on this CPU",
         "",
-        f"Command: `{r['command']}`  ",
+        f"Command: `{tidy_command(r['command'])}`  ",
         f"Date: {r['date']}; CPU: {mach.get('cpu_model')} ({mach.get('cpu_count')} cores), torch "
         f"{mach.get('torch')}, {r['setup']['threads']} thread(s) per process; load average at end "
         f"{r.get('load_average_at_end')}; wall time {r['wall_time_s']} s. Every number below is read from "

@@ -1,4 +1,8 @@
-"""Weak-annotator benchmark on real HH-RLHF human labels (CPU-sized; see the sizes in the result).
+"""Weak-annotator benchmark on real HH-RLHF human labels, small size (the sizes are in the result).
+
+Superseded for accuracy by the full-size track, ``hh_annotator.py`` (``results/annotator.json``);
+kept for what only it measures: annotation speed against a naive loop and its share of the matmul
+peak, PairRM and WS-DPO annotators. Writes ``results/annotator_small.json`` and ``.md``.
 
 Quality: a seeded 30% / 70% split of each subset (split_pool, seed 0); the annotator trains on a
 subsample of D_l and is scored on a subsample of the held-out 70% (human labels). Speed: BT vs
@@ -6,7 +10,7 @@ WS-DPO training time on the same backbone (SmolLM2-135M) and pairs, interleaved 
 batched annotation vs a naive one-pair-at-a-time transformers loop, interleaved and repeated;
 achieved FLOP/s over a measured torch.mm peak. Other engineers share this CPU: timings are noisy.
 
-Usage: HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/annotator.py [--quick]
+Usage: HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/annotator_small.py [--quick]
 """
 
 from __future__ import annotations
@@ -24,13 +28,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import tidy_command  # noqa: E402
+
 from cwpo.annotator import TrainAnnotatorConfig, annotate, load_annotator, train_annotator  # noqa: E402
 from cwpo.data import load_pairs, split_pool, to_labeled, write_pairs  # noqa: E402
 from cwpo.io import machine_info, now_iso, read_json, write_json, write_text  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 HH = Path(os.environ.get("CWPO_SHARED_DATA", ROOT.parent / "shared" / "data")) / "hh-rlhf"
-OUT = ROOT / "benchmarks" / "results" / "annotator.json"
+OUT = ROOT / "benchmarks" / "results" / "annotator_small.json"
 PAPER = {"harmless_acc": 0.691, "helpful_acc": 0.642, "hh_acc": 0.638}  # Table 6, OPT-125M BT
 
 
@@ -129,8 +136,8 @@ def write_markdown(result: dict, path: Path) -> None:
     lines = [
         "# Weak annotator benchmark (issue 3)",
         "",
-        f"Made by `{result['command']}` on {result['date']} ({result['machine'].get('cpu_model', '?')}, "
-        f"{result['machine'].get('torch_threads')} torch threads). Numbers: `annotator.json`.",
+        f"Made by `{tidy_command(result['command'])}` on {result['date']} ({result['machine'].get('cpu_model', '?')}, "
+        f"{result['machine'].get('torch_threads')} torch threads). Numbers: `annotator_small.json`.",
         "",
         "## Quality on held-out human labels (HH-RLHF test files, seeded 30%/70% split)",
         "",
@@ -194,7 +201,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="tiny sizes to check the script end to end")
     ap.add_argument(
-        "--markdown-only", action="store_true", help="only rewrite annotator.md from annotator.json"
+        "--markdown-only",
+        action="store_true",
+        help="only rewrite annotator_small.md from annotator_small.json",
     )
     args = ap.parse_args()
     if args.markdown_only:
@@ -354,7 +363,7 @@ def main() -> int:
     )
     result["date"] = now_iso()
     result["machine"] = machine_info()
-    out = OUT if not args.quick else OUT.with_name("annotator.quick.json")
+    out = OUT if not args.quick else OUT.with_name("annotator_small.quick.json")
     write_json(out, result)
     write_markdown(result, out.with_suffix(".md"))
     print(f"wrote {out} and {out.with_suffix('.md')}")
