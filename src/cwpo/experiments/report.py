@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from cwpo.errors import CWPOError
+from cwpo.experiments.plotting import pyplot, savefig
 from cwpo.experiments.report_curves import annotator_study_lines, plot_grid_curves
 from cwpo.experiments.report_evidence import evidence_section, has_gold_rows
-from cwpo.io import atomic_path, guard_output, hash_config, read_json, write_manifest, write_text
+from cwpo.io import guard_output, hash_config, read_json, write_manifest, write_text
 
 CLAIMS = [  # (better, worse, the paper's claim)
     ("cw", "human", "CW-DPO beats Human-DPO on the same unlabeled pairs (paper Table 1)"),
@@ -72,11 +73,6 @@ def _stats(members: list[dict], metric: str) -> tuple[float | None, float | None
     return float(np.mean(vals)), (float(np.std(vals, ddof=1)) if len(vals) > 1 else None), len(vals)
 
 
-def _savefig(fig, path: Path) -> None:
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-
-
 def _write_annotator_report(root: Path, out: Path, rows: list[dict], summary: dict) -> Path:
     """The report of an annotator-only study: quality per grid value, curves, confidence plots."""
     keys = _grid_keys(rows)
@@ -115,10 +111,7 @@ def _annotated_values(rows: list[dict]) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def plot_confidence(rows: list[dict], out: Path) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     conf, agree = _annotated_values(rows)
     if conf.size == 0:
@@ -140,7 +133,7 @@ def plot_confidence(rows: list[dict], out: Path) -> list[str]:
     ax.set_xlabel("confidence c = 2σ(|Δ|) − 1")
     ax.set_ylabel("pairs")
     ax.set_title("Weak annotator confidence on D_u")
-    _savefig(fig, out / "confidence_hist.png")
+    savefig(fig, out / "confidence_hist.png")
     plt.close(fig)
     files.append("confidence_hist.png")
     if agree is not None:
@@ -156,17 +149,14 @@ def plot_confidence(rows: list[dict], out: Path) -> list[str]:
         ax.set_ylabel("accuracy vs human label")
         ax.set_title("Weak-label accuracy by confidence quintile")
         ax.legend()
-        _savefig(fig, out / "accuracy_by_confidence.png")
+        savefig(fig, out / "accuracy_by_confidence.png")
         plt.close(fig)
         files.append("accuracy_by_confidence.png")
     return files
 
 
 def plot_methods(rows: list[dict], out: Path, metric: str, keys: list[str]) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     groups = _group(rows, keys)
     methods = list(dict.fromkeys(r["method"] for r in rows))
@@ -187,7 +177,7 @@ def plot_methods(rows: list[dict], out: Path, metric: str, keys: list[str]) -> l
     if keys:
         ax.legend(fontsize=8)
     name = f"{metric}_by_method.png"
-    _savefig(fig, out / name)
+    savefig(fig, out / name)
     plt.close(fig)
     return [name]
 
@@ -196,10 +186,7 @@ def plot_split_ratio(rows: list[dict], out: Path, metric: str, keys: list[str]) 
     frac_keys = [k for k in keys if k.endswith("labeled_frac")]
     if not frac_keys:
         return []
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fk = frac_keys[0]
     fig, ax = plt.subplots(figsize=(5, 3.2))
@@ -221,7 +208,7 @@ def plot_split_ratio(rows: list[dict], out: Path, metric: str, keys: list[str]) 
     ax.set_ylabel(metric)
     ax.set_title("Split-ratio curve")
     ax.legend(fontsize=8)
-    _savefig(fig, out / "split_ratio.png")
+    savefig(fig, out / "split_ratio.png")
     plt.close(fig)
     return ["split_ratio.png"]
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cwpo.experiments.plotting import pyplot, savefig
+
 ANNOTATOR_COLUMNS = (  # (row key, column title, is a share shown in %)
     ("annotator_eval_acc", "held-out acc", True),
     ("annotator_eval_acc_top30", "top-30% acc", True),
@@ -67,12 +69,7 @@ def plot_grid_curves(rows: list[dict], out: Path, metrics: list[str], keys: list
     """``<metric>_vs_<key>.png`` per metric: one line per method over the values of the first grid key."""
     if not keys:
         return []
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from cwpo.experiments.report import _savefig
+    plt = pyplot()
 
     key = keys[0]
     values = list(dict.fromkeys(level_label(r.get(key)) for r in rows))
@@ -106,7 +103,7 @@ def plot_grid_curves(rows: list[dict], out: Path, metrics: list[str], keys: list
         ax.set_title(f"{metric} against {key.split('.')[-1]} (mean ± std over seeds)", fontsize=9)
         ax.legend(fontsize=8)
         name = f"{metric}_vs_{key.split('.')[-1]}.png"
-        _savefig(fig, out / name)
+        savefig(fig, out / name)
         plt.close(fig)
         files.append(name)
     return files

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from cwpo.experiments.evidence import annotator_vs_gold, claim_line, evidence
+from cwpo.experiments.plotting import pyplot, savefig
 from cwpo.experiments.power import Z95
 
 
@@ -27,26 +28,12 @@ def has_gold_rows(rows: list[dict]) -> bool:
     return bool(rows)
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _savefig(fig, path: Path) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-
-
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
 
 def _plot_gra(results: dict, out: Path) -> str:
-    plt = _pyplot()
+    plt = pyplot()
     methods = list(dict.fromkeys(m for ev in results.values() for m in ev["methods"]))
     fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * len(methods) * max(1, len(results))), 3.4))
     width = 0.8 / max(1, len(results))
@@ -66,13 +53,13 @@ def _plot_gra(results: dict, out: Path) -> str:
     ax.set_title("GRA per method (CI over seeds and prompts)")
     if len(results) > 1:
         ax.legend(fontsize=7)
-    _savefig(fig, out / "gra_ci.png")
+    savefig(fig, out / "gra_ci.png")
     plt.close(fig)
     return "gra_ci.png"
 
 
 def _plot_h2h(results: dict, out: Path) -> str | None:
-    plt = _pyplot()
+    plt = pyplot()
     items = [
         (f"{c['better']}−{c['worse']}" + (f" [{label}]" if label else ""), c)
         for label, ev in results.items()
@@ -90,13 +77,13 @@ def _plot_h2h(results: dict, out: Path) -> str | None:
     ax.axvline(0, color="k", lw=0.8)
     ax.set_xlabel("GRA difference (points), 95% CI; grey: ± MDE")
     ax.set_title("Head-to-head, paired over seeds and prompts")
-    _savefig(fig, out / "head_to_head.png")
+    savefig(fig, out / "head_to_head.png")
     plt.close(fig)
     return "head_to_head.png"
 
 
 def _plot_annotator(by_group: dict, out: Path) -> str | None:
-    plt = _pyplot()
+    plt = pyplot()
     curves = {label: per_seed for label, per_seed in by_group.items() if per_seed}
     if not curves:
         return None
@@ -110,7 +97,7 @@ def _plot_annotator(by_group: dict, out: Path) -> str | None:
     ax.set_title("Weak annotator against the gold on D_u")
     if len(curves) > 1:
         ax.legend(fontsize=7)
-    _savefig(fig, out / "annotator_gold_by_confidence.png")
+    savefig(fig, out / "annotator_gold_by_confidence.png")
     plt.close(fig)
     return "annotator_gold_by_confidence.png"
 
