@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
-import math
 import os
 import sys
 import tempfile
@@ -40,6 +39,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import command_line  # noqa: E402
+from hh_annotator_report import SHARES, SMOLLM_VARIANTS, SUBSETS, summarize, write_markdown, write_plots  # noqa: E402
 
 from cwpo.annotator import TrainAnnotatorConfig, load_annotator, train_annotator  # noqa: E402
 from cwpo.annotator.calibration import agreement, calibration_report  # noqa: E402
@@ -49,14 +49,8 @@ from cwpo.io import machine_info, now_iso  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 HH = Path(os.environ.get("CWPO_SHARED_DATA", ROOT.parent / "shared" / "data")) / "hh-rlhf"
 OUT = ROOT / "benchmarks" / "results" / "annotator.json"  # --output replaces it (smoke runs)
-PAPER = {"harmless_acc": 0.691, "helpful_acc": 0.642, "hh_acc": 0.638}  # Table 6, OPT-125M BT
-PAPER_TIME = {"bt": 2450, "sft+dpo": 4978}  # Table 6, seconds
-SUBSETS = ("harmless", "helpful", "hh")
-SHARES = (0.1, 0.2, 0.5)
 # SmolLM2 annotators: one setting for all three objectives (full fine-tuning of the 135M model)
 SMOLLM = {"epochs": 1, "batch_size": 8, "lr": 1e-5, "max_length": 256, "early_stopping": False}
-SMOLLM_VARIANTS = {"bt": {"objective": "bt"}, "dpo": {"objective": "dpo", "sft_epochs": 0},
-                   "sft+dpo": {"objective": "dpo", "sft_epochs": 1}}  # fmt: skip
 
 
 def split(subset: str, share: float, seed: int) -> tuple[list[dict], list[dict], dict]:
@@ -140,72 +134,6 @@ def record(key: str, entry: dict) -> None:
         write_doc({k: runs[k] for k in sorted(runs)})
 
 
-def mean_std(vals: list[float]) -> tuple[float | None, float | None]:
-    if not vals:
-        return None, None
-    m = sum(vals) / len(vals)
-    s = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else None
-    return m, s
-
-
-def summarize(runs: dict) -> dict:
-    """Every headline key from the runs (means over seeds, std over seeds, verdicts against the bars)."""
-    s: dict = {"paper_reference_opt125m_bt": PAPER}
-    for subset in SUBSETS:
-        members = [r for k, r in runs.items() if k.startswith(f"minilm/{subset}/share0.3/")]
-        name = f"{subset}_acc"
-        for field_, suffix in (("accuracy", ""), ("accuracy_top30", "_top30")):
-            m, sd = mean_std([r[field_] for r in members])
-            s[name + suffix], s[f"{name}{suffix}_std"] = m, sd
-        for when in ("before", "after"):
-            s[f"{name}_ece_{when}_calibration"] = mean_std(
-                [r[f"{when}_calibration"]["ece"] for r in members]
-            )[0]
-        s[f"{name}_n_seeds"] = len(members)
-        s[f"{name}_n_eval"] = members[0]["n_eval"] if members else None
-        s[f"{name}_train_time_s"] = mean_std([r["train_time_s"] for r in members])[0]
-        if members:
-            s[f"{name}_by_confidence_quintile"] = [
-                mean_std([r["accuracy_by_confidence_quintile"][q]["accuracy"] for r in members])[0]
-                for q in range(5)
-            ]
-    curve = {}
-    for share in (*SHARES[:2], 0.3, *SHARES[2:]):
-        members = [r for k, r in runs.items() if k.startswith(f"minilm/hh/share{share}/")]
-        if members:
-            m, sd = mean_std([r["accuracy"] for r in members])
-            curve[str(share)] = {"accuracy": m, "std": sd, "n_seeds": len(members),
-                                 "n_train": members[0]["n_train"]}  # fmt: skip
-    s["hh_acc_by_labeled_share"] = curve
-    smol = {v: runs.get(f"smollm/{v}/seed0") for v in SMOLLM_VARIANTS}
-    for v, r in smol.items():
-        tag = v.replace("+", "")
-        s[f"smollm_{tag}_acc"] = r["accuracy"] if r else None
-        s[f"smollm_{tag}_acc_top30"] = r["accuracy_top30"] if r else None
-        s[f"smollm_{tag}_train_time_s"] = r["train_time_s"] if r else None
-    if smol["bt"] and smol["sft+dpo"]:
-        s["train_time_ratio_bt_over_dpo"] = smol["bt"]["train_time_s"] / smol["sft+dpo"]["train_time_s"]
-        s["paper_train_time_ratio"] = PAPER_TIME["bt"] / PAPER_TIME["sft+dpo"]
-        a = torch.tensor(smol["bt"]["agree"], dtype=torch.float64)
-        b = torch.tensor(smol["sft+dpo"]["agree"], dtype=torch.float64)
-        d = a - b
-        se = float(d.std() / math.sqrt(len(d)))
-        diff = float(d.mean())
-        s["smollm_bt_minus_sftdpo_acc"] = diff
-        s["smollm_bt_minus_sftdpo_ci95"] = [diff - 1.96 * se, diff + 1.96 * se]
-        s["smollm_bt_minus_sftdpo_mde"] = 1.96 * se
-        s["smollm_n_train"], s["smollm_n_eval"] = smol["bt"]["n_train"], smol["bt"]["n_eval"]
-        s["verdict_table6_bt_beats_sftdpo"] = (
-            "holds" if diff - 1.96 * se > 0 else "fails" if diff + 1.96 * se < 0 else "unresolved"
-        )
-    if s.get("hh_acc") is not None:
-        s["bar_hh_acc_0.638"] = "met" if s["hh_acc"] >= 0.638 else "not met"
-        s["bar_hh_acc_top30_plus_0.05"] = "met" if s["hh_acc_top30"] >= s["hh_acc"] + 0.05 else "not met"
-    if s.get("train_time_ratio_bt_over_dpo") is not None:
-        s["bar_train_time_ratio_0.49"] = "met" if s["train_time_ratio_bt_over_dpo"] <= 0.49 else "not met"
-    return s
-
-
 def write_doc(runs: dict) -> None:
     doc = {
         "metrics": summarize(runs),
@@ -216,60 +144,8 @@ def write_doc(runs: dict) -> None:
         "machine": {k: v for k, v in machine_info().items() if k != "hostname"},
     }
     OUT.write_text(json.dumps(doc, indent=1) + "\n")
-    write_markdown(doc, OUT.with_suffix(".md"))
-
-
-def _pct(x) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}%"
-
-
-def write_markdown(doc: dict, path: Path) -> None:
-    m = doc["metrics"]
-    lines = [
-        "# HH-RLHF annotator track (issue 11 §3)",
-        "",
-        "Generated by `benchmarks/hh_annotator.py` from `annotator.json` (every run's command, date and "
-        "threads are in its entry). " + doc["data"] + ".",
-        "",
-        "| subset | MiniLM-L6 BT (mean ± std over seeds) | top-30% most confident | ECE before → after T | "
-        "held-out pairs | paper OPT-125M BT |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for subset in SUBSETS:
-        k = f"{subset}_acc"
-        if m.get(k) is None:
-            lines.append(f"| {subset} | not run | | | | {_pct(PAPER[k])} |")
-            continue
-        sd = m.get(f"{k}_std")
-        lines.append(
-            f"| {subset} | {_pct(m[k])} ± {100 * (sd or 0):.1f} (seeds: {m[f'{k}_n_seeds']}) | "
-            f"{_pct(m[f'{k}_top30'])} | {m[f'{k}_ece_before_calibration']:.3f} → "
-            f"{m[f'{k}_ece_after_calibration']:.3f} | {m[f'{k}_n_eval']} | {_pct(PAPER[k])} |"
-        )
-    if m.get("hh_acc_by_confidence_quintile"):
-        q = " / ".join(_pct(x) for x in m["hh_acc_by_confidence_quintile"])
-        lines += ["", f"Accuracy by confidence quintile (HH, lowest to highest, mean over seeds): {q}."]
-    if m.get("hh_acc_by_labeled_share"):
-        pts = ", ".join(
-            f"{float(k):.0%} ({v['n_train']} pairs): {_pct(v['accuracy'])}"
-            for k, v in m["hh_acc_by_labeled_share"].items()
-        )
-        lines += ["", f"Accuracy against labelled share (HH): {pts}."]
-    if m.get("train_time_ratio_bt_over_dpo") is not None:
-        lo, hi = m["smollm_bt_minus_sftdpo_ci95"]
-        lines += [
-            "",
-            f"SmolLM2-135M annotators on the same {m['smollm_n_train']} pairs of D_l, scored on "
-            f"{m['smollm_n_eval']} held-out pairs: BT {_pct(m['smollm_bt_acc'])}, DPO "
-            f"{_pct(m['smollm_dpo_acc'])}, SFT+DPO {_pct(m['smollm_sftdpo_acc'])}; BT − SFT+DPO "
-            f"{100 * m['smollm_bt_minus_sftdpo_acc']:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}] "
-            f"(paper Table 6: BT > SFT+DPO; here {m['verdict_table6_bt_beats_sftdpo']}). Training time "
-            f"BT / SFT+DPO {m['train_time_ratio_bt_over_dpo']:.2f} (paper {m['paper_train_time_ratio']:.2f}).",
-        ]
-    bars = [f"{k[4:]}: {v}" for k, v in m.items() if k.startswith("bar_")]
-    if bars:
-        lines += ["", "Bars of issue 11: " + "; ".join(bars) + "."]
-    path.write_text("\n".join(lines) + "\n")
+    plots = write_plots(doc["metrics"], runs, OUT.parent.parent / "report" / "hh-annotator")
+    write_markdown(doc, OUT.with_suffix(".md"), plots)
 
 
 def run_entry(extra: dict) -> dict:

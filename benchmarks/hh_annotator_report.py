@@ -1,0 +1,218 @@
+"""Summary keys, verdicts, markdown and plots of the HH-RLHF annotator track, from its runs alone.
+
+Used by ``hh_annotator.py`` (which runs the track); nothing here trains or reads the data.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import torch
+
+PAPER = {"harmless_acc": 0.691, "helpful_acc": 0.642, "hh_acc": 0.638}  # Table 6, OPT-125M BT
+PAPER_TIME = {"bt": 2450, "sft+dpo": 4978}  # Table 6, seconds
+SUBSETS = ("harmless", "helpful", "hh")
+SHARES = (0.1, 0.2, 0.5)
+# SmolLM2 annotators: the three objectives, each with hh_annotator.SMOLLM (the same settings)
+SMOLLM_VARIANTS = {"bt": {"objective": "bt"}, "dpo": {"objective": "dpo", "sft_epochs": 0},
+                   "sft+dpo": {"objective": "dpo", "sft_epochs": 1}}  # fmt: skip
+
+
+def mean_std(vals: list[float]) -> tuple[float | None, float | None]:
+    if not vals:
+        return None, None
+    m = sum(vals) / len(vals)
+    s = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else None
+    return m, s
+
+
+def fig2_keys(runs: dict) -> dict:
+    """Paper Fig. 2's premise on HH: the most confident fifth of labels is more accurate than the least.
+
+    Top minus bottom quintile per seed, averaged over seeds; its 95% CI from the binomial SE of each
+    quintile's accuracy (test-pair noise; the quintiles of one seed hold disjoint pairs).
+    """
+    members = [r for k, r in runs.items() if k.startswith("minilm/hh/share0.3/")]
+    if not members:
+        return {}
+    diffs, variances = [], []
+    for r in members:
+        q1, q5 = r["accuracy_by_confidence_quintile"][0], r["accuracy_by_confidence_quintile"][-1]
+        diffs.append(q5["accuracy"] - q1["accuracy"])
+        variances.append(sum(q["accuracy"] * (1 - q["accuracy"]) / q["n"] for q in (q1, q5)))
+    diff = sum(diffs) / len(diffs)
+    se = math.sqrt(sum(variances)) / len(members)
+    lo, hi = diff - 1.96 * se, diff + 1.96 * se
+    return {
+        "hh_acc_top_minus_bottom_quintile": diff,
+        "hh_acc_top_minus_bottom_quintile_ci95": [lo, hi],
+        "verdict_fig2_accuracy_rises_with_confidence": "holds"
+        if lo > 0
+        else "fails"
+        if hi < 0
+        else "unresolved",
+    }
+
+
+def summarize(runs: dict) -> dict:
+    """Every headline key from the runs (means over seeds, std over seeds, verdicts against the bars)."""
+    s: dict = {"paper_reference_opt125m_bt": PAPER}
+    for subset in SUBSETS:
+        members = [r for k, r in runs.items() if k.startswith(f"minilm/{subset}/share0.3/")]
+        name = f"{subset}_acc"
+        for field_, suffix in (("accuracy", ""), ("accuracy_top30", "_top30")):
+            m, sd = mean_std([r[field_] for r in members])
+            s[name + suffix], s[f"{name}{suffix}_std"] = m, sd
+        for when in ("before", "after"):
+            s[f"{name}_ece_{when}_calibration"] = mean_std(
+                [r[f"{when}_calibration"]["ece"] for r in members]
+            )[0]
+        s[f"{name}_n_seeds"] = len(members)
+        s[f"{name}_n_eval"] = members[0]["n_eval"] if members else None
+        s[f"{name}_train_time_s"] = mean_std([r["train_time_s"] for r in members])[0]
+        if members:
+            s[f"{name}_by_confidence_quintile"] = [
+                mean_std([r["accuracy_by_confidence_quintile"][q]["accuracy"] for r in members])[0]
+                for q in range(5)
+            ]
+    s.update(fig2_keys(runs))
+    curve = {}
+    for share in (*SHARES[:2], 0.3, *SHARES[2:]):
+        members = [r for k, r in runs.items() if k.startswith(f"minilm/hh/share{share}/")]
+        if members:
+            m, sd = mean_std([r["accuracy"] for r in members])
+            curve[str(share)] = {"accuracy": m, "std": sd, "n_seeds": len(members),
+                                 "n_train": members[0]["n_train"]}  # fmt: skip
+    s["hh_acc_by_labeled_share"] = curve
+    smol = {v: runs.get(f"smollm/{v}/seed0") for v in SMOLLM_VARIANTS}
+    for v, r in smol.items():
+        tag = v.replace("+", "")
+        s[f"smollm_{tag}_acc"] = r["accuracy"] if r else None
+        s[f"smollm_{tag}_acc_top30"] = r["accuracy_top30"] if r else None
+        s[f"smollm_{tag}_train_time_s"] = r["train_time_s"] if r else None
+    if smol["bt"] and smol["sft+dpo"]:
+        s["train_time_ratio_bt_over_dpo"] = smol["bt"]["train_time_s"] / smol["sft+dpo"]["train_time_s"]
+        s["paper_train_time_ratio"] = PAPER_TIME["bt"] / PAPER_TIME["sft+dpo"]
+        a = torch.tensor(smol["bt"]["agree"], dtype=torch.float64)
+        b = torch.tensor(smol["sft+dpo"]["agree"], dtype=torch.float64)
+        d = a - b
+        se = float(d.std() / math.sqrt(len(d)))
+        diff = float(d.mean())
+        s["smollm_bt_minus_sftdpo_acc"] = diff
+        s["smollm_bt_minus_sftdpo_ci95"] = [diff - 1.96 * se, diff + 1.96 * se]
+        s["smollm_bt_minus_sftdpo_mde"] = 1.96 * se
+        s["smollm_n_train"], s["smollm_n_eval"] = smol["bt"]["n_train"], smol["bt"]["n_eval"]
+        s["verdict_table6_bt_beats_sftdpo"] = (
+            "holds" if diff - 1.96 * se > 0 else "fails" if diff + 1.96 * se < 0 else "unresolved"
+        )
+    if s.get("hh_acc") is not None:
+        s["bar_hh_acc_0.638"] = "met" if s["hh_acc"] >= 0.638 else "not met"
+        s["bar_hh_acc_top30_plus_0.05"] = "met" if s["hh_acc_top30"] >= s["hh_acc"] + 0.05 else "not met"
+    if s.get("train_time_ratio_bt_over_dpo") is not None:
+        s["bar_train_time_ratio_0.49"] = "met" if s["train_time_ratio_bt_over_dpo"] <= 0.49 else "not met"
+    return s
+
+
+def write_plots(m: dict, runs: dict, out: Path) -> list[Path]:
+    """Accuracy by confidence quintile per subset, accuracy against labelled share (HH): mean ± std."""
+    from cwpo.experiments.plotting import pyplot, savefig
+
+    plt, written = pyplot(), []
+    out.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for subset in SUBSETS:
+        members = [r for k, r in runs.items() if k.startswith(f"minilm/{subset}/share0.3/")]
+        if not members:
+            continue
+        per_q = [[r["accuracy_by_confidence_quintile"][q]["accuracy"] for r in members] for q in range(5)]
+        ax.errorbar(range(1, 6), [100 * mean_std(v)[0] for v in per_q],
+                    yerr=[100 * (mean_std(v)[1] or 0) for v in per_q], marker="o", capsize=3,
+                    label=f"{subset} ({len(members)} seeds)")  # fmt: skip
+    if ax.lines:
+        ax.set_xticks(range(1, 6))
+        ax.axhline(50, color="grey", lw=0.8, ls=":")
+        ax.set(xlabel="confidence quintile (1 = least confident)", ylabel="accuracy on human labels (%)",
+               title="MiniLM-L6 BT on held-out HH-RLHF")  # fmt: skip
+        ax.legend(fontsize=8)
+        savefig(fig, out / "accuracy_by_confidence.png")
+        written.append(out / "accuracy_by_confidence.png")
+    plt.close(fig)
+    curve = m.get("hh_acc_by_labeled_share") or {}
+    if len(curve) > 1:
+        fig, ax = plt.subplots(figsize=(5, 3.4))
+        shares = sorted(curve, key=float)
+        ax.errorbar([100 * float(x) for x in shares], [100 * curve[x]["accuracy"] for x in shares],
+                    yerr=[100 * (curve[x]["std"] or 0) for x in shares], marker="o", capsize=3)  # fmt: skip
+        ax.axhline(100 * PAPER["hh_acc"], color="grey", lw=0.8, ls="--", label="paper OPT-125M BT (30%)")
+        ax.set(xlabel="labelled share of the pool (%)", ylabel="accuracy on the rest (%)",
+               title="MiniLM-L6 BT on HH-RLHF (both subsets)")  # fmt: skip
+        ax.legend(fontsize=8)
+        savefig(fig, out / "accuracy_by_labeled_share.png")
+        written.append(out / "accuracy_by_labeled_share.png")
+        plt.close(fig)
+    return written
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def write_markdown(doc: dict, path: Path, plots: list[Path] = ()) -> None:
+    m = doc["metrics"]
+    lines = [
+        "# HH-RLHF annotator track (issue 11 §3)",
+        "",
+        "Generated by `benchmarks/hh_annotator.py` from `annotator.json` (every run's command, date and "
+        "threads are in its entry). Data: " + doc["data"] + ".",
+        "",
+        "| subset | MiniLM-L6 BT (mean ± std over seeds) | top-30% most confident | ECE before → after T | "
+        "held-out pairs | paper OPT-125M BT |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for subset in SUBSETS:
+        k = f"{subset}_acc"
+        if m.get(k) is None:
+            lines.append(f"| {subset} | not run | | | | {_pct(PAPER[k])} |")
+            continue
+        sd = m.get(f"{k}_std")
+        lines.append(
+            f"| {subset} | {_pct(m[k])} ± {100 * (sd or 0):.1f} (seeds: {m[f'{k}_n_seeds']}) | "
+            f"{_pct(m[f'{k}_top30'])} | {m[f'{k}_ece_before_calibration']:.3f} → "
+            f"{m[f'{k}_ece_after_calibration']:.3f} | {m[f'{k}_n_eval']} | {_pct(PAPER[k])} |"
+        )
+    if m.get("hh_acc_by_confidence_quintile"):
+        q = " / ".join(_pct(x) for x in m["hh_acc_by_confidence_quintile"])
+        lines += ["", f"Accuracy by confidence quintile (HH, lowest to highest, mean over seeds): {q}."]
+    if m.get("hh_acc_by_labeled_share"):
+        pts = ", ".join(
+            f"{float(k):.0%} ({v['n_train']} pairs): {_pct(v['accuracy'])}"
+            for k, v in m["hh_acc_by_labeled_share"].items()
+        )
+        lines += ["", f"Accuracy against labelled share (HH): {pts}."]
+    if m.get("train_time_ratio_bt_over_dpo") is not None:
+        lo, hi = m["smollm_bt_minus_sftdpo_ci95"]
+        lines += [
+            "",
+            f"SmolLM2-135M annotators on the same {m['smollm_n_train']} pairs of D_l, scored on "
+            f"{m['smollm_n_eval']} held-out pairs: BT {_pct(m['smollm_bt_acc'])}, DPO "
+            f"{_pct(m['smollm_dpo_acc'])}, SFT+DPO {_pct(m['smollm_sftdpo_acc'])}; BT − SFT+DPO "
+            f"{100 * m['smollm_bt_minus_sftdpo_acc']:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}] "
+            f"(paper Table 6: BT > SFT+DPO; here {m['verdict_table6_bt_beats_sftdpo']}). Training time "
+            f"BT / SFT+DPO {m['train_time_ratio_bt_over_dpo']:.2f} (paper {m['paper_train_time_ratio']:.2f}).",
+        ]
+    if m.get("verdict_fig2_accuracy_rises_with_confidence"):
+        lo, hi = m["hh_acc_top_minus_bottom_quintile_ci95"]
+        lines += [
+            "",
+            f"Most minus least confident fifth (HH): {100 * m['hh_acc_top_minus_bottom_quintile']:+.1f} points "
+            f"[{100 * lo:+.1f}, {100 * hi:+.1f}]; paper Fig. 2's premise (accuracy rises with confidence): "
+            f"{m['verdict_fig2_accuracy_rises_with_confidence']}.",
+        ]
+    if plots:
+        lines += ["", *[f"![{p.stem}]({os.path.relpath(p, path.parent)})" for p in plots]]
+    bars = [f"{k[4:]}: {v}" for k, v in m.items() if k.startswith("bar_")]
+    if bars:
+        lines += ["", "Bars of issue 11: " + "; ".join(bars) + "."]
+    path.write_text("\n".join(lines) + "\n")
