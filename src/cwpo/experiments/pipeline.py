@@ -16,10 +16,7 @@ stages draw one progress bar (:func:`cwpo.console.training_bar`) instead of the 
 from __future__ import annotations
 
 import logging
-import math
 import shutil
-import statistics
-from collections import defaultdict
 from pathlib import Path
 
 import yaml
@@ -29,6 +26,7 @@ from cwpo.data.schema import read_pairs, write_pairs
 from cwpo.experiments.cache import Artifact, run_stage
 from cwpo.experiments.methods import Method
 from cwpo.experiments.recipe import Recipe, check_run, expand, load_recipe
+from cwpo.experiments.rows import annotator_row, data_stats, flatten_eval, summarize
 from cwpo.experiments.sentiment_stages import SentimentStages
 from cwpo.io import (
     guard_output,
@@ -290,54 +288,6 @@ def _method_line(method: Method) -> str:
     return line if method.weighting == "none" else f"{line}, weights: {method.weighting}"
 
 
-def read_json_lines(path: Path) -> list[dict]:
-    import json
-
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def _flatten_eval(summary: dict) -> dict:
-    """The numbers of an evaluation summary (cwpo.evaluate) that results rows carry."""
-    out = {}
-    for key, name, value in (
-        ("gra", "gra", "gra"),
-        ("preference_accuracy", "pref_acc", "accuracy"),
-        ("judge", "win_rate", "win_rate"),
-    ):
-        part = summary.get(key) or {}
-        if part:
-            out[name] = part.get(value)
-            out[f"{name}_subset_std"] = part.get("std")
-            out[f"{name}_ci"] = [part.get("ci_low"), part.get("ci_high")]
-            out[f"{name}_ties"] = part.get("ties")
-            out[f"{name}_n"] = part.get("n")
-    return out
-
-
-def _data_stats(data: Artifact) -> dict:
-    """The data stage's numbers and short lists of numbers (e.g. the |gold gap| quartiles)."""
-
-    def keep(v) -> bool:
-        return isinstance(v, int | float | str) or (
-            isinstance(v, list) and len(v) <= 10 and all(isinstance(x, int | float) for x in v)
-        )
-
-    return {k: v for k, v in (data.metrics or {}).items() if keep(v)}
-
-
-def _annotator_row(ann: Artifact, labels: Artifact) -> dict:
-    m = ann.metrics
-    return {
-        "annotator_eval_acc": m.get("eval_accuracy"),
-        "annotator_eval_acc_top30": m.get("eval_accuracy_top30"),
-        "annotator_eval_ece": m.get("eval_ece"),
-        "annotator_train_s": m.get("train_time_s"),
-        "weak_label_acc": labels.metrics.get("human_agreement", labels.metrics.get("accuracy")),
-        "annotator_dir": str(ann.path / "annotator"),
-        "annotated": str(labels.path / "annotated.jsonl"),
-    }
-
-
 def run_point(
     root: Path, point: dict, recipe: Recipe, methods: dict[str, Method], progress: bool = True
 ) -> list[dict]:
@@ -345,15 +295,15 @@ def run_point(
     data = pr.data()
     if recipe.annotator_only:  # the annotator side of a study (e.g. poisoned D_l): no strong model
         ann, weak = pr.annotator(data, "annotator")
-        stats = _data_stats(data)
+        stats = data_stats(data)
         extra = {"mean_confidence": weak.metrics.get("mean_confidence")}
-        return [{**point, "method": "annotator", **_annotator_row(ann, weak), **extra, "data_stats": stats}]
+        return [{**point, "method": "annotator", **annotator_row(ann, weak), **extra, "data_stats": stats}]
     needs = {m.labels for m in methods.values()}
     labels: dict[str, Artifact] = {}
     ann_rows: dict = {}
     if needs & {"weak"} or recipe.sft_data == "weak":
         ann, labels["weak"] = pr.annotator(data, "annotator")
-        ann_rows = _annotator_row(ann, labels["weak"])
+        ann_rows = annotator_row(ann, labels["weak"])
     if "weak_dpo" in needs:
         ann_dpo, labels["weak_dpo"] = pr.annotator(data, "wsdpo_annotator")
         ann_rows["wsdpo_annotator_eval_acc"] = ann_dpo.metrics.get("eval_accuracy")
@@ -368,56 +318,16 @@ def run_point(
                 **point,
                 "method": name,
                 **method.to_dict(),
-                **_flatten_eval(summary),
+                **flatten_eval(summary),
                 "align_steps": (policy.metrics.get("global_step")),
                 "align_s": policy.metrics.get("stage_seconds"),
                 **ann_rows,
-                "data_stats": _data_stats(data),
+                "data_stats": data_stats(data),
                 "policy_dir": str(policy.path / "model"),
                 "eval_dir": str(ev.path / "eval"),
             }
         )
     return rows
-
-
-def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
-    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    if not vals:
-        return None, None
-    return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
-
-
-def summarize(rows: list[dict], grid_keys: list[str]) -> list[dict]:
-    """Mean and std over seeds of every metric, per (grid point without the seed, method)."""
-    groups: dict = defaultdict(list)
-    for row in rows:
-        groups[(tuple((k, row.get(k)) for k in grid_keys), row["method"])].append(row)
-    out = []
-    for (point, method), members in groups.items():
-        entry = {
-            **dict(point),
-            "method": method,
-            "n_seeds": len(members),
-            "seeds": [m["seed"] for m in members],
-        }
-        for metric in (
-            "gra",
-            "gra_subset_std",
-            "pref_acc",
-            "pref_acc_subset_std",
-            "win_rate",
-            "annotator_eval_acc",
-            "annotator_eval_acc_top30",
-            "weak_label_acc",
-            "annotator_eval_ece",
-            "mean_confidence",
-        ):
-            mean, std = _mean_std([m.get(metric) for m in members])
-            if mean is not None:
-                entry[metric] = mean
-                entry[f"{metric}_seed_std"] = std
-        out.append(entry)
-    return out
 
 
 def setup_logging(root: Path) -> logging.Handler:
