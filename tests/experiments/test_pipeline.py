@@ -166,6 +166,9 @@ def test_annotator_only_study_over_poison_levels(tmp_path, tiny_causal_lm_dir, t
     assert result["rows"][1]["data_stats"]["poisoned"] == 6  # half of D_l's 11 pairs (0.3 x 36), rounded
     assert all(r["weak_label_acc"] is not None and r["mean_confidence"] is not None for r in result["rows"])
     assert not list((tmp_path / "results" / "stages").glob("align-*"))  # no strong model trained
+    manifest = json.loads((tmp_path / "results" / "manifest.json").read_text())
+    assert {"results.jsonl", "summary.json", "recipe.yaml"} <= set(manifest["files"])  # listed at the end
+    assert manifest["metrics"] == {"rows": 2, "grid_points": 2}
     report = write_report(tmp_path / "results").read_text()
     assert "| poison_frac | seeds |" in report and "weak_label_acc_vs_poison_frac.png" in report
     assert (tmp_path / "results" / "report" / "weak_label_acc_vs_poison_frac.png").exists()

@@ -361,7 +361,10 @@ def run_recipe(
     # a run folder is only ever continued in place (every stage is cached); anything else is refused
     guard_output(root, "run", in_place=True)
     root.mkdir(parents=True, exist_ok=True)
-    write_manifest(root, "run", {"recipe": recipe.to_dict()}, hash_config(recipe.to_dict()))
+    def manifest(metrics: dict | None = None) -> None:
+        write_manifest(root, "run", {"recipe": recipe.to_dict()}, hash_config(recipe.to_dict()), metrics)
+
+    manifest()
     stage_root = Path(stages_dir).resolve() if stages_dir else root
     handler = setup_logging(root)
     try:
@@ -380,6 +383,7 @@ def run_recipe(
             root / "summary.json",
             {"recipe": recipe.name, "track": recipe.track, "groups": summary, "paper": recipe.paper},
         )
+        manifest({"rows": len(rows), "grid_points": len(points)})  # again: it lists what the run wrote
         return {"rows": rows, "summary": summary, "results_dir": str(root)}
     finally:
         logging.getLogger("cwpo.run").removeHandler(handler)
