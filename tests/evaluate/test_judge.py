@@ -196,6 +196,7 @@ def test_silent_judge_fails_in_one_line_after_announced_retries(
     logs = list(tmp_path.glob("*.log"))
     assert logs and all(b"sk-SILENT" not in p.read_bytes() for p in logs)
     assert "--judge-key ***" in logs[0].read_text()
+    assert logs[0].read_text().count("retry ") == 2  # each retry line is in the log as well, once
 
 
 def test_secret_flags_are_redacted_in_the_logged_command():

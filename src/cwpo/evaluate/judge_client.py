@@ -14,6 +14,7 @@ from __future__ import annotations
 import email.utils
 import http.client
 import json
+import logging
 import os
 import sys
 import threading
@@ -54,7 +55,8 @@ def chat_url(url: str) -> str:
 
 
 def _say(message: str) -> None:
-    """One line on stderr that does not break a progress bar."""
+    """One line on stderr that does not break a progress bar; the same line in the run's log file."""
+    logging.getLogger("cwpo.judge").warning(message, extra={"file_only": True})
     try:
         from tqdm.auto import tqdm
 

@@ -361,6 +361,7 @@ def run_recipe(
     # a run folder is only ever continued in place (every stage is cached); anything else is refused
     guard_output(root, "run", in_place=True)
     root.mkdir(parents=True, exist_ok=True)
+
     def manifest(metrics: dict | None = None) -> None:
         write_manifest(root, "run", {"recipe": recipe.to_dict()}, hash_config(recipe.to_dict()), metrics)
 
