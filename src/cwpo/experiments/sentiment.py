@@ -218,7 +218,7 @@ def sample_pairs(
                 "response_b": rb,
                 "gold_a": sa,
                 "gold_b": sb,
-                "imdb_id": p["id"],
+                "prompt_id": p["id"],  # an IMDb review id or an HH-RLHF prompt id
             }
         )
     stats = {
