@@ -40,3 +40,16 @@ def write_result(name: str, metrics: dict, started: float, **extra) -> Path:
             "machine": machine_info(),
         },
     )
+
+
+def partial_seeds(recipe, seeds: list[int] | None, name: str) -> tuple[str, bool]:
+    """``--seeds`` for a part too long for one sitting: the results folder and whether it is partial.
+
+    A partial run (seeds other than the recipe's) gets its own results folder, so two processes can
+    run different seeds side by side, and writes no metrics: the run with the recipe's seeds then
+    finds every stage in the shared cache and computes the metrics and report over all seeds.
+    """
+    if not seeds or sorted(seeds) == sorted(recipe.seeds):
+        return name, False
+    recipe.seeds = list(seeds)
+    return f"{name}-seeds{'-'.join(map(str, seeds))}", True

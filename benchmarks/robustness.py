@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-from _common import command_line, write_result  # noqa: E402
+from _common import command_line, partial_seeds, write_result  # noqa: E402
 
 from cwpo.experiments.pipeline import run_recipe  # noqa: E402
 from cwpo.experiments.recipe import load_recipe  # noqa: E402
@@ -67,7 +67,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", default=str(REPO / "runs" / "bench"), help="results and stage cache folder")
     parser.add_argument("--part", choices=[*PARTS, "all"], default="all")
-    parser.add_argument("--seeds", type=int, nargs="+", help="override the recipes' seeds (a partial run)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        help="only these seeds (a part too long for one sitting; its own results folder, no metrics)",
+    )
     args = parser.parse_args()
     start = time.time()
     runs = Path(args.runs)
@@ -75,10 +80,13 @@ def main() -> None:
     for part in list(PARTS) if args.part == "all" else [args.part]:
         recipe_path, key = PARTS[part]
         recipe = load_recipe(REPO / recipe_path)
-        if args.seeds:
-            recipe.seeds = list(args.seeds)
         name = f"robustness-{part}"
-        res = run_recipe(recipe, runs / name, progress=False, stages_dir=runs / "cache")
+        folder, partial = partial_seeds(recipe, args.seeds, name)
+        res = run_recipe(recipe, runs / folder, progress=False, stages_dir=runs / "cache")
+        if partial:
+            print(f"{part}: seeds {recipe.seeds} done (cached in {runs / 'cache'}); run --part {part} "
+                  "without --seeds for the metrics and the report over all seeds")  # fmt: skip
+            continue
         report = write_report(runs / name, REPO / "benchmarks" / "report" / name)
         # read-modify-write under a lock: two parts may run as two processes side by side
         with open(str(result_file) + ".lock", "w") as lock:

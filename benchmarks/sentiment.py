@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import command_line, write_result  # noqa: E402
+from _common import command_line, partial_seeds, write_result  # noqa: E402
 from sentiment_v2 import v2_metrics  # noqa: E402
 
 from cwpo.experiments.pipeline import run_recipe  # noqa: E402
@@ -112,7 +112,10 @@ def main() -> None:
         help="one part or all of them (each part updates its own keys of the result file)",
     )
     parser.add_argument(
-        "--seeds", type=int, nargs="+", help="override the recipes' seeds (e.g. a partial run)"
+        "--seeds",
+        type=int,
+        nargs="+",
+        help="only these seeds (a part too long for one sitting; its own results folder, no metrics)",
     )
     args = parser.parse_args()
     start = time.time()
@@ -124,9 +127,12 @@ def main() -> None:
         result_name = "sentiment" if part.startswith("v2_") else "sentiment-v1"
         result_file = REPO / "benchmarks" / "results" / f"{result_name}.json"
         loaded = load_recipe(REPO / recipe)
-        if args.seeds:
-            loaded.seeds = list(args.seeds)
-        res = run_recipe(loaded, runs / name, progress=False, stages_dir=cache)
+        folder, partial = partial_seeds(loaded, args.seeds, name)
+        res = run_recipe(loaded, runs / folder, progress=False, stages_dir=cache)
+        if partial:
+            print(f"{part}: seeds {loaded.seeds} done (cached in {cache}); run --part {part} without "
+                  "--seeds for the metrics and the report over all seeds")  # fmt: skip
+            continue
         # merge with what the other part wrote (re-read now: the parts may run in parallel)
         previous = json.loads(result_file.read_text()) if result_file.exists() else {}
         metrics = dict(previous.get("metrics", {}))
