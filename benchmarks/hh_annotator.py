@@ -1,8 +1,11 @@
 """The HH-RLHF annotator track at full size (issue 11 §3; paper Table 6 and Fig. 2).
 
-All 8.5k shared HH-RLHF test pairs (no train split is reachable), a seeded 30/70 split
-(``split_pool``, seed = run seed), the weak annotator trained on all of D_l with the library's
-defaults and scored on the human labels of the whole held-out 70%. Parts (each resumable: a run
+The paper's HH-RLHF subsets (App. E): Harmless = harmless-base, Helpful = helpful-base, HH = both,
+pairs over 512 tokens dropped (SmolLM2 tokenizer: prompt + longer response), from the shared test
+files (no train split is reachable); ``hh-all`` adds helpful-online and helpful-rejection-sampled
+(not in the paper). A seeded 30/70 split (``split_pool``, seed = run seed), the weak annotator
+trained on all of D_l with the library's defaults and scored on the human labels of the whole
+held-out 70%. Parts (each resumable: a run
 already in the results file is skipped; two processes may fill the file at once):
 
 * ``minilm``: MiniLM-L6 BT on Harmless, Helpful and both, seeds 0-2: accuracy, accuracy of the
@@ -53,11 +56,19 @@ OUT = ROOT / "benchmarks" / "results" / "annotator.json"  # --output replaces it
 SMOLLM = {"epochs": 1, "batch_size": 8, "lr": 1e-5, "max_length": 256, "early_stopping": False}
 
 
+MAX_TOKENS = 512  # the paper's length filter
+
+
 def split(subset: str, share: float, seed: int) -> tuple[list[dict], list[dict], dict]:
-    rows = load_pairs(HH, format="hh-rlhf", subset=subset).rows
+    from cwpo.data.split import filter_by_length
+    from cwpo.models.loading import load_tokenizer
+
+    loaded = load_pairs(HH, format="hh-rlhf", subset=subset).rows
+    rows, dropped = filter_by_length(loaded, load_tokenizer("smollm2-135m-instruct"), MAX_TOKENS)
     parts = split_pool(rows, labeled_frac=share, test_frac=0.0, seed=seed)
     held_out = to_labeled(parts["unlabeled"])
-    return parts["labeled"], held_out, {"pool": len(rows), "labeled": len(parts["labeled"]),
+    return parts["labeled"], held_out, {"loaded": len(loaded), f"over_{MAX_TOKENS}_tokens": dropped,
+                                        "pool": len(rows), "labeled": len(parts["labeled"]),
                                         "held_out": len(held_out)}  # fmt: skip
 
 
@@ -138,8 +149,9 @@ def write_doc(runs: dict) -> None:
     doc = {
         "metrics": summarize(runs),
         "runs": runs,
-        "data": "all 8.5k shared HH-RLHF test pairs (../shared/data/hh-rlhf), split_pool(labeled_frac, "
-        "test_frac=0, seed=run seed): D_l trains, the human labels of D_u evaluate",
+        "data": "the shared HH-RLHF test files (../shared/data/hh-rlhf), the paper's subsets (harmless-base, "
+        f"helpful-base, both; hh-all: the four folders), pairs over {MAX_TOKENS} tokens dropped, "
+        "split_pool(labeled_frac, test_frac=0, seed=run seed): D_l trains, the human labels of D_u evaluate",
         "date": now_iso(),
         "machine": {k: v for k, v in machine_info().items() if k != "hostname"},
     }

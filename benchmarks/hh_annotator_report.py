@@ -13,7 +13,7 @@ import torch
 
 PAPER = {"harmless_acc": 0.691, "helpful_acc": 0.642, "hh_acc": 0.638}  # Table 6, OPT-125M BT
 PAPER_TIME = {"bt": 2450, "sft+dpo": 4978}  # Table 6, seconds
-SUBSETS = ("harmless", "helpful", "hh")
+SUBSETS = ("harmless", "helpful", "hh", "hh-all")  # hh-all: not in the paper (no paper number)
 SHARES = (0.1, 0.2, 0.5)
 # SmolLM2 annotators: the three objectives, each with hh_annotator.SMOLLM (the same settings)
 SMOLLM_VARIANTS = {"bt": {"objective": "bt"}, "dpo": {"objective": "dpo", "sft_epochs": 0},
@@ -174,13 +174,13 @@ def write_markdown(doc: dict, path: Path, plots: list[Path] = ()) -> None:
     for subset in SUBSETS:
         k = f"{subset}_acc"
         if m.get(k) is None:
-            lines.append(f"| {subset} | not run | | | | {_pct(PAPER[k])} |")
+            lines.append(f"| {subset} | not run | | | | {_pct(PAPER.get(k))} |")
             continue
         sd = m.get(f"{k}_std")
         lines.append(
             f"| {subset} | {_pct(m[k])} ± {100 * (sd or 0):.1f} (seeds: {m[f'{k}_n_seeds']}) | "
             f"{_pct(m[f'{k}_top30'])} | {m[f'{k}_ece_before_calibration']:.3f} → "
-            f"{m[f'{k}_ece_after_calibration']:.3f} | {m[f'{k}_n_eval']} | {_pct(PAPER[k])} |"
+            f"{m[f'{k}_ece_after_calibration']:.3f} | {m[f'{k}_n_eval']} | {_pct(PAPER.get(k))} |"
         )
     if m.get("hh_acc_by_confidence_quintile"):
         q = " / ".join(_pct(x) for x in m["hh_acc_by_confidence_quintile"])

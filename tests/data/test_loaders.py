@@ -34,13 +34,14 @@ def test_hh_rlhf_real_subsets(hh_dir, subset, files):
     assert row["chosen"] and row["rejected"] and row["chosen"] != row["rejected"]
     # every pair read is either loaded or skipped with a reason
     total = sum(result.stats["per_file"].values()) + sum(result.stats["skipped"].values())
-    expected = {"harmless": 2312, "helpful": 2354 + 1137 + 2749, "hh": 8552}[subset]
+    base = {"harmless": 2312, "helpful": 2354, "hh": 2312 + 2354}  # the paper's subsets: -base folders
+    expected = {**base, "helpful-all": 2354 + 1137 + 2749, "hh-all": 8552}[subset]
     assert total == expected
 
 
 def test_hh_rlhf_skips_and_counts_real_quirks(hh_dir):
-    stats = load_pairs(hh_dir, subset="helpful").stats
-    assert stats["skipped"]["identical"] == 36  # the data README's count
+    stats = load_pairs(hh_dir, subset="helpful-all").stats
+    assert stats["skipped"]["identical"] == 36  # the data README's count (the three helpful folders)
     assert stats["skipped"]["context_mismatch"] > 0
     assert any("row" in e for e in stats["skipped_examples"])
 

@@ -11,10 +11,15 @@ from cwpo.data.formats import CONVERTERS, MissingColumns, RowProblem, detect_lay
 from cwpo.data.readers import iter_hub_records, iter_records
 from cwpo.errors import DataError
 
+# The paper's subsets (App. E: Harmless 35,908 / 1,927 and Helpful 34,873 / 1,878 train / test pairs
+# after its 512-token filter) are the ``-base`` folders; the ``-all`` names add helpful-online and
+# helpful-rejection-sampled (responses of later, stronger models: harder pairs, not in the paper).
 HH_SUBSETS = {
     "harmless": ("harmless-base",),
-    "helpful": ("helpful-base", "helpful-online", "helpful-rejection-sampled"),
-    "hh": ("harmless-base", "helpful-base", "helpful-online", "helpful-rejection-sampled"),
+    "helpful": ("helpful-base",),
+    "hh": ("harmless-base", "helpful-base"),
+    "helpful-all": ("helpful-base", "helpful-online", "helpful-rejection-sampled"),
+    "hh-all": ("harmless-base", "helpful-base", "helpful-online", "helpful-rejection-sampled"),
 }
 FORMATS = ("auto", *CONVERTERS)
 MAX_ROWS_NAMED = 10
@@ -36,7 +41,7 @@ def hh_files(root: str | os.PathLike, subset: str = "hh", split: str = "test") -
         raise DataError(f"unknown HH-RLHF subset {subset!r}; choose one of {sorted(HH_SUBSETS)}", str(root))
     files = []
     names = HH_SUBSETS[subset]
-    if subset == "hh":  # both: whatever of the four folders is present
+    if subset in ("hh", "hh-all"):  # both aspects: whatever of those folders is present
         names = tuple(n for n in names if (Path(root) / n).is_dir()) or names
     for name in names:
         candidates = [Path(root) / name / f"{split}.jsonl.gz", Path(root) / name / f"{split}.jsonl"]
@@ -74,7 +79,7 @@ def _sources(source: str, fmt: str, subset: str | None, split: str) -> list[tupl
     if path.is_dir():
         files = (
             hh_files(path, subset or "hh", split)
-            if fmt in ("auto", "hh-rlhf") and any((path / d).is_dir() for d in HH_SUBSETS["hh"])
+            if fmt in ("auto", "hh-rlhf") and any((path / d).is_dir() for d in HH_SUBSETS["hh-all"])
             else sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
         )
         if not files:
