@@ -6,8 +6,8 @@ Data (chosen once, before any result was seen; nothing here is the bench's test 
 * ``sentiment``: the v2 pilot pairs (IMDb prefixes, SmolLM2 responses, VADER gold; ``--sentiment``),
   gold ties dropped, seeded shuffle, the first 600 pairs train, the rest test (chosen = higher gold).
 * ``hh``: HH-RLHF Harmless (``--hh``), seeded shuffle of the pool, 1,500 pairs train, the rest test.
-* ``hh_mixed``: all HH-RLHF pairs (Harmless and Helpful, as the HH track and the robustness study
-  use them), seeded shuffle, 1,500 pairs train, the next 2,000 test.
+* ``hh_mixed``: the paper's HH-RLHF pairs (harmless-base + helpful-base, as the HH track and the
+  robustness study use them), seeded shuffle, 1,500 pairs train, the next 2,000 test.
 
 Each (data, variant) is one run appended to ``benchmarks/results/annotator_defaults.json`` (under a
 file lock, so two processes can fill it): accuracy on the test pairs, on the 30% most confident,
