@@ -11,9 +11,11 @@ from cwpo.data.formats import CONVERTERS, MissingColumns, RowProblem, detect_lay
 from cwpo.data.readers import iter_hub_records, iter_records
 from cwpo.errors import DataError
 
-# The paper's subsets (App. E: Harmless 35,908 / 1,927 and Helpful 34,873 / 1,878 train / test pairs
-# after its 512-token filter) are the ``-base`` folders; the ``-all`` names add helpful-online and
-# helpful-rejection-sampled (responses of later, stronger models: harder pairs, not in the paper).
+# The paper's subsets are the ``-base`` folders. Its App. E counts after the 512-token filter,
+# Harmless 35,908 / 1,927 and Helpful 34,873 / 1,878 train / test pairs, keep ~80% of harmless-base
+# (42,537 / 2,312) and of helpful-base (43,835 / 2,354), but would keep only ~30% of the three
+# helpful folders together (118k / 6,240). The ``-all`` names add helpful-online and
+# helpful-rejection-sampled (responses of later, stronger models: harder pairs).
 HH_SUBSETS = {
     "harmless": ("harmless-base",),
     "helpful": ("helpful-base",),
