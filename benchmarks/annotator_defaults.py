@@ -80,6 +80,9 @@ VARIANTS: dict[str, dict] = {
     # the plain loop's text-pair encoding puts [SEP] between prompt and response; the library did not
     "sep": {"separator": True},
     "sep_len256_no_es_3ep": {"separator": True, "max_length": 256, "early_stopping": False, "epochs": 3},
+    # the attention's dropout off lets the CPU use its fused (flash) attention kernel in training
+    # (2.5x faster on a 256-token batch of MiniLM-L6, profiled); kept only if accuracy holds
+    "attn_dropout0": {"attention_dropout": 0.0, "max_length": 256, "early_stopping": False, "epochs": 3},
 }
 
 

@@ -52,6 +52,8 @@ from cwpo.io import machine_info, now_iso  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 HH = Path(os.environ.get("CWPO_SHARED_DATA", ROOT.parent / "shared" / "data")) / "hh-rlhf"
 OUT = ROOT / "benchmarks" / "results" / "annotator.json"  # --output replaces it (smoke runs)
+# candidate defaults, compared with the defaults on the same splits (never in the headline keys)
+VARIANTS = {"attn_dropout0": {"attention_dropout": 0.0}}
 # SmolLM2 annotators: one setting for all three objectives (full fine-tuning of the 135M model)
 SMOLLM = {"epochs": 1, "batch_size": 8, "lr": 1e-5, "max_length": 256, "early_stopping": False}
 
@@ -182,6 +184,10 @@ def main() -> None:
     ap.add_argument(
         "--smollm-variants", nargs="+", default=list(SMOLLM_VARIANTS), choices=list(SMOLLM_VARIANTS)
     )
+    ap.add_argument(
+        "--variant", choices=list(VARIANTS),
+        help="minilm part: a candidate default beside the defaults (runs kept apart: minilm+NAME/...)",
+    )  # fmt: skip
     ap.add_argument("--summarize", action="store_true", help="only rewrite the summary and annotator.md")
     ap.add_argument("--max-train", type=int, help="smoke runs: at most N pairs of D_l")
     ap.add_argument("--max-eval", type=int, help="smoke runs: at most N held-out pairs")
@@ -197,8 +203,11 @@ def main() -> None:
     done = load_doc().get("runs", {})
     jobs = []
     if args.part == "minilm":
+        tag, extra = (
+            ("minilm", {}) if not args.variant else (f"minilm+{args.variant}", VARIANTS[args.variant])
+        )
         jobs = [
-            (f"minilm/{sub}/share0.3/seed{s}", sub, 0.3, s, {}) for s in args.seeds for sub in args.subsets
+            (f"{tag}/{sub}/share0.3/seed{s}", sub, 0.3, s, extra) for s in args.seeds for sub in args.subsets
         ]
     elif args.part == "share":
         jobs = [(f"minilm/hh/share{sh}/seed{s}", "hh", sh, s, {}) for s in args.seeds for sh in SHARES]
@@ -219,8 +228,7 @@ def main() -> None:
         margins, res = train_and_score(train_rows, held_out, seed, overrides, limit)
         entry = run_entry({"subset": subset, "labeled_share": share, "seed": seed, "split": info, **res,
                            "wall_time_s": round(time.time() - started, 1)})  # fmt: skip
-        if args.part == "smollm":
-            entry["agree"] = [float(x) for x in agreement(margins)]
+        entry["agree"] = [float(x) for x in agreement(margins)]  # per held-out pair: paired comparisons
         record(key, entry)
         print(f"{key}: acc {res['accuracy']:.3f} top30 {res['accuracy_top30']:.3f} "
               f"train {res['train_time_s']:.0f}s", flush=True)  # fmt: skip

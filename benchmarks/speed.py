@@ -362,12 +362,20 @@ def bench_annotator(args) -> dict:
         "fast": (True, torch.bfloat16 if fast_bf16 else torch.float32, 256),  # same computation
         "buckets_other_precision": (True, torch.float32 if fast_bf16 else torch.bfloat16, 256),
     }
+    # the attention's dropout off (a training-recipe choice, TrainAnnotatorConfig.attention_dropout):
+    # the CPU's fused attention kernel instead of the math path; not the same computation either
+    variants["fast_attn_dropout0"] = (True, torch.bfloat16 if fast_bf16 else torch.float32, 256)
     if short != 256:  # the default max_length (chosen on accuracy in benchmarks/annotator_defaults.py):
         # not the same computation (pairs are cut elsewhere), reported beside, never as the bar
         variants["fast_default_length"] = (True, torch.bfloat16 if fast_bf16 else torch.float32, short)
     state = {}
     for name, (buckets, dtype, max_len) in variants.items():
         model = copy.deepcopy(base_model).train()
+        if name == "fast_attn_dropout0":
+            model.config.attention_probs_dropout_prob = 0.0
+            for n, m in model.named_modules():
+                if n.endswith("attention.self"):
+                    m.dropout.p = 0.0
         opt = torch.optim.Adam(model.parameters(), lr=2e-5)
         plan = T._batches(len(rows), 32, random.Random(0), lengths[max_len] if buckets else None)
         state[name] = {
@@ -420,6 +428,7 @@ def bench_annotator(args) -> dict:
         "epoch_time_s": totals,
         "speedup_fast_vs_base": totals["base"] / totals["fast"],
         "default_max_length": short,
+        "speedup_attn_dropout0_vs_base": totals["base"] / totals["fast_attn_dropout0"],
         "speedup_default_length_vs_base": (
             totals["base"] / totals["fast_default_length"] if "fast_default_length" in totals else None
         ),
@@ -663,6 +672,9 @@ def finish(res: dict, args, started: float, complete: bool) -> None:
         m["annotator_train_pairs_per_s"] = a["train"]["pairs_per_s"]["fast"]
         m["annotator_train_speedup_vs_baseline"] = a["train"]["speedup_fast_vs_base"]
         m["annotator_train_speedup_defaults_vs_old_defaults"] = a["train"]["speedup_default_length_vs_base"]
+        m["annotator_train_speedup_attn_dropout0_vs_baseline"] = a["train"].get(
+            "speedup_attn_dropout0_vs_base"
+        )
         m["annotation_pairs_per_s"] = a["annotate_pairs_per_s"]
     if "generation" in res:
         m["generation_tokens_per_s"] = res["generation"]["tokens_per_s"]["fast"]

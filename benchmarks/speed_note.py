@@ -128,6 +128,13 @@ def render(r: dict) -> str:
                 "not the bar."
                 if "fast_default_length" in pp  # runs before default_max_length was recorded: 128
                 else ""
+            )
+            + (
+                f" Without the attention's dropout (the CPU's fused attention kernel; a training-recipe "
+                f"choice, `attention_dropout`): {f(pp['fast_attn_dropout0'])} pairs/s, "
+                f"{f(a['speedup_attn_dropout0_vs_base'])}x the baseline; not the same computation, so not the bar."
+                if "fast_attn_dropout0" in pp
+                else ""
             ),
             "",
             "Annotation (scoring, batch 64) pairs/s: "
