@@ -229,6 +229,10 @@ def main() -> None:
         entry = run_entry({"subset": subset, "labeled_share": share, "seed": seed, "split": info, **res,
                            "wall_time_s": round(time.time() - started, 1)})  # fmt: skip
         entry["agree"] = [float(x) for x in agreement(margins)]  # per held-out pair: paired comparisons
+        by_source: dict = {}
+        for row, a in zip(held_out, entry["agree"], strict=False):  # scored pairs come first
+            by_source.setdefault(row["source"].split("/")[0], []).append(a)
+        entry["accuracy_by_source"] = {k: sum(v) / len(v) for k, v in sorted(by_source.items())}
         record(key, entry)
         print(f"{key}: acc {res['accuracy']:.3f} top30 {res['accuracy_top30']:.3f} "
               f"train {res['train_time_s']:.0f}s", flush=True)  # fmt: skip

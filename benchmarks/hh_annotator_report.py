@@ -56,6 +56,42 @@ def fig2_keys(runs: dict) -> dict:
     }
 
 
+def variant_keys(runs: dict) -> dict:
+    """Candidate defaults (``minilm+NAME`` runs) against the defaults on the same splits and seeds:
+    accuracy, and the difference paired per held-out pair (SE over pairs, pooled over seeds)."""
+    out: dict = {}
+    for key, r in runs.items():
+        tag, subset, share, seed = key.split("/")
+        if not tag.startswith("minilm+") or share != "share0.3":
+            continue
+        ref = runs.get(f"minilm/{subset}/{share}/{seed}")
+        entry = out.setdefault(f"{tag[len('minilm+'):]}/{subset}", {"seeds": [], "accuracy": [], "diff": [],
+                                                                    "diff_var": [], "train_time_ratio": []})  # fmt: skip
+        entry["seeds"].append(int(seed[len("seed") :]))
+        entry["accuracy"].append(r["accuracy"])
+        if ref and "agree" in ref and "agree" in r:
+            d = torch.tensor(r["agree"], dtype=torch.float64) - torch.tensor(
+                ref["agree"], dtype=torch.float64
+            )
+            entry["diff"].append(float(d.mean()))
+            entry["diff_var"].append(float(d.var() / len(d)))
+            entry["train_time_ratio"].append(ref["train_time_s"] / r["train_time_s"])
+    summary = {}
+    for name, e in out.items():
+        n = len(e["diff"])
+        diff = sum(e["diff"]) / n if n else None
+        se = math.sqrt(sum(e["diff_var"])) / n if n else None
+        summary[name] = {
+            "seeds": e["seeds"],
+            "accuracy": mean_std(e["accuracy"])[0],
+            "minus_defaults": diff,
+            "minus_defaults_ci95": None if se is None else [diff - 1.96 * se, diff + 1.96 * se],
+            "defaults_train_time_over_variant": mean_std(e["train_time_ratio"])[0],
+            "paired_seeds": n,
+        }
+    return {"variants_vs_defaults": summary} if summary else {}
+
+
 def summarize(runs: dict) -> dict:
     """Every headline key from the runs (means over seeds, std over seeds, verdicts against the bars)."""
     s: dict = {"paper_reference_opt125m_bt": PAPER}
@@ -78,6 +114,7 @@ def summarize(runs: dict) -> dict:
                 for q in range(5)
             ]
     s.update(fig2_keys(runs))
+    s.update(variant_keys(runs))
     curve = {}
     for share in (*SHARES[:2], 0.3, *SHARES[2:]):
         members = [r for k, r in runs.items() if k.startswith(f"minilm/hh/share{share}/")]
@@ -178,7 +215,7 @@ def write_markdown(doc: dict, path: Path, plots: list[Path] = ()) -> None:
             continue
         sd = m.get(f"{k}_std")
         lines.append(
-            f"| {subset} | {_pct(m[k])} ± {100 * (sd or 0):.1f} (seeds: {m[f'{k}_n_seeds']}) | "
+            f"| {subset} | {_pct(m[k])}{'' if sd is None else f' ± {100 * sd:.1f}'} (seeds: {m[f'{k}_n_seeds']}) | "
             f"{_pct(m[f'{k}_top30'])} | {m[f'{k}_ece_before_calibration']:.3f} → "
             f"{m[f'{k}_ece_after_calibration']:.3f} | {m[f'{k}_n_eval']} | {_pct(PAPER.get(k))} |"
         )
@@ -209,6 +246,16 @@ def write_markdown(doc: dict, path: Path, plots: list[Path] = ()) -> None:
             f"Most minus least confident fifth (HH): {100 * m['hh_acc_top_minus_bottom_quintile']:+.1f} points "
             f"[{100 * lo:+.1f}, {100 * hi:+.1f}]; paper Fig. 2's premise (accuracy rises with confidence): "
             f"{m['verdict_fig2_accuracy_rises_with_confidence']}.",
+        ]
+    for name, v in (m.get("variants_vs_defaults") or {}).items():
+        if v["minus_defaults"] is None:
+            continue
+        lo, hi = v["minus_defaults_ci95"]
+        lines += [
+            "",
+            f"Candidate default `{name}` (seeds {v['seeds']}): {_pct(v['accuracy'])}, minus the defaults on the "
+            f"same pairs {100 * v['minus_defaults']:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}]; the "
+            f"defaults train {v['defaults_train_time_over_variant']:.2f}x as long.",
         ]
     if plots:
         lines += ["", *[f"![{p.stem}]({os.path.relpath(p, path.parent)})" for p in plots]]
