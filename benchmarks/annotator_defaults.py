@@ -50,6 +50,10 @@ SHARED = Path(os.environ.get("CWPO_SHARED_DATA", ROOT.parent / "shared" / "data"
 # TrainAnnotatorConfig overrides per variant. "old_recipe" is what the recipes used before this
 # change (every parameter at 5e-5, CLS/pooler head, 5 epochs, no early stopping, max_length 64).
 OLD = {"pooling": "cls", "lr": 5e-5, "head_lr": None, "epochs": 5, "early_stopping": False, "batch_size": 32}
+# The variants below were run against the defaults of their day (each run's full config is in the
+# results): early stopping, max_length 128, the backbone's attention dropout. ERA pins those, so a
+# later change of a library default does not change what a variant name means; "defaults" is today's.
+ERA = {"early_stopping": True, "max_length": 128, "epochs": 3, "separator": False, "attention_dropout": None}
 VARIANTS: dict[str, dict] = {
     "old_recipe": {**OLD, "max_length": 64},
     "old_recipe_len128": {**OLD, "max_length": 128},
@@ -84,6 +88,8 @@ VARIANTS: dict[str, dict] = {
     # (2.5x faster on a 256-token batch of MiniLM-L6, profiled); kept only if accuracy holds
     "attn_dropout0": {"attention_dropout": 0.0, "max_length": 256, "early_stopping": False, "epochs": 3},
 }
+VARIANTS = {name: {**ERA, **v} for name, v in VARIANTS.items()}
+VARIANTS["defaults"] = {}  # the library's defaults as they are now
 
 
 def load_data(name: str, args) -> tuple[list[dict], list[dict], dict]:

@@ -57,7 +57,7 @@ def fig2_keys(runs: dict) -> dict:
 
 
 def variant_keys(runs: dict) -> dict:
-    """Candidate defaults (``minilm+NAME`` runs) against the defaults on the same splits and seeds:
+    """Variants (``minilm+NAME`` runs: one change from the defaults) against the defaults on the same splits and seeds:
     accuracy, and the difference paired per held-out pair (SE over pairs, pooled over seeds)."""
     out: dict = {}
     for key, r in runs.items():
@@ -253,7 +253,7 @@ def write_markdown(doc: dict, path: Path, plots: list[Path] = ()) -> None:
         lo, hi = v["minus_defaults_ci95"]
         lines += [
             "",
-            f"Candidate default `{name}` (seeds {v['seeds']}): {_pct(v['accuracy'])}, minus the defaults on the "
+            f"Variant `{name}` (seeds {v['seeds']}): {_pct(v['accuracy'])}, minus the defaults on the "
             f"same pairs {100 * v['minus_defaults']:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}]; the "
             f"defaults train {v['defaults_train_time_over_variant']:.2f}x as long.",
         ]

@@ -362,7 +362,7 @@ def bench_annotator(args) -> dict:
         "fast": (True, torch.bfloat16 if fast_bf16 else torch.float32, 256),  # same computation
         "buckets_other_precision": (True, torch.float32 if fast_bf16 else torch.bfloat16, 256),
     }
-    # the attention's dropout off (a training-recipe choice, TrainAnnotatorConfig.attention_dropout):
+    # the attention's dropout off (TrainAnnotatorConfig.attention_dropout, the default since the HH runs):
     # the CPU's fused attention kernel instead of the math path; not the same computation either
     variants["fast_attn_dropout0"] = (True, torch.bfloat16 if fast_bf16 else torch.float32, 256)
     if short != 256:  # the default max_length (chosen on accuracy in benchmarks/annotator_defaults.py):

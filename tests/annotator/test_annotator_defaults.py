@@ -198,18 +198,22 @@ def test_folder_records_the_separator_and_old_folders_load_without(data, tiny_en
 
 
 def test_attention_dropout_override(tiny_encoder_dir, tmp_path, tiny_causal_lm_dir):
-    """attention_dropout sets the backbone's own field (BERT: attention_probs_dropout_prob), which
-    reaches every attention layer; the default keeps the backbone's value."""
+    """attention_dropout sets the backbone's own field (BERT: attention_probs_dropout_prob; causal
+    LMs: attention_dropout), which reaches every attention layer; 0 by default, null keeps the
+    backbone's value."""
 
     def attention_p(model) -> set[float]:
         return {m.dropout.p for name, m in model.named_modules() if name.endswith("attention.self")}
 
     model, _ = _load_backbone(_cfg(tiny_encoder_dir, tmp_path))
-    assert model.config.attention_probs_dropout_prob == 0.1 and attention_p(model) == {0.1}
-    model, _ = _load_backbone(_cfg(tiny_encoder_dir, tmp_path, attention_dropout=0.0))
     assert model.config.attention_probs_dropout_prob == 0.0 and attention_p(model) == {0.0}
     assert model.config.hidden_dropout_prob == 0.1  # only the attention's dropout changes
+    model, _ = _load_backbone(_cfg(tiny_encoder_dir, tmp_path, attention_dropout=None))
+    assert model.config.attention_probs_dropout_prob == 0.1 and attention_p(model) == {0.1}
+    model, _ = _load_backbone(_cfg(tiny_encoder_dir, tmp_path, attention_dropout=0.25))
+    assert attention_p(model) == {0.25}
     with pytest.raises(ConfigError, match="attention_dropout"):
         _cfg(tiny_encoder_dir, tmp_path, attention_dropout=1.5)
-    with pytest.raises(ConfigError, match="attention_dropout applies to the bt and pairrm"):
-        _cfg(tiny_causal_lm_dir, tmp_path, objective="dpo", attention_dropout=0.0)
+    model, _ = _load_backbone(_cfg(tiny_causal_lm_dir, tmp_path, objective="dpo", attention_dropout=0.25))
+    assert model.config.attention_dropout == 0.25
+    assert {m.attention_dropout for n, m in model.named_modules() if n.endswith("self_attn")} == {0.25}

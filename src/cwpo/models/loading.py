@@ -33,10 +33,11 @@ def load_tokenizer(ref: str, padding_side: str = "right"):
     return tok
 
 
-def load_causal_lm(ref: str, dtype: torch.dtype | None = None, tokenizer: bool = True):
+def load_causal_lm(ref: str, dtype: torch.dtype | None = None, tokenizer: bool = True, **config_overrides):
     """Return ``(model, tokenizer)`` for a short name, local folder, adapter folder or hub id.
 
-    The model is in eval mode; ``dtype`` defaults to float32.
+    The model is in eval mode; ``dtype`` defaults to float32; ``config_overrides`` set fields of the
+    model's config (e.g. ``attention_dropout=0.0``).
     """
     from transformers import AutoModelForCausalLM
 
@@ -48,10 +49,10 @@ def load_causal_lm(ref: str, dtype: torch.dtype | None = None, tokenizer: bool =
             from peft import PeftModel
 
             base_ref = json.loads(adapter_cfg.read_text())["base_model_name_or_path"]
-            base, _ = load_causal_lm(base_ref, dtype=dtype, tokenizer=False)
+            base, _ = load_causal_lm(base_ref, dtype=dtype, tokenizer=False, **config_overrides)
             model = PeftModel.from_pretrained(base, path).merge_and_unload()
         else:
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **config_overrides)
     except (OSError, ValueError) as e:
         raise load_error_hint(str(ref), e) from e
     model.eval()
