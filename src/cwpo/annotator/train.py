@@ -4,37 +4,35 @@ Objectives (see :mod:`cwpo.annotator.model`): ``bt`` (paper Step 1, Eq. 5), ``pa
 (App. J.9), ``dpo`` (WS-DPO baseline: SFT on (x, y_w), then DPO against the frozen SFT model).
 
 Paper defaults are 5 epochs, Adam, batch 32, full fine-tuning. The defaults here keep Adam, batch
-32 and full fine-tuning, and were chosen by measurement (benchmarks/annotator_defaults.py, issue
-11): the scalar head reads the *mean* of the last hidden states (``pooling: mean``; ``cls`` is the
-model's own classification path, the earlier behaviour), the new head learns at ``head_lr``
-(1e-3) and the pretrained body at ``lr`` (3e-5), and training runs at most ``epochs`` (3) epochs
-with early stopping on a held-out slice of D_l (``val_frac``, 10%): after every epoch the
-slice's BT loss is measured, training stops after ``patience`` epochs without improvement and the
-best epoch's weights are restored. Training runs in a plain loop with seeded shuffling and
-optional bf16 autocast; the output folder is written atomically (a killed run leaves no half
-folder; re-running starts over).
+32 and full fine-tuning, and were chosen by measurement (benchmarks/annotator_defaults.py and
+benchmarks/hh_annotator.py, issue 11; settings in :mod:`cwpo.annotator.config`): the scalar head
+reads the *mean* of the last hidden states (``pooling: mean``; ``cls`` is the model's own
+classification path), the new head learns at ``head_lr`` (1e-3) and the pretrained body at ``lr``
+(3e-5), 3 epochs at max_length 256 without early stopping (optional: ``early_stopping`` on a
+held-out ``val_frac`` of D_l keeps the best epoch's weights), and no dropout on the attention
+probabilities (``attention_dropout: 0``, which lets the CPU use its fused attention kernel).
+Training runs in a plain loop with seeded shuffling, length-bucketed batches and bf16 autocast
+where the run-time probe finds it faster; the output folder is written atomically (a killed run
+leaves no half folder; re-running starts over).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import logging
 import math
 import random
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import torch
 
+from cwpo.annotator.backbone import _load_backbone
 from cwpo.annotator.calibration import calibration_report, fit_temperature
+from cwpo.annotator.config import MIN_EARLY_STOPPING_PAIRS, MIN_TRAIN_PAIRS, TrainAnnotatorConfig
 from cwpo.annotator.losses import bt_loss, pairrm_loss
 from cwpo.annotator.model import (
     ANNOTATOR_FILE,
-    OBJECTIVES,
-    POOLINGS,
     REFERENCE_DIR,
     Annotator,
     collate,
@@ -44,181 +42,9 @@ from cwpo.annotator.model import (
     response_logprobs,
     scalar_scores,
 )
-from cwpo.config import check
 from cwpo.errors import ConfigError, DataError, warn
 from cwpo.io import atomic_dir, guard_output, hash_config, sha256_path, write_json, write_manifest
-from cwpo.runtime import bf16_errors, resolve_bf16
-
-MIN_TRAIN_PAIRS = 32  # fewer human-labelled pairs than one default batch: warn
-MIN_EARLY_STOPPING_PAIRS = 20  # below this a validation slice is too small to pick an epoch: skipped
-
-
-@dataclass
-class TrainAnnotatorConfig:
-    train: str = field(
-        default="", metadata={"help": "labeled pairs (JSONL/Parquet: prompt, chosen, rejected)"}
-    )
-    output: str = field(default="", metadata={"help": "annotator directory to write"})
-    backbone: str = field(default="minilm-l6", metadata={"help": "short name, local folder or hub id"})
-    objective: Literal["bt", "pairrm", "dpo"] = field(default="bt", metadata={"help": "training objective"})
-    eval: str | None = field(default=None, metadata={"help": "held-out labeled pairs for accuracy/ECE"})
-    epochs: int = field(
-        default=3, metadata={"help": "epochs over D_l, at most (with early_stopping; paper: 5)"}
-    )
-    sft_epochs: int = field(default=1, metadata={"help": "dpo objective only: SFT epochs before DPO"})
-    batch_size: int = field(default=32, metadata={"help": "pairs per optimizer step (paper: 32)"})
-    lr: float = field(default=3e-5, metadata={"help": "Adam learning rate of the pretrained backbone"})
-    head_lr: float | None = field(
-        default=1e-3,
-        metadata={"help": "learning rate of the new scalar head (bt, pairrm); null: the same as lr"},
-    )
-    pooling: Literal["mean", "cls"] = field(
-        default="mean",
-        metadata={
-            "help": "bt/pairrm: the head reads the mean of the last hidden states, or cls: the "
-            "model's own classification path (BERT pooler; last token for causal LMs)"
-        },
-    )
-    separator: bool = field(
-        default=False,
-        metadata={"help": "bt: the tokenizer's pair separator between prompt and response (BERT: [SEP])"},
-    )
-    attention_dropout: float | None = field(
-        default=0.0,
-        metadata={
-            "help": "dropout on the attention probabilities in training (0 lets PyTorch use its fused "
-            "attention kernel: 2.5x faster MiniLM-L6 steps here, accuracy unchanged on HH-RLHF; "
-            "null: the backbone's own, 0.1 for MiniLM-L6)"
-        },
-    )
-    early_stopping: bool = field(
-        default=False,
-        metadata={
-            "help": "hold out val_frac of --train, measure its loss after every epoch, stop after "
-            "patience epochs without improvement and keep the best epoch's weights"
-        },
-    )
-    val_frac: float = field(default=0.1, metadata={"help": "share of --train held out for early stopping"})
-    patience: int = field(default=1, metadata={"help": "epochs without improvement before stopping"})
-    max_length: int = field(default=256, metadata={"help": "tokens per sequence; prompts cut from the left"})
-    beta: float = field(default=0.1, metadata={"help": "dpo objective: β of the implicit reward"})
-    seed: int = field(default=0, metadata={"help": "seed of initialization and shuffling"})
-    calibrate: bool = field(
-        default=False, metadata={"help": "fit a temperature on a held-out slice of --train"}
-    )
-    calibration_frac: float = field(
-        default=0.1,
-        metadata={"help": "share of --train held out to fit T (with early_stopping: its val slice)"},
-    )
-    bf16: bool | str = field(
-        default="auto",
-        metadata={"help": "bf16 autocast (auto: where a run-time probe finds it faster; see cwpo.runtime)"},
-    )
-    length_buckets: bool = field(
-        default=True,
-        metadata={
-            "help": "batch pairs of similar length (shuffled within windows of 16 batches): less padding"
-        },
-    )
-    eval_batch_size: int = field(default=64, metadata={"help": "sequences per forward when evaluating"})
-    max_train_pairs: int | None = field(
-        default=None, metadata={"help": "use only the first N training pairs"}
-    )
-    progress: bool = field(default=True, metadata={"help": "show progress bars"})
-    overwrite: bool = field(
-        default=False,
-        metadata={"help": "replace an earlier cwpo output of this stage at --output (never other files)"},
-    )
-
-    def __post_init__(self):
-        errors = []
-        if not self.train:
-            errors.append("train (labeled pairs) is required")
-        if not self.output:
-            errors.append("output (annotator directory) is required")
-        if self.objective not in OBJECTIVES:
-            errors.append(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
-        errors += bf16_errors(self.bf16)
-        if self.pooling not in POOLINGS:
-            errors.append(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
-        if self.separator and self.objective != "bt":
-            errors.append(f"separator applies to the bt objective only, not {self.objective!r}")
-        if self.attention_dropout is not None and not 0 <= self.attention_dropout < 1:
-            errors.append(f"attention_dropout must be in [0, 1), got {self.attention_dropout}")
-        if self.head_lr is not None and not (self.head_lr > 0 and math.isfinite(self.head_lr)):
-            errors.append(f"head_lr must be a positive number or null, got {self.head_lr}")
-        if not 0 < self.val_frac < 1:
-            errors.append(f"val_frac must be in (0, 1), got {self.val_frac}")
-        for name in ("epochs", "batch_size", "max_length", "eval_batch_size", "patience"):
-            if int(getattr(self, name)) < 1:
-                errors.append(f"{name} must be ≥ 1, got {getattr(self, name)}")
-        if self.sft_epochs < 0:
-            errors.append(f"sft_epochs must be ≥ 0, got {self.sft_epochs}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            errors.append(f"lr must be a positive number, got {self.lr}")
-        if not self.beta > 0:
-            errors.append(f"beta must be > 0, got {self.beta}")
-        if not 0 < self.calibration_frac < 1:
-            errors.append(f"calibration_frac must be in (0, 1), got {self.calibration_frac}")
-        if self.max_train_pairs is not None and self.max_train_pairs < 2:
-            errors.append(f"max_train_pairs must be ≥ 2, got {self.max_train_pairs}")
-        check(errors, "train-annotator config")
-
-
-log = logging.getLogger(__name__)
-FILE_ONLY = {"file_only": True}  # the run's log, not the terminal (cwpo.console)
-ATTENTION_DROPOUT_NAMES = ("attention_probs_dropout_prob", "attention_dropout", "attn_pdrop")
-
-
-def _attention_dropout_override(path: str, p: float | None) -> dict:
-    """The config keyword that sets the backbone's attention dropout to ``p`` (none for ``None``).
-
-    A config without a known field keeps its own (said in the log): the default must not fail on
-    a backbone that names it differently.
-    """
-    if p is None:
-        return {}
-    from transformers import AutoConfig
-
-    try:
-        config = AutoConfig.from_pretrained(path)
-    except (OSError, ValueError):  # e.g. a LoRA adapter folder: its base keeps its own
-        log.info("attention_dropout=%s not applied: no model config at %s", p, path, extra=FILE_ONLY)
-        return {}
-    name = next((n for n in ATTENTION_DROPOUT_NAMES if hasattr(config, n)), None)
-    if name is None:
-        log.info(
-            "attention_dropout=%s not applied: the %s config has none of %s",
-            p,
-            config.model_type,
-            ", ".join(ATTENTION_DROPOUT_NAMES),
-            extra=FILE_ONLY,
-        )
-        return {}
-    return {name: p}
-
-
-def _load_backbone(cfg: TrainAnnotatorConfig):
-    """(model, reference-or-None, tokenizer) for the objective; the scalar head is new for bt/pairrm."""
-    from transformers import AutoModelForSequenceClassification
-
-    from cwpo.models.loading import load_causal_lm, load_tokenizer
-    from cwpo.models.registry import load_error_hint, resolve_model
-
-    if cfg.objective == "dpo":
-        path = resolve_model(cfg.backbone)
-        return load_causal_lm(cfg.backbone, **_attention_dropout_override(path, cfg.attention_dropout))
-    tok = load_tokenizer(cfg.backbone)
-    try:
-        path = resolve_model(cfg.backbone)
-        overrides = _attention_dropout_override(path, cfg.attention_dropout)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path, num_labels=1, dtype=torch.float32, **overrides
-        )
-    except (OSError, ValueError) as e:
-        raise load_error_hint(cfg.backbone, e) from e
-    model.config.pad_token_id = tok.pad_token_id
-    return model, tok
+from cwpo.runtime import resolve_bf16
 
 
 def _read_labeled(path: str, what: str) -> list[dict]:
