@@ -49,7 +49,13 @@ def partial_seeds(recipe, seeds: list[int] | None, name: str) -> tuple[str, bool
     run different seeds side by side, and writes no metrics: the run with the recipe's seeds then
     finds every stage in the shared cache and computes the metrics and report over all seeds.
     """
-    if not seeds or sorted(seeds) == sorted(recipe.seeds):
+    from cwpo.experiments.recipe import all_seeds, restrict_seeds
+
+    every = all_seeds(recipe)
+    if not seeds or sorted(seeds) == sorted(every):
         return name, False
-    recipe.seeds = list(seeds)
+    unknown = sorted(set(seeds) - set(every))
+    if unknown:
+        raise SystemExit(f"--seeds {unknown}: not seeds of the recipe {recipe.name} ({every})")
+    restrict_seeds(recipe, list(seeds))  # every method on its own seeds among these
     return f"{name}-seeds{'-'.join(map(str, seeds))}", True

@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 from _common import command_line, partial_seeds, write_result  # noqa: E402
 
 from cwpo.experiments.pipeline import run_recipe  # noqa: E402
-from cwpo.experiments.recipe import load_recipe  # noqa: E402
+from cwpo.experiments.recipe import all_seeds, load_recipe  # noqa: E402
 from cwpo.experiments.report import write_report  # noqa: E402
 from cwpo.experiments.report_curves import level_label  # noqa: E402
 from cwpo.io import now_iso  # noqa: E402
@@ -84,7 +84,7 @@ def main() -> None:
         folder, partial = partial_seeds(recipe, args.seeds, name)
         res = run_recipe(recipe, runs / folder, progress=False, stages_dir=runs / "cache")
         if partial:
-            print(f"{part}: seeds {recipe.seeds} done (cached in {runs / 'cache'}); run --part {part} "
+            print(f"{part}: seeds {args.seeds} done (cached in {runs / 'cache'}); run --part {part} "
                   "without --seeds for the metrics and the report over all seeds")  # fmt: skip
             continue
         report = write_report(runs / name, REPO / "benchmarks" / "report" / name)
@@ -96,7 +96,7 @@ def main() -> None:
             metrics[part] = part_metrics(res["rows"], key)
             commands[part] = {
                 "recipe": recipe_path,
-                "seeds": recipe.seeds,
+                "seeds": all_seeds(recipe),
                 "command": command_line(),
                 "date": now_iso(),
             }

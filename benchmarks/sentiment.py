@@ -31,7 +31,7 @@ from _common import command_line, partial_seeds, write_result  # noqa: E402
 from sentiment_v2 import v2_metrics  # noqa: E402
 
 from cwpo.experiments.pipeline import run_recipe  # noqa: E402
-from cwpo.experiments.recipe import load_recipe  # noqa: E402
+from cwpo.experiments.recipe import all_seeds, load_recipe  # noqa: E402
 from cwpo.experiments.report import write_report  # noqa: E402
 from cwpo.io import now_iso  # noqa: E402
 
@@ -130,7 +130,7 @@ def main() -> None:
         folder, partial = partial_seeds(loaded, args.seeds, name)
         res = run_recipe(loaded, runs / folder, progress=False, stages_dir=cache)
         if partial:
-            print(f"{part}: seeds {loaded.seeds} done (cached in {cache}); run --part {part} without "
+            print(f"{part}: seeds {args.seeds} done (cached in {cache}); run --part {part} without "
                   "--seeds for the metrics and the report over all seeds")  # fmt: skip
             continue
         # merge with what the other part wrote (re-read now: the parts may run in parallel)
@@ -156,7 +156,7 @@ def main() -> None:
         reports[name] = str(report.relative_to(REPO))
         commands[part] = {
             "recipe": recipe,
-            "seeds": loaded.seeds,
+            "seeds": all_seeds(loaded),
             "command": command_line(),
             "date": now_iso(),
         }

@@ -137,3 +137,35 @@ def test_v2_recipes_share_the_settings_chosen_on_validation_prompts():
         assert {k: v for k, v in r.sentiment.items() if k not in ("eval_set", "human_flip")} == {
             k: v for k, v in hp.sentiment.items() if k != "eval_set"
         }
+
+
+def test_method_seeds_give_some_methods_more_seeds(tmp_path, monkeypatch):
+    """method_seeds: 5 seeds for the headline methods, ``seeds`` for the rest; a part of the seeds
+    (benchmarks' --seeds) keeps each method on its own seeds among them."""
+    from cwpo.experiments import pipeline
+    from cwpo.experiments.recipe import all_seeds, restrict_seeds, seeds_of, validate
+
+    r = Recipe(track="pairs", data={"source": "x"}, seeds=[0, 1], methods=["human", "cw", "top30"],
+               method_seeds={"human": [0, 1, 2, 3], "cw": [0, 1, 2, 3]})  # fmt: skip
+    assert validate(r) == []
+    assert all_seeds(r) == [0, 1, 2, 3] and [p["seed"] for p, _ in expand(r)] == [0, 1, 2, 3]
+    assert seeds_of(r, "top30") == [0, 1] and seeds_of(r, "cw") == [0, 1, 2, 3]
+    ran = []
+
+    def fake_point(root, point, recipe, methods, progress=True):
+        ran.extend((point["seed"], m) for m in methods)
+        return [{**point, "method": m} for m in methods]
+
+    monkeypatch.setattr(pipeline, "run_point", fake_point)
+    monkeypatch.setattr(pipeline, "check_run", lambda recipe, only=None: resolve_methods(recipe.methods))
+    monkeypatch.setattr(pipeline, "summarize", lambda rows, keys: {})
+    pipeline.run_recipe(r, tmp_path / "run", progress=False)
+    assert sorted(ran) == sorted([(s, m) for s in (0, 1) for m in ("human", "cw", "top30")]
+                                 + [(s, m) for s in (2, 3) for m in ("human", "cw")])  # fmt: skip
+    restrict_seeds(r, [1, 3])
+    assert r.seeds == [1] and r.method_seeds == {"human": [1, 3], "cw": [1, 3]}
+    bad = Recipe(track="pairs", data={"source": "x"}, methods=["human"],
+                 method_seeds={"cw": [0], "human": []})  # fmt: skip
+    errors = validate(bad)
+    assert any("method_seeds: 'cw' is not one of the recipe's methods" in e for e in errors)
+    assert any("method_seeds.human must be a non-empty list of integers" in e for e in errors)

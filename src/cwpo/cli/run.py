@@ -38,7 +38,7 @@ def output_of(args) -> str | None:
 
 
 def run(args) -> int:
-    from cwpo.experiments.recipe import check_run, load_recipe
+    from cwpo.experiments.recipe import all_seeds, check_run, load_recipe
     from cwpo.experiments.recipes import find_recipe, packaged_recipes
 
     if args.list:
@@ -52,7 +52,9 @@ def run(args) -> int:
     recipe = load_recipe(path)
     check_run(recipe, args.methods)  # the checks run_recipe makes before it writes anything
     if args.validate:
-        print(f"{path}: ok ({recipe.track} track, {len(recipe.seeds)} seed(s), grid {recipe.grid or 'none'})")
+        extra = "".join(f", {m}: {len(v)}" for m, v in recipe.method_seeds.items())
+        seeds = f"{len(all_seeds(recipe))} seed(s){extra}"
+        print(f"{path}: ok ({recipe.track} track, {seeds}, grid {recipe.grid or 'none'})")
         return 0
     from cwpo.experiments.pipeline import run_recipe
     from cwpo.experiments.tables import format_summary

@@ -25,7 +25,7 @@ from cwpo.console import STAGE_LOGGER, training_bar
 from cwpo.data.schema import read_pairs, write_pairs
 from cwpo.experiments.cache import Artifact, run_stage
 from cwpo.experiments.methods import Method
-from cwpo.experiments.recipe import Recipe, check_run, expand, load_recipe
+from cwpo.experiments.recipe import Recipe, check_run, expand, load_recipe, seeds_of
 from cwpo.experiments.rows import annotator_row, data_stats, flatten_eval, summarize
 from cwpo.experiments.sentiment_stages import SentimentStages
 from cwpo.io import (
@@ -377,7 +377,9 @@ def run_recipe(
             if len(points) > 1:
                 grid = ", ".join(f"{k}={v}" for k, v in point.items())
                 logging.getLogger(STAGE_LOGGER).info("grid point %d/%d: %s", i, len(points), grid)
-            rows.extend(run_point(stage_root, point, point_recipe, methods, progress))
+            here = {n: m for n, m in methods.items() if point["seed"] in seeds_of(recipe, n)}
+            if here or recipe.annotator_only:
+                rows.extend(run_point(stage_root, point, point_recipe, here, progress))
             write_jsonl(root / "results.jsonl", rows)
         summary = summarize(rows, [k for k in points[0][0] if k != "seed"])
         write_json(

@@ -42,6 +42,8 @@ class Recipe:
     track: str = "pairs"
     strong_model: str = "smollm2-135m-instruct"
     seeds: list = field(default_factory=lambda: [0])
+    # other seeds for some methods (e.g. 5 for the headline comparison, ``seeds`` for the rest)
+    method_seeds: dict = field(default_factory=dict)
     grid: dict = field(default_factory=dict)
     methods: list | dict | None = None
     sft_data: str = "weak"  # pairs track: SFT on weak y_w of D_u (paper) or "labeled" (D_l chosen)
@@ -130,6 +132,7 @@ def validate(recipe: Recipe) -> list[str]:
         errors.append(f"sft_data must be 'weak' or 'labeled', got {recipe.sft_data!r}")
     if not recipe.seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in recipe.seeds):
         errors.append(f"seeds must be a non-empty list of integers, got {recipe.seeds!r}")
+    errors += _method_seed_errors(recipe)
     if recipe.track == "pairs" and not recipe.data.get("source"):
         errors.append("data.source is required for the pairs track")
     hh_prompts = recipe.sentiment.get("prompt_source", "imdb") != "imdb"
@@ -172,6 +175,41 @@ def validate(recipe: Recipe) -> list[str]:
             except (ConfigError, TypeError) as e:
                 errors.append(f"{section}: {e}")
     return errors + _grid_errors(recipe, classes)
+
+
+def _method_seed_errors(recipe: Recipe) -> list[str]:
+    try:
+        names = set(resolve_methods(recipe.methods))
+    except ConfigError:
+        return []  # reported once by validate()
+    errors = []
+    for name, seeds in recipe.method_seeds.items():
+        if name not in names:
+            errors.append(f"method_seeds: {name!r} is not one of the recipe's methods {sorted(names)}")
+        elif (
+            not isinstance(seeds, list)
+            or not seeds
+            or not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds)
+        ):
+            errors.append(f"method_seeds.{name} must be a non-empty list of integers, got {seeds!r}")
+    return errors
+
+
+def seeds_of(recipe: Recipe, method: str) -> list[int]:
+    """The seeds ``method`` runs on: its ``method_seeds`` entry, else the recipe's ``seeds``."""
+    return list(recipe.method_seeds.get(method, recipe.seeds))
+
+
+def all_seeds(recipe: Recipe) -> list[int]:
+    """Every seed some method of the recipe runs on, in order of first mention."""
+    return list(dict.fromkeys([*recipe.seeds, *(s for v in recipe.method_seeds.values() for s in v)]))
+
+
+def restrict_seeds(recipe: Recipe, seeds: list[int]) -> None:
+    """Keep only ``seeds`` (a part of a long run): every method runs on its seeds among them."""
+    keep = set(seeds)
+    recipe.seeds = [s for s in recipe.seeds if s in keep]
+    recipe.method_seeds = {m: [s for s in v if s in keep] for m, v in recipe.method_seeds.items()}
 
 
 def _input_errors(recipe: Recipe) -> list[str]:
@@ -239,7 +277,7 @@ def check_run(recipe: Recipe, only_methods: list[str] | None = None) -> dict[str
     return {k: v for k, v in methods.items() if not only_methods or k in only_methods}
 
 
-_WHOLE = ("grid", "methods", "paper")  # a recipe's own grid, methods or paper numbers replace the base's
+_WHOLE = ("grid", "methods", "method_seeds", "paper")  # a recipe's own replace the base's
 
 
 def _merge(base: dict, over: dict, top: bool = True) -> dict:
@@ -297,7 +335,7 @@ def expand(recipe: Recipe) -> list[tuple[dict, Recipe]]:
     """All grid points: ``({"seed": s, **grid values}, recipe with them applied)``."""
     paths = list(recipe.grid)
     points = []
-    for seed in recipe.seeds:
+    for seed in all_seeds(recipe):
         for values in itertools.product(*(recipe.grid[p] for p in paths)):
             d = copy.deepcopy(recipe.to_dict())
             d["grid"] = {}
