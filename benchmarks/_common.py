@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import re
 import shlex
 import sys
@@ -40,6 +43,35 @@ def write_result(name: str, metrics: dict, started: float, **extra) -> Path:
             "machine": machine_info(),
         },
     )
+
+
+@contextlib.contextmanager
+def result_update(name: str, started: float):
+    """Read ``results/<name>.json`` under a lock and yield its ``metrics``, ``commands`` and
+    ``reports`` (mutable dicts) for a part to update; then write them back (:func:`write_result`).
+    Two parts of one bench may finish at the same moment: neither loses the other's keys."""
+    path = RESULTS / f"{name}.json"
+    with open(str(path) + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        previous = json.loads(path.read_text()) if path.exists() else {}
+        doc = {k: dict(previous.get(k) or {}) for k in ("metrics", "commands", "reports")}
+        yield doc
+        extra = {k: doc[k] for k in ("commands", "reports") if doc[k]}
+        write_result(name, doc["metrics"], started, **extra)
+
+
+def run_part(recipe, runs: Path, name: str, seeds: list[int] | None):
+    """Run a recipe (``--seeds``: some of its seeds, see :func:`partial_seeds`) with the stage cache
+    ``runs/cache``; return the run's result, or ``None`` for a partial run (no metrics then)."""
+    from cwpo.experiments.pipeline import run_recipe
+
+    folder, partial = partial_seeds(recipe, seeds, name)
+    res = run_recipe(recipe, runs / folder, progress=False, stages_dir=runs / "cache")
+    if partial:
+        print(f"{name}: seeds {seeds} done (cached in {runs / 'cache'}); run it again without --seeds "
+              "for the metrics and the report over all seeds")  # fmt: skip
+        return None
+    return res
 
 
 def partial_seeds(recipe, seeds: list[int] | None, name: str) -> tuple[str, bool]:

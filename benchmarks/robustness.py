@@ -14,8 +14,6 @@ benchmarks/report/robustness-<part>/.
 from __future__ import annotations
 
 import argparse
-import fcntl
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,9 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-from _common import command_line, partial_seeds, write_result  # noqa: E402
+from _common import command_line, result_update, run_part  # noqa: E402
 
-from cwpo.experiments.pipeline import run_recipe  # noqa: E402
 from cwpo.experiments.recipe import all_seeds, load_recipe  # noqa: E402
 from cwpo.experiments.report import write_report  # noqa: E402
 from cwpo.experiments.report_curves import level_label  # noqa: E402
@@ -76,31 +73,22 @@ def main() -> None:
     args = parser.parse_args()
     start = time.time()
     runs = Path(args.runs)
-    result_file = REPO / "benchmarks" / "results" / "robustness.json"
     for part in list(PARTS) if args.part == "all" else [args.part]:
         recipe_path, key = PARTS[part]
         recipe = load_recipe(REPO / recipe_path)
         name = f"robustness-{part}"
-        folder, partial = partial_seeds(recipe, args.seeds, name)
-        res = run_recipe(recipe, runs / folder, progress=False, stages_dir=runs / "cache")
-        if partial:
-            print(f"{part}: seeds {args.seeds} done (cached in {runs / 'cache'}); run --part {part} "
-                  "without --seeds for the metrics and the report over all seeds")  # fmt: skip
+        res = run_part(recipe, runs, name, args.seeds)
+        if res is None:
             continue
         report = write_report(runs / name, REPO / "benchmarks" / "report" / name)
-        # read-modify-write under a lock: two parts may run as two processes side by side
-        with open(str(result_file) + ".lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            previous = json.loads(result_file.read_text()) if result_file.exists() else {}
-            metrics, commands = dict(previous.get("metrics", {})), dict(previous.get("commands", {}))
-            metrics[part] = part_metrics(res["rows"], key)
-            commands[part] = {
+        with result_update("robustness", start) as doc:  # two parts may run as two processes side by side
+            doc["metrics"][part] = part_metrics(res["rows"], key)
+            doc["commands"][part] = {
                 "recipe": recipe_path,
                 "seeds": all_seeds(recipe),
                 "command": command_line(),
                 "date": now_iso(),
             }
-            write_result("robustness", metrics, start, commands=commands)
         print(f"wrote benchmarks/results/robustness.json ({part}); report {report}")
 
 

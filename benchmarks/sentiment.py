@@ -20,17 +20,15 @@ Writes benchmarks/results/sentiment.json (each part its own keys) and the report
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import command_line, partial_seeds, write_result  # noqa: E402
+from _common import command_line, result_update, run_part  # noqa: E402
 from sentiment_v2 import v2_metrics  # noqa: E402
 
-from cwpo.experiments.pipeline import run_recipe  # noqa: E402
 from cwpo.experiments.recipe import all_seeds, load_recipe  # noqa: E402
 from cwpo.experiments.report import write_report  # noqa: E402
 from cwpo.io import now_iso  # noqa: E402
@@ -120,47 +118,39 @@ def main() -> None:
     args = parser.parse_args()
     start = time.time()
     runs = Path(args.runs)
-    cache = runs / "cache"
     parts = list(PARTS) if args.part == "all" else [args.part]
     for part in parts:
         recipe, name = PARTS[part]
         result_name = "sentiment" if part.startswith("v2_") else "sentiment-v1"
-        result_file = REPO / "benchmarks" / "results" / f"{result_name}.json"
         loaded = load_recipe(REPO / recipe)
-        folder, partial = partial_seeds(loaded, args.seeds, name)
-        res = run_recipe(loaded, runs / folder, progress=False, stages_dir=cache)
-        if partial:
-            print(f"{part}: seeds {args.seeds} done (cached in {cache}); run --part {part} without "
-                  "--seeds for the metrics and the report over all seeds")  # fmt: skip
+        res = run_part(loaded, runs, name, args.seeds)
+        if res is None:
             continue
-        # merge with what the other part wrote (re-read now: the parts may run in parallel)
-        previous = json.loads(result_file.read_text()) if result_file.exists() else {}
-        metrics = dict(previous.get("metrics", {}))
-        commands = dict(previous.get("commands", {}))
-        reports = dict(previous.get("reports", {}))
-        if part.startswith("v2_"):
-            metrics.update(v2_metrics(part, res, loaded.to_dict()))
-        elif part == "main":
-            # main's keys are flat numbers; the other parts each own one nested dict: keep those
-            metrics = {k: v for k, v in metrics.items() if isinstance(v, dict)}
-            metrics.update(main_metrics(res))
-        elif part == "noise":
-            metrics["noise_sweep"] = grid_metrics(res, "sentiment.human_temperature")
-        elif part == "large_noisy":
-            metrics["larger_pool_noisy_humans"] = large_metrics(res)
-        elif part == "split":
-            metrics["split_ratio"] = grid_metrics(res, "sentiment.labeled_frac")
-        else:
-            metrics["larger_pool"] = large_metrics(res)
         report = write_report(runs / name, REPO / "benchmarks" / "report" / name)
-        reports[name] = str(report.relative_to(REPO))
-        commands[part] = {
-            "recipe": recipe,
-            "seeds": all_seeds(loaded),
-            "command": command_line(),
-            "date": now_iso(),
-        }
-        write_result(result_name, metrics, start, commands=commands, reports=reports)
+        with result_update(result_name, start) as doc:  # parts may run side by side and finish at once
+            metrics = doc["metrics"]
+            if part.startswith("v2_"):
+                metrics.update(v2_metrics(part, res, loaded.to_dict()))
+            elif part == "main":
+                # main's keys are flat numbers; the other parts each own one nested dict: keep those
+                for k in [k for k, v in metrics.items() if not isinstance(v, dict)]:
+                    del metrics[k]
+                metrics.update(main_metrics(res))
+            elif part == "noise":
+                metrics["noise_sweep"] = grid_metrics(res, "sentiment.human_temperature")
+            elif part == "large_noisy":
+                metrics["larger_pool_noisy_humans"] = large_metrics(res)
+            elif part == "split":
+                metrics["split_ratio"] = grid_metrics(res, "sentiment.labeled_frac")
+            else:
+                metrics["larger_pool"] = large_metrics(res)
+            doc["reports"][name] = str(report.relative_to(REPO))
+            doc["commands"][part] = {
+                "recipe": recipe,
+                "seeds": all_seeds(loaded),
+                "command": command_line(),
+                "date": now_iso(),
+            }
         print(f"wrote benchmarks/results/{result_name}.json ({part}); report {report}")
 
 
