@@ -1,0 +1,202 @@
+"""benchmarks/speed.py, part 2: BT annotator training and scoring, and generation (sampling) speed.
+See speed.py for the whole method."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import statistics
+import time
+
+from speed_dpo_sft import MODEL, SHARED, TMP, interleave, ratio
+
+
+# ---------------------------------------------------------------- annotator
+def bench_annotator(args) -> dict:
+    """BT training pairs/s (MiniLM-L6, HH lengths, max_length 256, batch 32) and scoring pairs/s."""
+    import copy
+
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from cwpo.annotator import train as T
+    from cwpo.annotator.losses import bt_loss
+    from cwpo.annotator.model import Annotator, collate, encode_pairs, scalar_scores
+    from cwpo.models.loading import load_tokenizer
+    from cwpo.models.registry import resolve_model
+    from cwpo.runtime import resolve_bf16
+
+    tok = load_tokenizer("minilm-l6")
+    rows = []
+    with gzip.open(SHARED / "hh-rlhf" / "helpful-base" / "test.jsonl.gz", "rt", encoding="utf-8") as fh:
+        from cwpo.data.formats import RowProblem, from_hh_rlhf
+
+        for line in fh:
+            try:
+                rows.append(from_hh_rlhf(json.loads(line)))
+            except RowProblem:  # an HH pair with an empty response (cwpo data skips it too)
+                continue
+            if len(rows) == args.annotator_pairs:
+                break
+
+    def encode(max_length):
+        return encode_pairs(
+            tok,
+            "bt",
+            [r["prompt"] for r in rows],
+            [r["chosen"] for r in rows],
+            [r["rejected"] for r in rows],
+            max_length,
+        )
+
+    # 256: the max_length of the baseline (the same-computation comparison); beside it the library's
+    # default at run time when that differs (128 for a while, 256 again since the HH defaults study)
+    encodings = {
+        256: encode(256),
+        T.TrainAnnotatorConfig.max_length: encode(T.TrainAnnotatorConfig.max_length),
+    }
+    enc = encodings[256]
+    lengths = {
+        k: [max(len(a), len(b)) for a, b in zip(e.seq_a, e.seq_b, strict=True)] for k, e in encodings.items()
+    }
+    torch.manual_seed(0)
+    base_model = AutoModelForSequenceClassification.from_pretrained(resolve_model("minilm-l6"), num_labels=1)
+    base_model.config.pad_token_id = tok.pad_token_id
+    fast_bf16 = resolve_bf16("auto")
+    short = T.TrainAnnotatorConfig.max_length
+    variants = {  # name: (length buckets, autocast dtype, max_length)
+        "base": (False, torch.bfloat16, 256),  # the old path: random batches, bf16 autocast, 256 tokens
+        "fast": (True, torch.bfloat16 if fast_bf16 else torch.float32, 256),  # same computation
+        "buckets_other_precision": (True, torch.float32 if fast_bf16 else torch.bfloat16, 256),
+    }
+    # the attention's dropout off (TrainAnnotatorConfig.attention_dropout, the default since the HH runs):
+    # the CPU's fused attention kernel instead of the math path; not the same computation either
+    variants["fast_attn_dropout0"] = (True, torch.bfloat16 if fast_bf16 else torch.float32, 256)
+    if short != 256:  # the default max_length (chosen on accuracy in benchmarks/annotator_defaults.py):
+        # not the same computation (pairs are cut elsewhere), reported beside, never as the bar
+        variants["fast_default_length"] = (True, torch.bfloat16 if fast_bf16 else torch.float32, short)
+    state = {}
+    for name, (buckets, dtype, max_len) in variants.items():
+        model = copy.deepcopy(base_model).train()
+        if name == "fast_attn_dropout0":
+            model.config.attention_probs_dropout_prob = 0.0
+            for n, m in model.named_modules():
+                if n.endswith("attention.self"):
+                    m.dropout.p = 0.0
+        opt = torch.optim.Adam(model.parameters(), lr=2e-5)
+        plan = T._batches(len(rows), 32, random.Random(0), lengths[max_len] if buckets else None)
+        state[name] = {
+            "model": model,
+            "opt": opt,
+            "plan": plan,
+            "dtype": dtype,
+            "enc": encodings[max_len],
+            "i": 0,
+        }
+
+    def step(name):
+        s = state[name]
+        batch = s["plan"][s["i"] % len(s["plan"])]
+        s["i"] += 1
+        e = s["enc"]
+        seqs = [e.seq_a[i] for i in batch] + [e.seq_b[i] for i in batch]
+        starts = [e.start_a[i] for i in batch] + [e.start_b[i] for i in batch]
+        ids, attn, _ = collate(seqs, starts, tok.pad_token_id)
+        t = time.perf_counter()
+        with torch.autocast("cpu", dtype=s["dtype"], enabled=s["dtype"] != torch.float32):
+            sc = scalar_scores(s["model"], ids, attn)
+        loss = bt_loss(sc[: len(batch)], sc[len(batch) :]).float().mean()
+        s["opt"].zero_grad(set_to_none=True)
+        loss.backward()
+        s["opt"].step()
+        return time.perf_counter() - t
+
+    n_batches = len(state["base"]["plan"])
+    for name in variants:  # one warm-up step each (its batch is then timed again in the epoch)
+        step(name)
+        state[name]["i"] = 0
+    totals = {n: 0.0 for n in variants}
+    per_batch = {n: [] for n in variants}
+    for b in range(n_batches):
+        order = list(variants) if b % 2 == 0 else list(variants)[::-1]
+        for n in order:
+            t = step(n)
+            totals[n] += t
+            per_batch[n].append(t)
+        print(
+            f"  annotator batch {b}: " + " ".join(f"{n} {per_batch[n][-1]:.2f}s" for n in variants),
+            flush=True,
+        )
+    train = {
+        "pairs": len(rows),
+        "batches": n_batches,
+        "fast_precision": "bf16 autocast" if fast_bf16 else "fp32",
+        "pairs_per_s": {n: len(rows) / totals[n] for n in variants},
+        "epoch_time_s": totals,
+        "speedup_fast_vs_base": totals["base"] / totals["fast"],
+        "default_max_length": short,
+        "speedup_attn_dropout0_vs_base": totals["base"] / totals["fast_attn_dropout0"],
+        "speedup_default_length_vs_base": (
+            totals["base"] / totals["fast_default_length"] if "fast_default_length" in totals else None
+        ),
+        "real_tokens": sum(len(a) + len(b) for a, b in zip(enc.seq_a, enc.seq_b, strict=True)),
+    }
+    # annotation (scoring): the annotate default (fp32 weights) vs bf16 weights, interleaved
+    scorers = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        m = copy.deepcopy(base_model).eval().to(dtype)
+        scorers[name] = Annotator("bt", m, tok, 256)
+
+    def score(name):
+        t = time.perf_counter()
+        scorers[name].margins_from_encoded(enc, batch_size=64)
+        return time.perf_counter() - t
+
+    st = interleave({n: (lambda n=n: score(n)) for n in scorers}, max(2, args.repeats // 2), 1)
+    annotate = {n: len(rows) / statistics.median(t) for n, t in st.items()}
+    return {"train": train, "annotate_pairs_per_s": annotate, "annotate_times_s": st}
+
+
+# ---------------------------------------------------------------- generation
+def bench_generation(args) -> dict:
+    """Sampling tokens/s, batch 64, 24 new tokens, through cwpo.evaluate.generation (cache off)."""
+    import shutil
+
+    from cwpo.data.imdb import imdb_prompts
+    from cwpo.evaluate.generation import generate_responses
+
+    prompts = [r["prompt"] for r in imdb_prompts(SHARED / "imdb", n=64, seed=0)]
+    variants = {
+        "base": {"dtype": "bfloat16"},  # today's default (bf16 weights, dynamic KV cache)
+        "fp32": {"dtype": "float32"},
+        "fast": {"dtype": "auto"},
+        "static_cache": {"dtype": "auto", "cache_implementation": "static"},
+    }
+
+    def run(name):
+        d = TMP / f"gen-{name}"
+        shutil.rmtree(d, ignore_errors=True)
+        stats: dict = {}
+        generate_responses(
+            MODEL,
+            prompts,
+            max_new_tokens=24,
+            batch_size=64,
+            cache_dir=d,
+            seed=0,
+            stats=stats,
+            progress=False,
+            **variants[name],
+        )
+        run.tokens[name] = stats["new_tokens"]
+        return stats["seconds"]
+
+    run.tokens = {}
+    times = interleave({n: (lambda n=n: run(n)) for n in variants}, max(2, args.repeats // 2), 1)
+    return {
+        "tokens_per_s": {n: run.tokens[n] / statistics.median(t) for n, t in times.items()},
+        "times_s": times,
+        "new_tokens": run.tokens,
+        "speedup_fast_vs_base": ratio(times, "fast", "base"),
+    }
