@@ -1,4 +1,4 @@
-"""The weak annotator as an object: tokenization of pairs, per-sequence scores, margins.
+"""The weak annotator as an object: per-sequence scores and margins (pairs as tokens: encoding.py).
 
 Every objective turns a pair (x, y_a, y_b) into two token sequences and a per-sequence score g;
 the margin is Δ = g(seq_a) − g(seq_b) (Δ > 0: y_a preferred), divided by the calibration
@@ -20,148 +20,24 @@ can drop them instead.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from cwpo.annotator.encoding import (  # noqa: F401  (also imported from here)
+    OBJECTIVES,
+    EncodedPairs,
+    collate,
+    encode_pairs,
+    length_buckets,
+    pair_separator,
+)
 from cwpo.errors import ConfigError, ModelNotFoundError
 from cwpo.io import read_json
 
-OBJECTIVES = ("bt", "pairrm", "dpo")
 POOLINGS = ("mean", "cls")
 ANNOTATOR_FILE = "annotator.json"
 REFERENCE_DIR = "reference"
-PAIRRM_MARKERS = ("\n\nResponse A:", "\n\nResponse B:")
-
-
-def special_tokens(tokenizer) -> tuple[list[int], list[int]]:
-    """The ids the tokenizer puts before and after a single text (e.g. [CLS] ... [SEP])."""
-    plain = tokenizer("x", add_special_tokens=False)["input_ids"]
-    full = tokenizer("x", add_special_tokens=True)["input_ids"]
-    k = _find(full, plain)
-    return ([], []) if k < 0 else (list(full[:k]), list(full[k + len(plain) :]))
-
-
-def _find(seq: list[int], sub: list[int], start: int = 0) -> int:
-    """First index ≥ ``start`` where ``sub`` occurs in ``seq``, or -1."""
-    for k in range(start, len(seq) - len(sub) + 1):
-        if seq[k : k + len(sub)] == sub:
-            return k
-    return -1
-
-
-def pair_separator(tokenizer) -> list[int]:
-    """The ids the tokenizer puts between the two texts of a pair (BERT: [SEP]; none for most LMs)."""
-    x = tokenizer("x", add_special_tokens=False)["input_ids"]
-    y = tokenizer("y", add_special_tokens=False)["input_ids"]
-    pair = tokenizer("x", "y", add_special_tokens=True)["input_ids"]
-    i = _find(pair, x)
-    j = _find(pair, y, i + len(x)) if i >= 0 else -1
-    return list(pair[i + len(x) : j]) if j >= 0 else []
-
-
-def _ids(tokenizer, texts: Sequence[str]) -> list[list[int]]:
-    if not texts:
-        return []
-    return tokenizer(list(texts), add_special_tokens=False)["input_ids"]
-
-
-@dataclass
-class EncodedPairs:
-    """Two token sequences per pair (a-side, b-side), the response start of each, cut flags."""
-
-    seq_a: list[list[int]]
-    seq_b: list[list[int]]
-    start_a: list[int]
-    start_b: list[int]
-    truncated: list[bool] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.seq_a)
-
-
-def _fit(p: list[int], r: list[int], budget: int) -> tuple[list[int], list[int], bool]:
-    """Cut the response (right) only if it alone exceeds the budget, then the prompt (left)."""
-    if len(p) + len(r) <= budget:
-        return p, r, False
-    r = r[: max(1, budget - 1)]
-    keep = max(0, budget - len(r))
-    return (p[len(p) - keep :] if keep else []), r, True
-
-
-def encode_pairs(
-    tokenizer, objective: str, prompts, responses_a, responses_b, max_length: int, separator: bool = False
-) -> EncodedPairs:
-    """Tokenize pairs for ``objective`` (prompt and responses tokenized separately, in batch).
-
-    ``separator`` (bt only): put the tokenizer's pair separator between prompt and response.
-    """
-    n = len(prompts)
-    if not (len(responses_a) == len(responses_b) == n):
-        raise ValueError(f"{n} prompts, {len(responses_a)} responses a, {len(responses_b)} responses b")
-    pre, post = special_tokens(tokenizer)
-    if separator and objective != "bt":
-        raise ConfigError(f"separator applies to the bt objective only, not {objective!r}")
-    sep = pair_separator(tokenizer) if separator else []
-    budget = max_length - len(pre) - len(post) - len(sep)
-    if budget < 2:
-        raise ConfigError(f"max_length {max_length} leaves no room for text after the special tokens")
-    P, A, B = _ids(tokenizer, prompts), _ids(tokenizer, responses_a), _ids(tokenizer, responses_b)
-    out = EncodedPairs([], [], [], [])
-    if objective in ("bt", "dpo"):
-        if objective == "dpo":
-            bos = tokenizer.bos_token_id
-            if bos is not None and getattr(tokenizer, "add_bos_token", False):
-                P = [[bos, *p] for p in P]
-        for p, a, b in zip(P, A, B, strict=True):
-            pa, a2, cut_a = _fit(p, a, budget)
-            pb, b2, cut_b = _fit(p, b, budget)
-            out.seq_a.append(pre + pa + sep + a2 + post)
-            out.seq_b.append(pre + pb + sep + b2 + post)
-            out.start_a.append(len(pre) + len(pa) + len(sep))
-            out.start_b.append(len(pre) + len(pb) + len(sep))
-            out.truncated.append(cut_a or cut_b)
-        return out
-    if objective == "pairrm":
-        m1, m2 = _ids(tokenizer, list(PAIRRM_MARKERS))
-        avail = budget - len(m1) - len(m2)
-        if avail < 3:
-            raise ConfigError(f"max_length {max_length} is too small for a joint PairRM encoding")
-        for p, a, b in zip(P, A, B, strict=True):
-            cut = len(p) + len(a) + len(b) > avail
-            if cut:
-                cap = max(1, (avail - min(len(p), avail // 4)) // 2)
-                a, b = a[:cap], b[:cap]
-                keep = max(0, avail - len(a) - len(b))
-                p = p[len(p) - keep :] if keep else []
-            out.seq_a.append(pre + p + m1 + a + m2 + b + post)
-            out.seq_b.append(pre + p + m1 + b + m2 + a + post)
-            out.start_a.append(0)
-            out.start_b.append(0)
-            out.truncated.append(cut)
-        return out
-    raise ConfigError(f"unknown objective {objective!r}; valid: {', '.join(OBJECTIVES)}")
-
-
-def length_buckets(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Indices sorted by length (longest first, ties by index) cut into batches."""
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-
-
-def collate(seqs: Sequence[list[int]], starts: Sequence[int], pad_id: int):
-    """Right-padded ids, attention mask, and a mask of response tokens (positions ≥ start)."""
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    attn = torch.zeros((len(seqs), width), dtype=torch.long)
-    resp = torch.zeros((len(seqs), width), dtype=torch.bool)
-    for row, (s, st) in enumerate(zip(seqs, starts, strict=True)):
-        ids[row, : len(s)] = torch.tensor(s, dtype=torch.long)
-        attn[row, : len(s)] = 1
-        resp[row, st : len(s)] = True
-    return ids, attn, resp
 
 
 def head_module(model) -> torch.nn.Module:
