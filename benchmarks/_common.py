@@ -60,6 +60,23 @@ def result_update(name: str, started: float):
         write_result(name, doc["metrics"], started, **extra)
 
 
+def add_part_args(parser, parts: list[str], runs_default: Path) -> None:
+    """``--part``, ``--runs`` and ``--seeds`` of a bench run through recipes (see :func:`run_part`)."""
+    parser.add_argument("--runs", default=str(runs_default), help="results and stage cache folder")
+    parser.add_argument(
+        "--part",
+        choices=[*parts, "all"],
+        default="all",
+        help="one part or all of them (each part updates its own keys of the result file)",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        help="only these seeds (a part too long for one sitting; its own results folder, no metrics)",
+    )
+
+
 def run_part(recipe, runs: Path, name: str, seeds: list[int] | None):
     """Run a recipe (``--seeds``: some of its seeds, see :func:`partial_seeds`) with the stage cache
     ``runs/cache``; return the run's result, or ``None`` for a partial run (no metrics then)."""

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-from _common import command_line, result_update, run_part  # noqa: E402
+from _common import add_part_args, command_line, result_update, run_part  # noqa: E402
 
 from cwpo.experiments.recipe import all_seeds, load_recipe  # noqa: E402
 from cwpo.experiments.report import write_report  # noqa: E402
@@ -62,14 +62,7 @@ def part_metrics(rows: list[dict], key: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", default=str(REPO / "runs" / "bench"), help="results and stage cache folder")
-    parser.add_argument("--part", choices=[*PARTS, "all"], default="all")
-    parser.add_argument(
-        "--seeds",
-        type=int,
-        nargs="+",
-        help="only these seeds (a part too long for one sitting; its own results folder, no metrics)",
-    )
+    add_part_args(parser, list(PARTS), REPO / "runs" / "bench")
     args = parser.parse_args()
     start = time.time()
     runs = Path(args.runs)

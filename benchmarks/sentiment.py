@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import command_line, result_update, run_part  # noqa: E402
+from _common import add_part_args, command_line, result_update, run_part  # noqa: E402
 from sentiment_v2 import v2_metrics  # noqa: E402
 
 from cwpo.experiments.recipe import all_seeds, load_recipe  # noqa: E402
@@ -102,19 +102,7 @@ PARTS = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", default=str(REPO / "runs" / "bench"), help="results and stage cache folder")
-    parser.add_argument(
-        "--part",
-        choices=[*PARTS, "all"],
-        default="all",
-        help="one part or all of them (each part updates its own keys of the result file)",
-    )
-    parser.add_argument(
-        "--seeds",
-        type=int,
-        nargs="+",
-        help="only these seeds (a part too long for one sitting; its own results folder, no metrics)",
-    )
+    add_part_args(parser, list(PARTS), REPO / "runs" / "bench")
     args = parser.parse_args()
     start = time.time()
     runs = Path(args.runs)
