@@ -62,8 +62,8 @@ def test_killed_run_resumes_exactly(tiny_causal_lm_dir, tmp_path, monkeypatch):
     reference = generate_responses(tiny_causal_lm_dir, PROMPTS, cache_dir=tmp_path / "clean", **KW)
     real = loading.load_causal_lm
 
-    def dies_on_second_batch(ref, dtype=None):
-        model, tok = real(ref, dtype=dtype)
+    def dies_on_second_batch(ref, dtype=None, **kw):
+        model, tok = real(ref, dtype=dtype, **kw)
         original, calls = model.generate, []
 
         def generate(*a, **k):
@@ -128,3 +128,28 @@ def test_model_id_of_an_adapter_includes_its_base(tiny_causal_lm_dir, tmp_path):
     base_id = model_content_id(tiny_causal_lm_dir)
     assert base_id.startswith("sha256:") and model_content_id(adapter).endswith("+" + base_id)
     assert model_content_id("some-org/some-model") == "hub:some-org/some-model"
+
+
+def test_eager_attention_is_a_cache_key_and_matches_sdpa_in_fp32(tiny_causal_lm_dir, tmp_path):
+    """attn_implementation='eager' (the default: faster one-token decoding on CPU) computes the same
+    logits as SDPA within fp32 rounding (1e-5), so fp32 greedy text is the same; it is its own
+    cache entry, since in bf16 rounding changes which tokens are drawn."""
+    import torch
+
+    ids = torch.tensor([[5, 9, 13, 2, 7, 11]])
+    logits = {}
+    for impl in ("sdpa", "eager"):
+        model, _ = loading.load_causal_lm(tiny_causal_lm_dir, attn_implementation=impl)
+        assert model.config._attn_implementation == impl
+        with torch.no_grad():
+            logits[impl] = model(ids).logits
+    torch.testing.assert_close(logits["eager"], logits["sdpa"], atol=1e-5, rtol=1e-5)
+    kw = {**KW, "dtype": "float32", "temperature": 0.0}
+    stats_a, stats_b = {}, {}
+    a = generate_responses(
+        tiny_causal_lm_dir, PROMPTS, cache_dir=tmp_path, stats=stats_a, attn_implementation="sdpa", **kw
+    )
+    b = generate_responses(tiny_causal_lm_dir, PROMPTS, cache_dir=tmp_path, stats=stats_b, **kw)  # eager
+    assert a == b and stats_b["cache_hit"] is False and stats_a["cache_file"] != stats_b["cache_file"]
+    with pytest.raises(ConfigError, match="attn_implementation"):
+        generate_responses(tiny_causal_lm_dir, PROMPTS, attn_implementation="flash", **KW)
