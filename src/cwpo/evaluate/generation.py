@@ -190,8 +190,8 @@ def generate_responses(
     says so, else float32; the resolved dtype enters the cache key. ``cache_implementation``
     (``None``: transformers' dynamic KV cache, or ``"static"``) changes speed, not the text.
     ``attn_implementation``: ``"auto"`` (default: ``$CWPO_ATTN`` if set, else ``"eager"`` on a
-    CPU, matmul attention: the fused SDPA kernel is slow for the one query token of a decoding step,
-    1.24x faster generation here, benchmarks/speed.py; ``"sdpa"`` with CUDA), ``"eager"`` or
+    CPU, matmul attention: the fused SDPA kernel is slow for the one query token of a decoding step;
+    ``benchmarks/speed.py`` measures the two side by side; ``"sdpa"`` with CUDA), ``"eager"`` or
     ``"sdpa"``. It changes speed and, through rounding, which tokens are drawn (not their
     distribution), so the resolved value enters the cache key.
 
