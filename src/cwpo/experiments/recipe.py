@@ -130,9 +130,8 @@ def validate(recipe: Recipe) -> list[str]:
         errors.append(f"track must be 'pairs' or 'sentiment', got {recipe.track!r}")
     if recipe.sft_data not in ("weak", "labeled"):
         errors.append(f"sft_data must be 'weak' or 'labeled', got {recipe.sft_data!r}")
-    if not recipe.seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in recipe.seeds):
+    if not _int_list(recipe.seeds):
         errors.append(f"seeds must be a non-empty list of integers, got {recipe.seeds!r}")
-    errors += _method_seed_errors(recipe)
     if recipe.track == "pairs" and not recipe.data.get("source"):
         errors.append("data.source is required for the pairs track")
     hh_prompts = recipe.sentiment.get("prompt_source", "imdb") != "imdb"
@@ -141,7 +140,7 @@ def validate(recipe: Recipe) -> list[str]:
             "sentiment.imdb (the IMDb folder) is required for the sentiment track with IMDb prompts"
         )
     try:
-        resolve_methods(recipe.methods)
+        errors += _method_seed_errors(recipe, set(resolve_methods(recipe.methods)))
     except ConfigError as e:
         errors.append(str(e))
     classes = _config_classes()
@@ -177,20 +176,21 @@ def validate(recipe: Recipe) -> list[str]:
     return errors + _grid_errors(recipe, classes)
 
 
-def _method_seed_errors(recipe: Recipe) -> list[str]:
-    try:
-        names = set(resolve_methods(recipe.methods))
-    except ConfigError:
-        return []  # reported once by validate()
+def _int_list(value) -> bool:
+    """A non-empty list of integers (``True``/``False`` are not seeds)."""
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(x, int) and not isinstance(x, bool) for x in value)
+    )
+
+
+def _method_seed_errors(recipe: Recipe, names: set[str]) -> list[str]:
     errors = []
     for name, seeds in recipe.method_seeds.items():
         if name not in names:
             errors.append(f"method_seeds: {name!r} is not one of the recipe's methods {sorted(names)}")
-        elif (
-            not isinstance(seeds, list)
-            or not seeds
-            or not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds)
-        ):
+        elif not _int_list(seeds):
             errors.append(f"method_seeds.{name} must be a non-empty list of integers, got {seeds!r}")
     return errors
 
