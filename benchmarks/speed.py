@@ -270,6 +270,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--parts", default="peak,dpo_short,dpo_levers,dpo_long,sft,annotator,generation,children")
     p.add_argument("--annotator-pairs", type=int, default=256)
+    p.add_argument("--generation-prompts", type=int, default=256, help="prompts per timed generation run")
     p.add_argument("--skip-compile", action="store_true")
     p.add_argument(
         "--levers", type=int, default=1, help="1: also the allocator, thread-layout and compile children"

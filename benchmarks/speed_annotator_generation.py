@@ -160,13 +160,18 @@ def bench_annotator(args) -> dict:
 
 # ---------------------------------------------------------------- generation
 def bench_generation(args) -> dict:
-    """Sampling tokens/s, batch 64, 24 new tokens, through cwpo.evaluate.generation (cache off)."""
+    """Sampling tokens/s, batch 64, 24 new tokens, through cwpo.evaluate.generation (cache off).
+
+    Each timed run loads the model and samples ``--generation-prompts`` prompts (default 256: four
+    batches), as an evaluation does (1,000 prompts, 16 batches, one load): a single batch from a
+    cold model would time the first call's kernel set-up more than decoding.
+    """
     import shutil
 
     from cwpo.data.imdb import imdb_prompts
     from cwpo.evaluate.generation import generate_responses
 
-    prompts = [r["prompt"] for r in imdb_prompts(SHARED / "imdb", n=64, seed=0)]
+    prompts = [r["prompt"] for r in imdb_prompts(SHARED / "imdb", n=args.generation_prompts, seed=0)]
     variants = {
         # the default before this issue: bf16 weights, dynamic KV cache, SDPA attention
         "base": {"dtype": "bfloat16", "attn_implementation": "sdpa"},
@@ -200,6 +205,7 @@ def bench_generation(args) -> dict:
     run.tokens = {}
     times = interleave({n: (lambda n=n: run(n)) for n in variants}, max(2, args.repeats // 2), 1)
     return {
+        "prompts": len(prompts),
         "tokens_per_s": {n: run.tokens[n] / statistics.median(t) for n, t in times.items()},
         "times_s": times,
         "new_tokens": run.tokens,

@@ -144,8 +144,9 @@ def render(r: dict) -> str:
         ]
     if "generation" in d:
         g2 = d["generation"]
+        gen_prompts = g2.get("prompts", 64)
         out += [
-            "## Generation (64 IMDb prompts, batch 64, 24 new tokens)",
+            f"## Generation ({gen_prompts} IMDb prompts per run, batch 64, 24 new tokens)",
             "",
             "tokens/s: " + ", ".join(f"{k} {f(v, 1)}" for k, v in g2["tokens_per_s"].items()),
             f"; fast vs base {f(g2['speedup_fast_vs_base'])}x (base = today's bf16 weights + dynamic cache).",
