@@ -149,9 +149,21 @@ def render(r: dict) -> str:
             f"## Generation ({gen_prompts} IMDb prompts per run, batch 64, 24 new tokens)",
             "",
             "tokens/s: " + ", ".join(f"{k} {f(v, 1)}" for k, v in g2["tokens_per_s"].items()),
-            f"; fast vs base {f(g2['speedup_fast_vs_base'])}x (base = today's bf16 weights + dynamic cache).",
+            f"; fast vs base {f(g2['speedup_fast_vs_base'])}x (base = bf16 weights, dynamic cache, SDPA "
+            "attention; fast = the default now: eager attention on a CPU).",
             "",
         ]
+        extra = RESULTS / "speed-generation.json"
+        if extra.exists():  # the generation part re-run alone (more prompts or repeats)
+            e = json.loads(extra.read_text())
+            g3 = e["details"]["generation"]
+            out += [
+                f"Re-run alone (`{tidy_command(e['command'])}`, {e['date'][:10]}, "
+                f"{g3.get('prompts', 64)} prompts per run): tokens/s "
+                + ", ".join(f"{k} {f(v, 1)}" for k, v in g3["tokens_per_s"].items())
+                + f"; fast vs base {f(g3['speedup_fast_vs_base'])}x.",
+                "",
+            ]
     c = d.get("children", {})
     if c:
         out += ["## Peak resident memory (each path alone in a fresh process, load + 2 steps)", ""]
