@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from cwpo.experiments.power import Z95, bootstrap_ci, compare, mde, paired_se, planned_mde, verdict
+from cwpo.experiments.power import Z95, bootstrap_ci, ci95, compare, mde, paired_se, planned_mde, verdict
 
 
 def test_paired_se_by_hand():
@@ -47,6 +47,25 @@ def test_bootstrap_ci_covers_the_mean_and_is_paired():
     assert noisy["ci_low"] < noisy["mean"] < noisy["ci_high"]
     low, high = bootstrap_ci([[1.0, 0.0] * 50], n_boot=300)
     assert low < 0.5 < high
+
+
+def test_two_seeds_cannot_declare_less_than_the_mde():
+    # seed means 0.055 and 0.0125, no spread within a seed: se = |0.055 - 0.0125| / 2 = 0.02125
+    # (seed term), MDE = 1.96 * 0.02125 = 0.04165 > mean 0.03375. The seed bootstrap alone only
+    # sees the means {0.0125, 0.03375, 0.055} and would exclude 0 ("holds"); ci95 may not.
+    d = np.array([[0.055] * 400, [0.0125] * 400])
+    low, high = bootstrap_ci(d, n_boot=400)
+    assert low == pytest.approx(0.0125) and high == pytest.approx(0.055)
+    out = compare(d, np.zeros_like(d), n_boot=400)
+    assert out["se"] == pytest.approx(0.02125) and out["mde"] == pytest.approx(Z95 * 0.02125)
+    assert out["ci_low"] == pytest.approx(0.03375 - Z95 * 0.02125)
+    assert out["ci_high"] == pytest.approx(0.03375 + Z95 * 0.02125)
+    assert out["verdict"] == "unresolved"
+    # with many prompts and one seed the bootstrap and the normal interval agree closely
+    rng = np.random.default_rng(3)
+    one = rng.random((1, 2000))
+    (bl, bh), (cl, ch) = bootstrap_ci(one, n_boot=1000), ci95(one, n_boot=1000)
+    assert cl <= bl and ch >= bh and (bl - cl) < 0.003 and (ch - bh) < 0.003
 
 
 def test_verdicts():

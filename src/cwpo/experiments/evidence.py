@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from cwpo.errors import CWPOError
-from cwpo.experiments.power import Z95, bootstrap_ci, compare, paired_se
+from cwpo.experiments.power import Z95, bootstrap_ci, ci95, compare, paired_se
 
 # (claim key, better, worse, the paper's claim, the paper's number or None)
 CLAIMS = [
@@ -76,13 +76,13 @@ def _common(a: dict, b: dict) -> list[int]:
 
 
 def method_gra(rows: list[dict], method: str, n_boot: int = 2000) -> dict:
-    """GRA of ``method`` against the SFT model over every seed and prompt, with a two-stage CI."""
+    """GRA of ``method`` against the SFT model over every seed and prompt, with its 95% CI (ci95)."""
     data = per_prompt(rows, method)
     if not data:
         return {}
     seeds = sorted(data)
     mat = np.stack([data[s]["outcome"] for s in seeds])
-    low, high = bootstrap_ci(mat, n_boot=n_boot)
+    low, high = ci95(mat, n_boot=n_boot)
     return {
         "gra": float(mat.mean()),
         "ci_low": low,
@@ -112,7 +112,7 @@ def head_to_head(rows: list[dict], a: str, b: str, n_boot: int = 2000) -> dict:
     gb = np.stack([db[s]["gold"] for s in seeds])
     gra_diff = compare(oa, ob, n_boot=n_boot)
     wins = np.vectorize(_outcome)(ga, gb)
-    win_low, win_high = bootstrap_ci(wins, n_boot=n_boot, seed=1)
+    win_low, win_high = ci95(wins, n_boot=n_boot, seed=1)
     gold = compare(ga, gb, n_boot=n_boot, seed=2)
     return {
         "gra_diff": gra_diff["mean"],

@@ -109,7 +109,8 @@ def evidence_section(groups: dict[str, list[dict]], out: Path) -> tuple[list[str
     lines = [
         "## Evidence: GRA with 95% CIs, paired head-to-heads, MDE and verdicts",
         "",
-        "Every interval is a two-stage bootstrap over seeds and test prompts; a comparison is paired "
+        "Every interval is a two-stage bootstrap over seeds and test prompts, widened where needed to "
+        "at least ± the MDE (with few seeds the bootstrap alone is too narrow); a comparison is paired "
         "(same seeds, same prompts, same SFT reference responses). MDE = "
         f"{Z95:.2f} × the standard error of the paired difference: the smallest difference this "
         "run can declare at 95% (two-sided). A verdict is *holds* / *fails* only when the CI "
