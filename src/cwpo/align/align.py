@@ -173,38 +173,25 @@ def align(cfg: AlignConfig, callbacks: list | None = None) -> dict:
     from trl import DPOConfig
 
     from cwpo.align.common import (
-        checkpoint_to_resume,
-        inputs_hash,
-        load_trainable,
         lora_config,
         save_final,
+        start_training,
         step_metrics,
         trainer_common_kwargs,
-        training_attention,
-        training_precision,
         use_callers_progress,
     )
     from cwpo.align.trainer import WeightedDPOTrainer, check_trl_version
-    from cwpo.models import resolve_model
     from cwpo.models.loading import load_causal_lm
 
-    check_trl_version()
-    output_dir = Path(cfg.output)
     rows, info = prepare_rows(cfg)
-    resume_from = checkpoint_to_resume(output_dir, cfg.resume, "align", cfg.overwrite)
+    run = start_training(cfg, "align", cfg.policy)
+    output_dir, resume_from = run.output_dir, run.resume_from
     loss_type = LossType.parse(cfg.loss)
-    base_path = resolve_model(cfg.policy)
-    ihash = inputs_hash(cfg.train, cfg.policy)
-
-    weights_dtype, autocast = training_precision(cfg.bf16, cfg.lora)
-    model, tokenizer = load_trainable(
-        cfg.policy, cfg.seed, cfg.lora, weights_dtype, training_attention(cfg.max_length)
-    )
     ref_model = None
     if not cfg.lora and not cfg.precompute_ref:
         ref_model, _ = load_causal_lm(cfg.policy, tokenizer=False)
     args = DPOConfig(
-        **trainer_common_kwargs(cfg, output_dir, autocast),
+        **trainer_common_kwargs(cfg, output_dir, run.autocast),
         beta=cfg.beta,
         loss_type=[loss_type.trl_name],
         label_smoothing=cfg.epsilon if loss_type.uses_epsilon else 0.0,
@@ -212,11 +199,11 @@ def align(cfg: AlignConfig, callbacks: list | None = None) -> dict:
         disable_dropout=True,
     )
     trainer = WeightedDPOTrainer(
-        model=model,
+        model=run.model,
         ref_model=ref_model,
         args=args,
         train_dataset=Dataset.from_list(rows),
-        processing_class=tokenizer,
+        processing_class=run.tokenizer,
         peft_config=lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout) if cfg.lora else None,
         callbacks=callbacks,
         cw_loss=loss_type,
@@ -233,11 +220,11 @@ def align(cfg: AlignConfig, callbacks: list | None = None) -> dict:
         "resumed_from": Path(resume_from).name if resume_from else None,
         "world_size": trainer.args.world_size,
         "trl_version": check_trl_version(),
-        "precision": {"weights": weights_dtype, "autocast_bf16": autocast},
+        "precision": {"weights": run.weights_dtype, "autocast_bf16": run.autocast},
     }
     metrics = {"summary": summary, "steps": steps}
     cfg_dict = to_dict(cfg)
-    save_final(trainer, output_dir, base_path, cfg_dict, "align", metrics, ihash)
+    save_final(trainer, output_dir, run.base_path, cfg_dict, "align", metrics, run.inputs_hash)
     return {"output": str(output_dir), **summary}
 
 

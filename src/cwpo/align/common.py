@@ -12,7 +12,9 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cwpo.data.schema import HUMAN_LABEL, kind_of, read_pairs, to_labeled
 from cwpo.errors import ConfigError, DataError
@@ -279,3 +281,44 @@ def save_final(
 def step_metrics(log_history: list[dict]) -> list[dict]:
     """Per-step training logs (loss, rewards, lr, step time) from the Trainer's history."""
     return [dict(entry) for entry in log_history if "loss" in entry and "step" in entry]
+
+
+@dataclass
+class TrainingStart:
+    """What ``sft`` and ``align`` share before building their trainer (see :func:`start_training`)."""
+
+    output_dir: Path
+    resume_from: str | None
+    base_path: str
+    inputs_hash: str
+    weights_dtype: str
+    autocast: bool
+    model: Any
+    tokenizer: Any
+
+
+def start_training(cfg, stage: str, model_ref: str) -> TrainingStart:
+    """The common start of a training stage, after its rows were read and checked: TRL's version,
+    the output folder (resume or refuse, :func:`checkpoint_to_resume`), the inputs hash, the
+    precision chosen for this machine and the trainable model (LoRA or full, seeded)."""
+    from cwpo.align.trainer import check_trl_version
+
+    check_trl_version()
+    output_dir = Path(cfg.output)
+    resume_from = checkpoint_to_resume(output_dir, cfg.resume, stage, cfg.overwrite)
+    base_path = resolve_model(model_ref)
+    ihash = inputs_hash(cfg.train, model_ref)
+    weights_dtype, autocast = training_precision(cfg.bf16, cfg.lora)
+    model, tokenizer = load_trainable(
+        model_ref, cfg.seed, cfg.lora, weights_dtype, training_attention(cfg.max_length)
+    )
+    return TrainingStart(
+        output_dir=output_dir,
+        resume_from=resume_from,
+        base_path=base_path,
+        inputs_hash=ihash,
+        weights_dtype=weights_dtype,
+        autocast=autocast,
+        model=model,
+        tokenizer=tokenizer,
+    )

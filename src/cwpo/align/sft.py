@@ -109,38 +109,25 @@ def sft(cfg: SFTConfig, callbacks: list | None = None) -> dict:
     from trl import SFTTrainer
 
     from cwpo.align.common import (
-        checkpoint_to_resume,
-        inputs_hash,
-        load_trainable,
         lora_config,
         save_final,
+        start_training,
         step_metrics,
         trainer_common_kwargs,
-        training_attention,
-        training_precision,
         use_callers_progress,
     )
-    from cwpo.align.trainer import check_trl_version
-    from cwpo.models import resolve_model
 
-    check_trl_version()
-    output_dir = Path(cfg.output)
     rows, label_source = read_sft_rows(cfg.train)
-    resume_from = checkpoint_to_resume(output_dir, cfg.resume, "sft", cfg.overwrite)
-    base_path = resolve_model(cfg.model)
-    ihash = inputs_hash(cfg.train, cfg.model)
+    run = start_training(cfg, "sft", cfg.model)
+    output_dir, resume_from, autocast = run.output_dir, run.resume_from, run.autocast
     data = Dataset.from_list(rows)
 
-    weights_dtype, autocast = training_precision(cfg.bf16, cfg.lora)
-    model, tokenizer = load_trainable(
-        cfg.model, cfg.seed, cfg.lora, weights_dtype, training_attention(cfg.max_length)
-    )
     args = TRLSFTConfig(**trainer_common_kwargs(cfg, output_dir, autocast), completion_only_loss=True)
     trainer = SFTTrainer(
-        model=model,
+        model=run.model,
         args=args,
         train_dataset=data,
-        processing_class=tokenizer,
+        processing_class=run.tokenizer,
         peft_config=lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout) if cfg.lora else None,
         callbacks=callbacks,
     )
@@ -154,9 +141,15 @@ def sft(cfg: SFTConfig, callbacks: list | None = None) -> dict:
         "train_runtime_s": result.metrics.get("train_runtime"),
         "final_loss": steps[-1]["loss"] if steps else None,
         "resumed_from": Path(resume_from).name if resume_from else None,
-        "precision": {"weights": weights_dtype, "autocast_bf16": autocast},
+        "precision": {"weights": run.weights_dtype, "autocast_bf16": autocast},
     }
     save_final(
-        trainer, output_dir, base_path, to_dict(cfg), "sft", {"summary": summary, "steps": steps}, ihash
+        trainer,
+        output_dir,
+        run.base_path,
+        to_dict(cfg),
+        "sft",
+        {"summary": summary, "steps": steps},
+        run.inputs_hash,
     )
     return {"output": str(output_dir), **summary}
