@@ -21,8 +21,19 @@ def tidy_command(cmd: str) -> str:
     return re.sub(r"(?<![\w.])/\S*/(\.venv/)", r"\1", cmd)
 
 
+ENV_KEYS = (
+    "OMP_NUM_THREADS",
+    "CWPO_ATTN",
+    "CWPO_BF16",
+)  # environment that changes what or how fast a run computes
+
+
 def command_line() -> str:
-    return tidy_command(" ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]))
+    """The exact command, with the environment variables of ``ENV_KEYS`` that were set."""
+    import os
+
+    env = [f"{k}={shlex.quote(os.environ[k])}" for k in ENV_KEYS if os.environ.get(k)]
+    return tidy_command(" ".join([*env, *(shlex.quote(a) for a in [sys.executable, *sys.argv])]))
 
 
 def write_result(name: str, metrics: dict, started: float, **extra) -> Path:

@@ -149,8 +149,13 @@ def render(r: dict) -> str:
             f"## Generation ({gen_prompts} IMDb prompts per run, batch 64, 24 new tokens)",
             "",
             "tokens/s: " + ", ".join(f"{k} {f(v, 1)}" for k, v in g2["tokens_per_s"].items()),
-            f"; fast vs base {f(g2['speedup_fast_vs_base'])}x (base = bf16 weights, dynamic cache, SDPA "
-            "attention; fast = the default now: eager attention on a CPU).",
+            f"; fast vs base {f(g2['speedup_fast_vs_base'])}x ("
+            + (
+                "; ".join(f"{k} = {v}" for k, v in g2["variants"].items())
+                if "variants" in g2
+                else "base = bf16 weights, dynamic cache, SDPA attention; fast = eager attention, the default then"
+            )
+            + ").",
             "",
         ]
         extra = RESULTS / "speed-generation.json"

@@ -130,8 +130,8 @@ def test_model_id_of_an_adapter_includes_its_base(tiny_causal_lm_dir, tmp_path):
     assert model_content_id("some-org/some-model") == "hub:some-org/some-model"
 
 
-def test_eager_attention_is_a_cache_key_and_matches_sdpa_in_fp32(tiny_causal_lm_dir, tmp_path):
-    """attn_implementation='eager' (the default: faster one-token decoding on CPU) computes the same
+def test_eager_attention_is_a_cache_key_and_matches_sdpa_in_fp32(tiny_causal_lm_dir, tmp_path, monkeypatch):
+    """attn_implementation='eager' (matmul attention; ``auto`` means SDPA unless $CWPO_ATTN) computes the same
     logits as SDPA within fp32 rounding (1e-5), so fp32 greedy text is the same; it is its own
     cache entry, since in bf16 rounding changes which tokens are drawn."""
     import torch
@@ -146,10 +146,22 @@ def test_eager_attention_is_a_cache_key_and_matches_sdpa_in_fp32(tiny_causal_lm_
     torch.testing.assert_close(logits["eager"], logits["sdpa"], atol=1e-5, rtol=1e-5)
     kw = {**KW, "dtype": "float32", "temperature": 0.0}
     stats_a, stats_b = {}, {}
-    a = generate_responses(
-        tiny_causal_lm_dir, PROMPTS, cache_dir=tmp_path, stats=stats_a, attn_implementation="sdpa", **kw
+    monkeypatch.delenv("CWPO_ATTN", raising=False)
+    a = generate_responses(tiny_causal_lm_dir, PROMPTS, cache_dir=tmp_path, stats=stats_a, **kw)  # auto: sdpa
+    b = generate_responses(
+        tiny_causal_lm_dir, PROMPTS, cache_dir=tmp_path, stats=stats_b, attn_implementation="eager", **kw
     )
-    b = generate_responses(tiny_causal_lm_dir, PROMPTS, cache_dir=tmp_path, stats=stats_b, **kw)  # eager
     assert a == b and stats_b["cache_hit"] is False and stats_a["cache_file"] != stats_b["cache_file"]
+    stats_c = {}
+    generate_responses(
+        tiny_causal_lm_dir, PROMPTS, cache_dir=tmp_path, stats=stats_c, attn_implementation="sdpa", **kw
+    )
+    assert (
+        stats_c["cache_hit"] is True and stats_c["cache_file"] == stats_a["cache_file"]
+    )  # auto resolved to sdpa
+    monkeypatch.setenv("CWPO_ATTN", "eager")
+    stats_d = {}
+    generate_responses(tiny_causal_lm_dir, PROMPTS, cache_dir=tmp_path, stats=stats_d, **kw)
+    assert stats_d["cache_hit"] is True and stats_d["cache_file"] == stats_b["cache_file"]  # the override
     with pytest.raises(ConfigError, match="attn_implementation"):
         generate_responses(tiny_causal_lm_dir, PROMPTS, attn_implementation="flash", **KW)

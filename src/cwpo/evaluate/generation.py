@@ -139,13 +139,14 @@ def _prompt_ids(
 
 
 def _generation_attention() -> str:
-    """``auto``: ``$CWPO_ATTN`` if set, else eager attention on a CPU and SDPA with CUDA."""
-    env = os.environ.get("CWPO_ATTN")
-    if env:
-        return env
-    import torch
+    """``auto``: ``$CWPO_ATTN`` if set, else SDPA (transformers' default).
 
-    return "sdpa" if torch.cuda.is_available() else "eager"
+    Eager (matmul) attention was the CPU default for a while: it decodes faster on unpadded
+    batches of equal-length prompts, but not on padded IMDb batches (``benchmarks/speed.py``,
+    ``speed.md``), so SDPA is the default again; ``CWPO_ATTN=eager`` keeps
+    a run's samples comparable with one sampled that way (the kernel is in the cache key).
+    """
+    return os.environ.get("CWPO_ATTN") or "sdpa"
 
 
 def _read_partial(path: Path, plan: list[list[int]]) -> dict[int, list[str]]:
@@ -189,10 +190,8 @@ def generate_responses(
     ``dtype="auto"`` is bf16 where :func:`cwpo.runtime.bf16_is_faster` (a cached matmul probe)
     says so, else float32; the resolved dtype enters the cache key. ``cache_implementation``
     (``None``: transformers' dynamic KV cache, or ``"static"``) changes speed, not the text.
-    ``attn_implementation``: ``"auto"`` (default: ``$CWPO_ATTN`` if set, else ``"eager"`` on a
-    CPU, matmul attention: the fused SDPA kernel is slow for the one query token of a decoding step;
-    ``benchmarks/speed.py`` measures the two side by side; ``"sdpa"`` with CUDA), ``"eager"`` or
-    ``"sdpa"``. It changes speed and, through rounding, which tokens are drawn (not their
+    ``attn_implementation``: ``"auto"`` (default: ``$CWPO_ATTN`` if set, else ``"sdpa"``; see
+    :func:`_generation_attention`), ``"eager"`` or ``"sdpa"``. It changes speed and, through rounding, which tokens are drawn (not their
     distribution), so the resolved value enters the cache key.
 
     ``cache_dir=None`` uses ``$CWPO_CACHE/generations``. ``stats``, if given, is filled with
