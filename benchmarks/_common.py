@@ -86,18 +86,26 @@ def add_part_args(parser, parts: list[str], runs_default: Path) -> None:
         nargs="+",
         help="only these seeds (a part too long for one sitting; its own results folder, no metrics)",
     )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        help="only these methods of the recipe (likewise partial: two processes can share a seed)",
+    )
 
 
-def run_part(recipe, runs: Path, name: str, seeds: list[int] | None):
-    """Run a recipe (``--seeds``: some of its seeds, see :func:`partial_seeds`) with the stage cache
-    ``runs/cache``; return the run's result, or ``None`` for a partial run (no metrics then)."""
+def run_part(recipe, runs: Path, name: str, seeds: list[int] | None, methods: list[str] | None = None):
+    """Run a recipe (``--seeds`` / ``--methods``: a part of it, see :func:`partial_seeds`) with the
+    stage cache ``runs/cache``; return the run's result, or ``None`` for a partial run (no metrics)."""
     from cwpo.experiments.pipeline import run_recipe
 
     folder, partial = partial_seeds(recipe, seeds, name)
-    res = run_recipe(recipe, runs / folder, progress=False, stages_dir=runs / "cache")
+    if methods and sorted(methods) != sorted(recipe.methods):
+        folder, partial = f"{folder}-{'-'.join(methods)}", True
+    res = run_recipe(recipe, runs / folder, progress=False, only_methods=methods, stages_dir=runs / "cache")
     if partial:
-        print(f"{name}: seeds {seeds} done (cached in {runs / 'cache'}); run it again without --seeds "
-              "for the metrics and the report over all seeds")  # fmt: skip
+        what = ", ".join(f"{k} {v}" for k, v in (("seeds", seeds), ("methods", methods)) if v)
+        print(f"{name}: {what} done (cached in {runs / 'cache'}); run it again without --seeds and "
+              "--methods for the metrics and the report over all of it")  # fmt: skip
         return None
     return res
 

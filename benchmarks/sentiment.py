@@ -15,6 +15,10 @@ on validation prompts; flat keys in results/sentiment.json; the v1 parts write r
 Writes benchmarks/results/sentiment.json (each part its own keys) and the reports under benchmarks/report/.
 
     .venv/bin/python benchmarks/sentiment.py [--part main|noise|large|split|large_noisy|all] [--runs runs/bench]
+
+A part too long for one sitting runs in pieces, side by side if you like: ``--seeds 0 1`` and/or
+``--methods human ws`` (each piece caches its stages and writes no metrics); the run without them
+then finds everything cached and writes the metrics and the report.
 """
 
 from __future__ import annotations
@@ -111,7 +115,7 @@ def main() -> None:
         recipe, name = PARTS[part]
         result_name = "sentiment" if part.startswith("v2_") else "sentiment-v1"
         loaded = load_recipe(REPO / recipe)
-        res = run_part(loaded, runs, name, args.seeds)
+        res = run_part(loaded, runs, name, args.seeds, args.methods)
         if res is None:
             continue
         report = write_report(runs / name, REPO / "benchmarks" / "report" / name)
