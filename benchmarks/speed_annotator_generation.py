@@ -160,7 +160,7 @@ def bench_annotator(args) -> dict:
 
 # ---------------------------------------------------------------- generation
 def bench_generation(args) -> dict:
-    """Sampling tokens/s, batch 64, 24 new tokens, through cwpo.evaluate.generation (cache off).
+    """Sampling tokens/s, batch 64 (and the batch-size lever), 24 new tokens, through cwpo.evaluate.generation (cache off).
 
     Each timed run loads the model and samples ``--generation-prompts`` prompts (default 256: four
     batches), as an evaluation does (1,000 prompts, 16 batches, one load): a single batch from a
@@ -181,22 +181,18 @@ def bench_generation(args) -> dict:
         # matmul attention: faster on unpadded equal-length batches, not on these padded ones
         "eager": {"dtype": "auto", "attn_implementation": "eager"},
         "static_cache": {"dtype": "auto", "cache_implementation": "static"},
+        # larger batches: bigger matmuls per decoding step (more padding, more KV cache)
+        "batch128": {"dtype": "auto", "batch_size": 128},
+        "batch256": {"dtype": "auto", "batch_size": 256},
     }
 
     def run(name):
         d = TMP / f"gen-{name}"
         shutil.rmtree(d, ignore_errors=True)
         stats: dict = {}
+        settings = {"batch_size": 64, **variants[name]}
         generate_responses(
-            MODEL,
-            prompts,
-            max_new_tokens=24,
-            batch_size=64,
-            cache_dir=d,
-            seed=0,
-            stats=stats,
-            progress=False,
-            **variants[name],
+            MODEL, prompts, max_new_tokens=24, cache_dir=d, seed=0, stats=stats, progress=False, **settings
         )
         run.tokens[name] = stats["new_tokens"]
         return stats["seconds"]
@@ -211,4 +207,5 @@ def bench_generation(args) -> dict:
         "new_tokens": run.tokens,
         "speedup_fast_vs_base": ratio(times, "fast", "base"),
         "speedup_eager_vs_base": ratio(times, "eager", "base"),
+        **{f"speedup_{b}_vs_base": ratio(times, b, "base") for b in ("batch128", "batch256")},
     }

@@ -29,6 +29,12 @@ def tps(child: dict) -> str:
     )
 
 
+def _tokens_per_s(g: dict) -> str:
+    """One generation result: tokens/s per variant and fast over base."""
+    rates = ", ".join(f"{k} {f(v, 1)}" for k, v in g["tokens_per_s"].items())
+    return f"tokens/s: {rates}; fast vs base {f(g['speedup_fast_vs_base'])}x"
+
+
 def render(r: dict) -> str:
     m, d, mach = r["metrics"], r["details"], r["machine"]
     best = d["peak"]["best_gflops"]
@@ -148,8 +154,8 @@ def render(r: dict) -> str:
         out += [
             f"## Generation ({gen_prompts} IMDb prompts per run, batch 64, 24 new tokens)",
             "",
-            "tokens/s: " + ", ".join(f"{k} {f(v, 1)}" for k, v in g2["tokens_per_s"].items()),
-            f"; fast vs base {f(g2['speedup_fast_vs_base'])}x ("
+            _tokens_per_s(g2)
+            + " ("
             + (
                 "; ".join(f"{k} = {v}" for k, v in g2["variants"].items())
                 if "variants" in g2
@@ -164,9 +170,7 @@ def render(r: dict) -> str:
             g3 = e["details"]["generation"]
             out += [
                 f"Re-run alone (`{tidy_command(e['command'])}`, {e['date'][:10]}, "
-                f"{g3.get('prompts', 64)} prompts per run): tokens/s "
-                + ", ".join(f"{k} {f(v, 1)}" for k, v in g3["tokens_per_s"].items())
-                + f"; fast vs base {f(g3['speedup_fast_vs_base'])}x.",
+                f"{g3.get('prompts', 64)} prompts per run): " + _tokens_per_s(g3) + ".",
                 "",
             ]
     c = d.get("children", {})

@@ -101,17 +101,18 @@ def bootstrap_ci(
 
 
 def ci95(
-    values: Sequence[Sequence[float]] | np.ndarray, n_boot: int = 2000, seed: int = 0
+    values: Sequence[Sequence[float]] | np.ndarray, n_boot: int = 2000, seed: int = 0, se: dict | None = None
 ) -> tuple[float, float]:
     """95% interval of the grand mean of a (seeds, prompts) array: the two-stage bootstrap
     interval, widened where needed to at least ``mean ± 1.96 · se`` (:func:`paired_se`).
 
     With a few seeds the seed stage of the bootstrap under-covers (two seeds give only three
     distinct seed sets), so on its own it can declare a difference smaller than the MDE; the
-    widening keeps every verdict consistent with the MDE the report prints beside it.
+    widening keeps every verdict consistent with the MDE the report prints beside it. ``se``: the
+    :func:`paired_se` of ``values`` when the caller has it already.
     """
     low, high = bootstrap_ci(values, n_boot=n_boot, seed=seed)
-    est = paired_se(values)
+    est = se or paired_se(values)
     half = Z95 * est["se"]
     return min(low, est["mean"] - half), max(high, est["mean"] + half)
 
@@ -143,6 +144,6 @@ def compare(
     d = a_arr - b_arr
     out = paired_se(d)
     out["mde"] = Z95 * out["se"]
-    out["ci_low"], out["ci_high"] = ci95(d, n_boot=n_boot, seed=seed)
+    out["ci_low"], out["ci_high"] = ci95(d, n_boot=n_boot, seed=seed, se=out)
     out["verdict"] = verdict(out["mean"], (out["ci_low"], out["ci_high"]))
     return out
