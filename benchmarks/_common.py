@@ -96,12 +96,17 @@ def add_part_args(parser, parts: list[str], runs_default: Path) -> None:
 def run_part(recipe, runs: Path, name: str, seeds: list[int] | None, methods: list[str] | None = None):
     """Run a recipe (``--seeds`` / ``--methods``: a part of it, see :func:`partial_seeds`) with the
     stage cache ``runs/cache``; return the run's result, or ``None`` for a partial run (no metrics)."""
+    from cwpo.console import session
     from cwpo.experiments.pipeline import run_recipe
 
     folder, partial = partial_seeds(recipe, seeds, name)
     if methods and sorted(methods) != sorted(recipe.methods):
         folder, partial = f"{folder}-{'-'.join(methods)}", True
-    res = run_recipe(recipe, runs / folder, progress=False, only_methods=methods, stages_dir=runs / "cache")
+    # as under `cwpo run`: a line per stage here, library logs and warnings in the run's log file
+    with session(runs / folder / "bench.log", title=command_line()):
+        res = run_recipe(
+            recipe, runs / folder, progress=False, only_methods=methods, stages_dir=runs / "cache"
+        )
     if partial:
         what = ", ".join(f"{k} {v}" for k, v in (("seeds", seeds), ("methods", methods)) if v)
         print(f"{name}: {what} done (cached in {runs / 'cache'}); run it again without --seeds and "
