@@ -17,10 +17,9 @@ import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
-from cwpo.config import check, to_dict
+from cwpo.config import check
 from cwpo.errors import ConfigError, DataError
 from cwpo.losses import LossType
 from cwpo.weighting import get_weighting, margin_from_confidence
@@ -172,26 +171,18 @@ def align(cfg: AlignConfig, callbacks: list | None = None) -> dict:
     from datasets import Dataset
     from trl import DPOConfig
 
-    from cwpo.align.common import (
-        lora_config,
-        save_final,
-        start_training,
-        step_metrics,
-        trainer_common_kwargs,
-        use_callers_progress,
-    )
+    from cwpo.align.common import finish_training, lora_config, start_training, trainer_common_kwargs
     from cwpo.align.trainer import WeightedDPOTrainer, check_trl_version
     from cwpo.models.loading import load_causal_lm
 
     rows, info = prepare_rows(cfg)
     run = start_training(cfg, "align", cfg.policy)
-    output_dir, resume_from = run.output_dir, run.resume_from
     loss_type = LossType.parse(cfg.loss)
     ref_model = None
     if not cfg.lora and not cfg.precompute_ref:
         ref_model, _ = load_causal_lm(cfg.policy, tokenizer=False)
     args = DPOConfig(
-        **trainer_common_kwargs(cfg, output_dir, run.autocast),
+        **trainer_common_kwargs(cfg, run.output_dir, run.autocast),
         beta=cfg.beta,
         loss_type=[loss_type.trl_name],
         label_smoothing=cfg.epsilon if loss_type.uses_epsilon else 0.0,
@@ -209,23 +200,8 @@ def align(cfg: AlignConfig, callbacks: list | None = None) -> dict:
         cw_loss=loss_type,
         cw_tau=cfg.tau,
     )
-    use_callers_progress(trainer, callbacks)
-    result = trainer.train(resume_from_checkpoint=resume_from)
-    steps = step_metrics(trainer.state.log_history)
-    summary = {
-        **info,
-        "global_step": trainer.state.global_step,
-        "train_runtime_s": result.metrics.get("train_runtime"),
-        "final_loss": steps[-1]["loss"] if steps else None,
-        "resumed_from": Path(resume_from).name if resume_from else None,
-        "world_size": trainer.args.world_size,
-        "trl_version": check_trl_version(),
-        "precision": {"weights": run.weights_dtype, "autocast_bf16": run.autocast},
-    }
-    metrics = {"summary": summary, "steps": steps}
-    cfg_dict = to_dict(cfg)
-    save_final(trainer, output_dir, run.base_path, cfg_dict, "align", metrics, run.inputs_hash)
-    return {"output": str(output_dir), **summary}
+    head = {**info, "trl_version": check_trl_version()}
+    return finish_training(trainer, run, cfg, "align", callbacks, head)
 
 
 def config_with(cfg: AlignConfig, **changes) -> AlignConfig:

@@ -322,3 +322,25 @@ def start_training(cfg, stage: str, model_ref: str) -> TrainingStart:
         model=model,
         tokenizer=tokenizer,
     )
+
+
+def finish_training(trainer, run: TrainingStart, cfg, stage: str, callbacks: list | None, head: dict) -> dict:
+    """The common end of a training stage: train (resuming where ``run`` says), then save the model,
+    its per-step metrics and a summary (``head`` first, then the step counts and precision)."""
+    from cwpo.config import to_dict
+
+    use_callers_progress(trainer, callbacks)
+    result = trainer.train(resume_from_checkpoint=run.resume_from)
+    steps = step_metrics(trainer.state.log_history)
+    summary = {
+        **head,
+        "global_step": trainer.state.global_step,
+        "train_runtime_s": result.metrics.get("train_runtime"),
+        "final_loss": steps[-1]["loss"] if steps else None,
+        "resumed_from": Path(run.resume_from).name if run.resume_from else None,
+        "world_size": trainer.args.world_size,
+        "precision": {"weights": run.weights_dtype, "autocast_bf16": run.autocast},
+    }
+    metrics = {"summary": summary, "steps": steps}
+    save_final(trainer, run.output_dir, run.base_path, to_dict(cfg), stage, metrics, run.inputs_hash)
+    return {"output": str(run.output_dir), **summary}

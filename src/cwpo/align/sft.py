@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from cwpo.config import check, to_dict
+from cwpo.config import check
 
 
 @dataclass
@@ -108,21 +107,13 @@ def sft(cfg: SFTConfig, callbacks: list | None = None) -> dict:
     from trl import SFTConfig as TRLSFTConfig
     from trl import SFTTrainer
 
-    from cwpo.align.common import (
-        lora_config,
-        save_final,
-        start_training,
-        step_metrics,
-        trainer_common_kwargs,
-        use_callers_progress,
-    )
+    from cwpo.align.common import finish_training, lora_config, start_training, trainer_common_kwargs
 
     rows, label_source = read_sft_rows(cfg.train)
     run = start_training(cfg, "sft", cfg.model)
-    output_dir, resume_from, autocast = run.output_dir, run.resume_from, run.autocast
     data = Dataset.from_list(rows)
 
-    args = TRLSFTConfig(**trainer_common_kwargs(cfg, output_dir, autocast), completion_only_loss=True)
+    args = TRLSFTConfig(**trainer_common_kwargs(cfg, run.output_dir, run.autocast), completion_only_loss=True)
     trainer = SFTTrainer(
         model=run.model,
         args=args,
@@ -131,25 +122,5 @@ def sft(cfg: SFTConfig, callbacks: list | None = None) -> dict:
         peft_config=lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout) if cfg.lora else None,
         callbacks=callbacks,
     )
-    use_callers_progress(trainer, callbacks)
-    result = trainer.train(resume_from_checkpoint=resume_from)
-    steps = step_metrics(trainer.state.log_history)
-    summary = {
-        "label_source": label_source,
-        "n_examples": len(rows),
-        "global_step": trainer.state.global_step,
-        "train_runtime_s": result.metrics.get("train_runtime"),
-        "final_loss": steps[-1]["loss"] if steps else None,
-        "resumed_from": Path(resume_from).name if resume_from else None,
-        "precision": {"weights": run.weights_dtype, "autocast_bf16": autocast},
-    }
-    save_final(
-        trainer,
-        output_dir,
-        run.base_path,
-        to_dict(cfg),
-        "sft",
-        {"summary": summary, "steps": steps},
-        run.inputs_hash,
-    )
-    return {"output": str(output_dir), **summary}
+    head = {"label_source": label_source, "n_examples": len(rows)}
+    return finish_training(trainer, run, cfg, "sft", callbacks, head)
