@@ -7,6 +7,7 @@ Every number comes from the evaluation rows of the run (per test prompt, per see
                 _noisefree, annotator_gold_acc (+ CI, by confidence quintile);
 - v2_crowd:     gra_<method> (+ CI), h2h_<claim>_* , mde_cw_vs_human, mde_cw_vs_ws, verdict_<claim>,
                 annotator_gold_acc_crowd, human_gold_agreement_crowd;
+- both:         train_fit_<method>: the policy's fit of its own training labels at the end of training;
 - v2_split:     split_ratio: per labelled share, GRA of cw and human_dl and their head-to-head.
 """
 
@@ -91,6 +92,32 @@ def method_keys(ev: dict, suffix: str) -> dict:
     return out
 
 
+def fit_keys(rows: list[dict], suffix: str) -> dict:
+    """How well each method's policy fits its own training labels by the end of its one epoch:
+    DPO's implicit-reward accuracy and margin over the last tenth of the steps (``metrics.json`` of
+    each align stage), averaged over seeds. Labels a policy fits more readily move it further from
+    the SFT model in the same number of steps, whatever their agreement with the gold."""
+    per: dict[str, list[dict]] = {}
+    for r in rows:
+        path = Path(r.get("policy_dir") or "") / "metrics.json"
+        if not r.get("policy_dir") or not path.exists():
+            continue
+        steps = [s for s in read_json(path).get("steps", []) if "rewards/accuracies" in s]
+        if steps:
+            tail = steps[-max(1, len(steps) // 10) :]
+            per.setdefault(r["method"], []).append(
+                {k: sum(s[f"rewards/{k}"] for s in tail) / len(tail) for k in ("accuracies", "margins")}
+            )
+    return {
+        f"train_fit_{m}{suffix}": {
+            "reward_accuracy_end": sum(v["accuracies"] for v in vals) / len(vals),
+            "reward_margin_end": sum(v["margins"] for v in vals) / len(vals),
+            "n_seeds": len(vals),
+        }
+        for m, vals in per.items()
+    }
+
+
 def table5_verdict(ev: dict) -> str | None:
     """c is the best weight: holds if it beats every other weight, fails if one beats it."""
     verdicts = [c["verdict"] for k, c in ev["claims"].items() if k.startswith("cw_gt_w_")]
@@ -121,10 +148,12 @@ def v2_metrics(part: str, res: dict, recipe: dict) -> dict:
             **method_keys(evidence(rows), "_noisefree"),
             **annotator_keys(rows, ""),
             **pool_keys(rows, "_noisefree"),
+            **fit_keys(rows, "_noisefree"),
         }
     if part == "v2_crowd":
         ev = evidence(rows)
         out = {**method_keys(ev, ""), **annotator_keys(rows, "_crowd"), **pool_keys(rows, "_crowd")}
+        out.update(fit_keys(rows, ""))
         out["verdict_c_best_weight"] = table5_verdict(ev)
         return out
     if part == "v2_split":
