@@ -97,16 +97,21 @@ def run_part(recipe, runs: Path, name: str, seeds: list[int] | None, methods: li
     """Run a recipe (``--seeds`` / ``--methods``: a part of it, see :func:`partial_seeds`) with the
     stage cache ``runs/cache``; return the run's result, or ``None`` for a partial run (no metrics)."""
     from cwpo.console import session
+    from cwpo.errors import CWPOError
     from cwpo.experiments.pipeline import run_recipe
 
     folder, partial = partial_seeds(recipe, seeds, name)
     if methods and sorted(methods) != sorted(recipe.methods):
         folder, partial = f"{folder}-{'-'.join(methods)}", True
     # as under `cwpo run`: a line per stage here, library logs and warnings in the run's log file
-    with session(runs / folder / "bench.log", title=command_line()):
-        res = run_recipe(
-            recipe, runs / folder, progress=False, only_methods=methods, stages_dir=runs / "cache"
-        )
+    try:
+        with session(runs / folder / "bench.log", title=command_line()):
+            res = run_recipe(
+                recipe, runs / folder, progress=False, only_methods=methods, stages_dir=runs / "cache"
+            )
+    except CWPOError as e:  # one line, as cwpo's own commands print it
+        print(f"{name}: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     if partial:
         what = ", ".join(f"{k} {v}" for k, v in (("seeds", seeds), ("methods", methods)) if v)
         print(f"{name}: {what} done (cached in {runs / 'cache'}); run it again without --seeds and "

@@ -164,6 +164,13 @@ def test_method_seeds_give_some_methods_more_seeds(tmp_path, monkeypatch):
                                  + [(s, m) for s in (2, 3) for m in ("human", "cw")])  # fmt: skip
     restrict_seeds(r, [1, 3])
     assert r.seeds == [1] and r.method_seeds == {"human": [1, 3], "cw": [1, 3]}
+    # seeds only the headline methods have: the others drop out of this part, which stays valid
+    part = Recipe(track="pairs", data={"source": "x"}, seeds=[0, 1], methods={"human": "human", "top30": "top30"},
+                  method_seeds={"human": [0, 1, 2, 3]})  # fmt: skip
+    restrict_seeds(part, [3, 2])
+    assert validate(part) == [] and list(part.methods) == ["human"]
+    assert part.method_seeds == {"human": [2, 3]} and sorted(part.seeds) == [2, 3]
+    assert sorted(p["seed"] for p, _ in expand(part)) == [2, 3] and seeds_of(part, "human") == [2, 3]
     bad = Recipe(track="pairs", data={"source": "x"}, methods=["human"],
                  method_seeds={"cw": [0], "human": []})  # fmt: skip
     errors = validate(bad)

@@ -206,10 +206,27 @@ def all_seeds(recipe: Recipe) -> list[int]:
 
 
 def restrict_seeds(recipe: Recipe, seeds: list[int]) -> None:
-    """Keep only ``seeds`` (a part of a long run): every method runs on its seeds among them."""
+    """Keep only ``seeds`` (a part of a long run): every method runs on its seeds among them.
+
+    A method left with none of them is dropped from this part (e.g. ``--seeds 3 4`` where only the
+    headline methods have seeds 3 and 4); the recipe's ``seeds`` then become the kept ones (every
+    method that remains has its own ``method_seeds``), so the part is still a valid recipe.
+    """
     keep = set(seeds)
-    recipe.seeds = [s for s in recipe.seeds if s in keep]
-    recipe.method_seeds = {m: [s for s in v if s in keep] for m, v in recipe.method_seeds.items()}
+    base = [s for s in recipe.seeds if s in keep]
+    own = {m: [s for s in v if s in keep] for m, v in recipe.method_seeds.items()}
+    try:
+        names = list(resolve_methods(recipe.methods))
+    except ConfigError:
+        names = []  # validate() reports it
+    running = [m for m in names if own.get(m, base)]
+    if len(running) < len(names):
+        if isinstance(recipe.methods, dict):
+            recipe.methods = {m: v for m, v in recipe.methods.items() if m in running}
+        else:
+            recipe.methods = running
+    recipe.method_seeds = {m: v for m, v in own.items() if v}
+    recipe.seeds = base or [s for s in dict.fromkeys(seeds) if any(s in v for v in own.values())]
 
 
 def _input_errors(recipe: Recipe) -> list[str]:
