@@ -170,7 +170,14 @@ def render(r: dict) -> str:
             g3 = e["details"]["generation"]
             out += [
                 f"Re-run alone (`{tidy_command(e['command'])}`, {e['date'][:10]}, "
-                f"{g3.get('prompts', 64)} prompts per run): " + _tokens_per_s(g3) + ".",
+                f"{g3.get('prompts', 64)} prompts per run): "
+                + _tokens_per_s(g3)
+                + (
+                    " (with bf16 chosen by the probe, fast and base are the same settings: their ratio"
+                    " is this run's noise)."
+                    if e["details"].get("probe", {}).get("bf16_faster")
+                    else "."
+                ),
                 "",
             ]
     c = d.get("children", {})
