@@ -101,7 +101,7 @@ def run_part(recipe, runs: Path, name: str, seeds: list[int] | None, methods: li
     from cwpo.experiments.pipeline import run_recipe
 
     folder, partial = partial_seeds(recipe, seeds, name)
-    if methods and sorted(methods) != sorted(recipe.methods):
+    if methods and set(methods) != set(recipe.methods or ()):  # recipe.methods: a list, a mapping or None
         folder, partial = f"{folder}-{'-'.join(methods)}", True
     # as under `cwpo run`: a line per stage here, library logs and warnings in the run's log file
     try:

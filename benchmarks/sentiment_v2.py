@@ -99,8 +99,8 @@ def fit_keys(rows: list[dict], suffix: str) -> dict:
     the SFT model in the same number of steps, whatever their agreement with the gold."""
     per: dict[str, list[dict]] = {}
     for r in rows:
-        path = Path(r.get("policy_dir") or "") / "metrics.json"
-        if not r.get("policy_dir") or not path.exists():
+        path = Path(r["policy_dir"]) / "metrics.json" if r.get("policy_dir") else None
+        if path is None or not path.exists():
             continue
         steps = [s for s in read_json(path).get("steps", []) if "rewards/accuracies" in s]
         if steps:
