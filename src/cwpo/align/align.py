@@ -172,7 +172,7 @@ def align(cfg: AlignConfig, callbacks: list | None = None) -> dict:
     from trl import DPOConfig
 
     from cwpo.align.common import finish_training, lora_config, start_training, trainer_common_kwargs
-    from cwpo.align.trainer import WeightedDPOTrainer, check_trl_version
+    from cwpo.align.trainer import WeightedDPOTrainer
     from cwpo.models.loading import load_causal_lm
 
     rows, info = prepare_rows(cfg)
@@ -200,7 +200,7 @@ def align(cfg: AlignConfig, callbacks: list | None = None) -> dict:
         cw_loss=loss_type,
         cw_tau=cfg.tau,
     )
-    head = {**info, "trl_version": check_trl_version()}
+    head = {**info, "trl_version": run.trl_version}
     return finish_training(trainer, run, cfg, "align", callbacks, head)
 
 

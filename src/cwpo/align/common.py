@@ -287,6 +287,7 @@ def step_metrics(log_history: list[dict]) -> list[dict]:
 class TrainingStart:
     """What ``sft`` and ``align`` share before building their trainer (see :func:`start_training`)."""
 
+    trl_version: str
     output_dir: Path
     resume_from: str | None
     base_path: str
@@ -303,7 +304,7 @@ def start_training(cfg, stage: str, model_ref: str) -> TrainingStart:
     precision chosen for this machine and the trainable model (LoRA or full, seeded)."""
     from cwpo.align.trainer import check_trl_version
 
-    check_trl_version()
+    trl_version = check_trl_version()
     output_dir = Path(cfg.output)
     resume_from = checkpoint_to_resume(output_dir, cfg.resume, stage, cfg.overwrite)
     base_path = resolve_model(model_ref)
@@ -313,6 +314,7 @@ def start_training(cfg, stage: str, model_ref: str) -> TrainingStart:
         model_ref, cfg.seed, cfg.lora, weights_dtype, training_attention(cfg.max_length)
     )
     return TrainingStart(
+        trl_version=trl_version,
         output_dir=output_dir,
         resume_from=resume_from,
         base_path=base_path,

@@ -191,8 +191,9 @@ def generate_responses(
     says so, else float32; the resolved dtype enters the cache key. ``cache_implementation``
     (``None``: transformers' dynamic KV cache, or ``"static"``) changes speed, not the text.
     ``attn_implementation``: ``"auto"`` (default: ``$CWPO_ATTN`` if set, else ``"sdpa"``; see
-    :func:`_generation_attention`), ``"eager"`` or ``"sdpa"``. It changes speed and, through rounding, which tokens are drawn (not their
-    distribution), so the resolved value enters the cache key.
+    :func:`_generation_attention`), ``"eager"`` or ``"sdpa"``. It changes speed and, through
+    rounding, which tokens are drawn (not their distribution), so the resolved value enters the
+    cache key.
 
     ``cache_dir=None`` uses ``$CWPO_CACHE/generations``. ``stats``, if given, is filled with
     ``cache_hit``, ``new_tokens``, ``seconds`` and ``tokens_per_s``.
