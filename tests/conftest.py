@@ -105,27 +105,34 @@ def tiny_causal_lm_dir(tmp_path_factory, smollm_tokenizer_dir) -> str:
     return str(out)
 
 
-@pytest.fixture(scope="session")
-def tiny_encoder_dir(tmp_path_factory) -> str:
-    """A 2-layer, hidden-32 BERT with MiniLM's WordPiece tokenizer, saved as an HF folder."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
+def _tiny_bert(out, model_class: str, **config) -> str:
+    """A 2-layer, hidden-32 BERT (``model_class`` from transformers) with MiniLM's WordPiece tokenizer."""
+    import transformers
+    from transformers import AutoTokenizer, BertConfig
 
     from cwpo.models import resolve_model
 
-    out = tmp_path_factory.mktemp("tiny-encoder")
     tok = AutoTokenizer.from_pretrained(resolve_model("minilm-l6"))
-    config = BertConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        max_position_embeddings=512,
-    )
+    bert = BertConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=2, **config,
+    )  # fmt: skip
     torch.manual_seed(0)
-    BertModel(config).save_pretrained(out)
+    getattr(transformers, model_class)(bert).save_pretrained(out)
     tok.save_pretrained(out)
     return str(out)
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_dir(tmp_path_factory) -> str:
+    """A tiny BERT body with MiniLM's tokenizer, saved as an HF folder."""
+    return _tiny_bert(tmp_path_factory.mktemp("tiny-encoder"), "BertModel", max_position_embeddings=512)
+
+
+@pytest.fixture(scope="session")
+def tiny_rm_dir(tmp_path_factory) -> str:
+    """A tiny BERT sequence-classification reward model (one score) with MiniLM's tokenizer."""
+    return _tiny_bert(tmp_path_factory.mktemp("tiny-rm"), "BertForSequenceClassification", num_labels=1)
 
 
 @pytest.fixture

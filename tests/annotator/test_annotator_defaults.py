@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from annotator_rows import hh_rows
 
 from cwpo.annotator import TrainAnnotatorConfig, load_annotator, train_annotator
 from cwpo.annotator.model import collate, head_module, mean_pool, scalar_scores
@@ -15,22 +16,11 @@ from cwpo.data.schema import write_pairs
 from cwpo.errors import ConfigError
 
 
-def _rows(n):
-    return [
-        {
-            "prompt": f"\n\nHuman: question number {i}, please help?\n\nAssistant:",
-            "chosen": f" Sure, here is a kind and helpful answer about {i}.",
-            "rejected": f" No {i}.",
-        }
-        for i in range(n)
-    ]
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("defaults-data")
-    write_pairs(d / "small.jsonl", _rows(12))
-    write_pairs(d / "train.jsonl", _rows(30))
+    write_pairs(d / "small.jsonl", hh_rows(12))
+    write_pairs(d / "train.jsonl", hh_rows(30))
     return d
 
 
@@ -100,7 +90,7 @@ def test_early_stopping_stops_and_restores_the_best_epoch(tiny_encoder_dir, tmp_
         seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
         return {"loss": next(val_losses)}
 
-    losses, info = _train(model, None, tok, _rows(8), cfg, torch.float32, validate)
+    losses, info = _train(model, None, tok, hh_rows(8), cfg, torch.float32, validate)
     assert [v["epoch"] for v in info["val_curve"]] == [1, 2, 3, 4] and info["best_epoch"] == 2
     assert len(losses) == 4 * 2  # 8 pairs, batch 4, four epochs
     state = model.state_dict()
@@ -113,7 +103,7 @@ def test_best_last_epoch_keeps_the_final_weights(tiny_encoder_dir, tmp_path):
     cfg = _cfg(tiny_encoder_dir, tmp_path, epochs=2, lr=1e-3)
     model, tok = _load_backbone(cfg)
     val_losses = iter([1.0, 0.5])
-    _, info = _train(model, None, tok, _rows(8), cfg, torch.float32, lambda: {"loss": next(val_losses)})
+    _, info = _train(model, None, tok, hh_rows(8), cfg, torch.float32, lambda: {"loss": next(val_losses)})
     assert info["best_epoch"] == 2 and len(info["val_curve"]) == 2
 
 
@@ -128,7 +118,7 @@ def test_folder_records_pooling_and_old_folders_load_as_cls(data, tiny_encoder_d
     assert len(metrics["val_curve"]) == metrics["epochs_run"]
     meta_path = Path(cfg.output) / "annotator.json"
     assert json.loads(meta_path.read_text())["pooling"] == "mean"
-    rows = _rows(4)
+    rows = hh_rows(4)
     args = [r["prompt"] for r in rows], [r["chosen"] for r in rows], [r["rejected"] for r in rows]
     ann = load_annotator(cfg.output)
     assert ann.pooling == "mean"
@@ -184,7 +174,7 @@ def test_folder_records_the_separator_and_old_folders_load_without(data, tiny_en
     train_annotator(cfg)
     meta_path = Path(cfg.output) / "annotator.json"
     assert json.loads(meta_path.read_text())["separator"] is True
-    rows = _rows(4)
+    rows = hh_rows(4)
     args = [r["prompt"] for r in rows], [r["chosen"] for r in rows], [r["rejected"] for r in rows]
     ann = load_annotator(cfg.output)
     assert ann.separator is True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from annotator_rows import hh_rows
 
 from cwpo.annotator import TrainAnnotatorConfig, train_annotator
 from cwpo.annotator.model import Annotator
@@ -12,25 +13,14 @@ from cwpo.cli.main import main
 from cwpo.data.schema import to_unlabeled, write_pairs
 
 
-def _rows(n, prompt="question number {i}, please help?"):
-    return [
-        {
-            "prompt": "\n\nHuman: " + prompt.format(i=i) + "\n\nAssistant:",
-            "chosen": f" Sure, here is a kind and helpful answer about {i}.",
-            "rejected": f" No {i}.",
-        }
-        for i in range(n)
-    ]
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("inputs-data")
-    write_pairs(d / "train.jsonl", _rows(16))
-    write_pairs(d / "one.jsonl", _rows(1))
-    write_pairs(d / "unlabeled.jsonl", to_unlabeled(_rows(20), seed=3))
+    write_pairs(d / "train.jsonl", hh_rows(16))
+    write_pairs(d / "one.jsonl", hh_rows(1))
+    write_pairs(d / "unlabeled.jsonl", to_unlabeled(hh_rows(20), seed=3))
     long = " ".join(f"word{j}" for j in range(200)) + " {i}"
-    write_pairs(d / "long.jsonl", to_unlabeled(_rows(3, prompt=long), seed=3))
+    write_pairs(d / "long.jsonl", to_unlabeled(hh_rows(3, prompt=long), seed=3))
     return d
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from annotator_rows import hh_rows
 
 from cwpo.annotator import TrainAnnotatorConfig, annotate, encode_pairs, load_annotator, train_annotator
 from cwpo.annotator.model import Annotator
@@ -18,15 +19,7 @@ from cwpo.errors import ConfigError, CWPOError, ModelNotFoundError
 
 
 def _rows(n=12):
-    return [
-        {
-            "prompt": f"\n\nHuman: question number {i}, please help?\n\nAssistant:",
-            "chosen": f" Sure, here is a kind and helpful answer about {i}.",
-            "rejected": f" No {i}.",
-            "id": i,
-        }
-        for i in range(n)
-    ]
+    return hh_rows(n, ids=True)
 
 
 @pytest.fixture(scope="module")

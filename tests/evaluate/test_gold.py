@@ -8,29 +8,6 @@ from cwpo.errors import ConfigError, ModelNotFoundError
 from cwpo.evaluate.gold import get_gold, hh_messages
 
 
-@pytest.fixture(scope="module")
-def tiny_rm_dir(tmp_path_factory):
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    from cwpo.models import resolve_model
-
-    out = tmp_path_factory.mktemp("tiny-rm")
-    tok = AutoTokenizer.from_pretrained(resolve_model("minilm-l6"))
-    config = BertConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_labels=1,
-    )
-    torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(out)
-    tok.save_pretrained(out)
-    return str(out)
-
-
 def test_vader_scores_the_response_sentiment():
     gold = get_gold("vader")
     good, bad, neutral = gold(
