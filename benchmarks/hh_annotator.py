@@ -15,6 +15,9 @@ already in the results file is skipped; two processes may fill the file at once)
 * ``smollm``: BT, DPO and SFT+DPO annotators on SmolLM2-135M (full fine-tuning, same pairs, same
   settings; the size that runs here is in the result), accuracy on the same held-out pairs and
   training time (paper Table 6: BT/SFT+DPO time 2450/4978 s = 0.49).
+* ``cross``: MiniLM-L6 BT trained on D_l of one subset, scored on the held-out pairs of the other
+  (harmless -> helpful and helpful -> harmless): why one annotator on both subsets does worse than
+  on either alone. Below 50% means the two subsets' human preferences point opposite ways.
 
 Writes ``benchmarks/results/annotator.json`` (every run, then the summary keys under ``metrics``,
 the file issue 11 names) and ``annotator.md`` beside it, both from the runs alone. The small-size
@@ -179,7 +182,7 @@ def run_entry(extra: dict) -> dict:
 def main() -> None:
     global OUT
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=["minilm", "share", "smollm"])
+    ap.add_argument("--part", choices=["minilm", "share", "smollm", "cross"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--subsets", nargs="+", default=list(SUBSETS), choices=SUBSETS)
     ap.add_argument("--smollm-train", type=int, default=1000, help="smollm part: pairs of D_l used")
@@ -214,6 +217,9 @@ def main() -> None:
         ]
     elif args.part == "share":
         jobs = [(f"minilm/hh/share{sh}/seed{s}", "hh", sh, s, {}) for s in args.seeds for sh in SHARES]
+    elif args.part == "cross":
+        jobs = [(f"cross/{a}-to-{b}/share0.3/seed{s}", a, 0.3, s, {"scored_on": b}) for s in args.seeds
+                for a, b in (("harmless", "helpful"), ("helpful", "harmless"))]  # fmt: skip
     else:
         jobs = [(f"smollm/{v}/seed0", "hh", 0.3, 0, {"backbone": "smollm2-135m-instruct", **SMOLLM, **o})
                 for v, o in SMOLLM_VARIANTS.items() if v in args.smollm_variants]  # fmt: skip
@@ -223,6 +229,10 @@ def main() -> None:
             continue
         started = time.time()
         train_rows, held_out, info = split(subset, share, seed)
+        scored_on = overrides.pop("scored_on", None)
+        if scored_on:  # cross: the held-out pairs of the other subset (same seed, same 30/70 split)
+            held_out = split(scored_on, share, seed)[1]
+            info["scored_on"] = scored_on
         limit = args.max_eval
         if args.part == "smollm":
             train_rows, limit = train_rows[: args.smollm_train], args.smollm_eval

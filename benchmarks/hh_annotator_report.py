@@ -123,6 +123,11 @@ def summarize(runs: dict) -> dict:
             curve[str(share)] = {"accuracy": m, "std": sd, "n_seeds": len(members),
                                  "n_train": members[0]["n_train"]}  # fmt: skip
     s["hh_acc_by_labeled_share"] = curve
+    for a, b in (("harmless", "helpful"), ("helpful", "harmless")):
+        members = [r for k, r in runs.items() if k.startswith(f"cross/{a}-to-{b}/")]
+        if members:
+            s[f"cross_{a}_to_{b}_acc"] = mean_std([r["accuracy"] for r in members])[0]
+            s[f"cross_{a}_to_{b}_n_seeds"] = len(members)
     smol = {v: runs.get(f"smollm/{v}/seed0") for v in SMOLLM_VARIANTS}
     for v, r in smol.items():
         tag = v.replace("+", "")
@@ -228,6 +233,14 @@ def write_markdown(doc: dict, path: Path, plots: list[Path] = ()) -> None:
             for k, v in m["hh_acc_by_labeled_share"].items()
         )
         lines += ["", f"Accuracy against labelled share (HH): {pts}."]
+    cross = [(a, b) for a, b in (("harmless", "helpful"), ("helpful", "harmless"))
+             if m.get(f"cross_{a}_to_{b}_acc") is not None]  # fmt: skip
+    if cross:
+        pts = "; ".join(f"trained on {a}, scored on {b}: {_pct(m[f'cross_{a}_to_{b}_acc'])} "
+                        f"(seeds: {m[f'cross_{a}_to_{b}_n_seeds']})" for a, b in cross)  # fmt: skip
+        lines += ["", f"Across subsets (`--part cross`): {pts}. Below 50% means that what one subset's "
+                  "humans prefer, the other's tend to reject: one small annotator on both must then "
+                  "learn from the prompt which preference applies."]  # fmt: skip
     if m.get("train_time_ratio_bt_over_dpo") is not None:
         lo, hi = m["smollm_bt_minus_sftdpo_ci95"]
         lines += [
