@@ -213,23 +213,24 @@ def main() -> None:
             ("minilm", {}) if not args.variant else (f"minilm+{args.variant}", VARIANTS[args.variant])
         )
         jobs = [
-            (f"{tag}/{sub}/share0.3/seed{s}", sub, 0.3, s, extra) for s in args.seeds for sub in args.subsets
+            (f"{tag}/{sub}/share0.3/seed{s}", sub, 0.3, s, extra, None)
+            for s in args.seeds
+            for sub in args.subsets
         ]
     elif args.part == "share":
-        jobs = [(f"minilm/hh/share{sh}/seed{s}", "hh", sh, s, {}) for s in args.seeds for sh in SHARES]
+        jobs = [(f"minilm/hh/share{sh}/seed{s}", "hh", sh, s, {}, None) for s in args.seeds for sh in SHARES]
     elif args.part == "cross":
-        jobs = [(f"cross/{a}-to-{b}/share0.3/seed{s}", a, 0.3, s, {"scored_on": b}) for s in args.seeds
+        jobs = [(f"cross/{a}-to-{b}/share0.3/seed{s}", a, 0.3, s, {}, b) for s in args.seeds
                 for a, b in (("harmless", "helpful"), ("helpful", "harmless"))]  # fmt: skip
     else:
-        jobs = [(f"smollm/{v}/seed0", "hh", 0.3, 0, {"backbone": "smollm2-135m-instruct", **SMOLLM, **o})
+        jobs = [(f"smollm/{v}/seed0", "hh", 0.3, 0, {"backbone": "smollm2-135m-instruct", **SMOLLM, **o}, None)
                 for v, o in SMOLLM_VARIANTS.items() if v in args.smollm_variants]  # fmt: skip
-    for key, subset, share, seed, overrides in jobs:
+    for key, subset, share, seed, overrides, scored_on in jobs:  # scored_on: cross part
         if key in done:
             print(f"{key}: already in {OUT.name}, skipped", flush=True)
             continue
         started = time.time()
         train_rows, held_out, info = split(subset, share, seed)
-        scored_on = overrides.pop("scored_on", None)
         if scored_on:  # cross: the held-out pairs of the other subset (same seed, same 30/70 split)
             held_out = split(scored_on, share, seed)[1]
             info["scored_on"] = scored_on
