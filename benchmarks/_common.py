@@ -14,6 +14,9 @@ from pathlib import Path
 from cwpo.io import machine_info, now_iso, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# the benches' stage cache without model weights: a bench longer than one sitting, on machines
+# that keep no files between sittings, continues from it (benchmarks/archive/README.md)
+ARCHIVE = Path(__file__).resolve().parent / "archive" / "bench"
 
 
 def tidy_command(cmd: str) -> str:
@@ -91,14 +94,31 @@ def add_part_args(parser, parts: list[str], runs_default: Path) -> None:
         nargs="+",
         help="only these methods of the recipe (likewise partial: two processes can share a seed)",
     )
+    parser.add_argument(
+        "--archive",
+        default=str(ARCHIVE),
+        help="stage archive kept in git (cwpo.experiments.archive): restored into the cache before "
+        "the run, new stages added after it; '' for none",
+    )
 
 
-def run_part(recipe, runs: Path, name: str, seeds: list[int] | None, methods: list[str] | None = None):
+def run_part(
+    recipe,
+    runs: Path,
+    name: str,
+    seeds: list[int] | None,
+    methods: list[str] | None = None,
+    archive: str | None = None,
+):
     """Run a recipe (``--seeds`` / ``--methods``: a part of it, see :func:`partial_seeds`) with the
-    stage cache ``runs/cache``; return the run's result, or ``None`` for a partial run (no metrics)."""
+    stage cache ``runs/cache``; return the run's result, or ``None`` for a partial run (no metrics).
+    ``archive``: the stage archive restored into the cache first and updated after the run."""
     from cwpo.console import session
     from cwpo.errors import CWPOError
     from cwpo.experiments.pipeline import run_recipe
+
+    if archive:
+        sync_archive(Path(archive), runs / "cache", restore=True)
 
     folder, partial = partial_seeds(recipe, seeds, name)
     if methods and set(methods) != set(recipe.methods or ()):  # recipe.methods: a list, a mapping or None
@@ -112,6 +132,9 @@ def run_part(recipe, runs: Path, name: str, seeds: list[int] | None, methods: li
     except CWPOError as e:  # one line, as cwpo's own commands print it
         print(f"{name}: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    finally:  # what finished is kept, even when the run stopped on an error
+        if archive:
+            sync_archive(Path(archive), runs / "cache", restore=False)
     if partial:
         what = ", ".join(f"{k} {v}" for k, v in (("seeds", seeds), ("methods", methods)) if v)
         print(f"{name}: {what} done (cached in {runs / 'cache'}); run it again without --seeds and "
@@ -137,3 +160,43 @@ def partial_seeds(recipe, seeds: list[int] | None, name: str) -> tuple[str, bool
         raise SystemExit(f"--seeds {unknown}: not seeds of the recipe {recipe.name} ({every})")
     restrict_seeds(recipe, list(seeds))  # every method on its own seeds among these
     return f"{name}-seeds{'-'.join(map(str, seeds))}", True
+
+
+def sync_archive(archive: Path, cache: Path, restore: bool) -> None:
+    """Restore the archive's stages into the cache, or add the cache's new stages to the archive."""
+    from cwpo.experiments.archive import archive_stages, restore_stages
+
+    if restore:
+        done = restore_stages(archive, cache)
+        if done:
+            print(f"restored {len(done)} stages from {archive}")
+        hint = precision_hint(archive)
+        if hint:
+            print(hint)
+        return
+    out = archive_stages(cache, archive)
+    if out["archived"]:
+        print(f"archived {len(out['archived'])} new stages in {archive} ({out['in_archive']} in all)")
+
+
+def precision_hint(archive: Path) -> str | None:
+    """Stage keys hold the precision a machine decided for ``bf16: auto``: where the archive's SFT
+    stages were trained with another one, this machine would compute everything anew. Say how to
+    continue them instead (``CWPO_BF16``), never decide it silently."""
+    from cwpo.io import read_json
+    from cwpo.runtime import bf16_is_faster
+
+    decided = bf16_is_faster()
+    used = set()
+    for manifest in (archive / "stages").glob("sft-*/manifest.json"):
+        value = read_json(manifest).get("config", {}).get("config", {}).get("sft", {}).get("bf16")
+        if isinstance(value, bool) and value != decided:
+            used.add(value)
+    if not used:
+        return None
+    value = sorted(used)[0]
+    return (
+        f"note: the archive's SFT stages were trained with bf16={str(value).lower()}, this machine decides "
+        f"bf16={str(decided).lower()}: run with CWPO_BF16={int(value)} to continue them (as is, their "
+        "later stages are computed anew)"
+    )

@@ -70,7 +70,7 @@ def main() -> None:
         recipe_path, key = PARTS[part]
         recipe = load_recipe(REPO / recipe_path)
         name = f"robustness-{part}"
-        res = run_part(recipe, runs, name, args.seeds, args.methods)
+        res = run_part(recipe, runs, name, args.seeds, args.methods, args.archive)
         if res is None:
             continue
         report = write_report(runs / name, REPO / "benchmarks" / "report" / name)

@@ -115,7 +115,7 @@ def main() -> None:
         recipe, name = PARTS[part]
         result_name = "sentiment" if part.startswith("v2_") else "sentiment-v1"
         loaded = load_recipe(REPO / recipe)
-        res = run_part(loaded, runs, name, args.seeds, args.methods)
+        res = run_part(loaded, runs, name, args.seeds, args.methods, args.archive)
         if res is None:
             continue
         report = write_report(runs / name, REPO / "benchmarks" / "report" / name)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cwpo.console import STAGE_WHAT, stage_line
+from cwpo.experiments.archive import check_inputs
 from cwpo.io import atomic_dir, hash_config, read_json, write_manifest
 
 log = logging.getLogger("cwpo.run")
@@ -99,6 +100,7 @@ def run_stage(
         with _stage_lock(root / "locks" / f"{name}-{key[:16]}.lock", label or name):
             found = _cached(folder, key)  # another run may have finished it while we waited
             if found is None:
+                check_inputs(label or name, inputs)
                 work = root / "work" / f"{name}-{key[:16]}"
                 work.mkdir(parents=True, exist_ok=True)
                 start = time.time()

@@ -1,0 +1,82 @@
+"""A stage cache archived without model weights and restored elsewhere: the run resumes, nothing reruns."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import pytest
+from tests.experiments.test_pipeline import _pairs_file, _recipe
+
+from cwpo.errors import CWPOError
+from cwpo.experiments import pipeline
+from cwpo.experiments.archive import STUB, archive_stages, restore_stages
+
+
+@pytest.fixture(scope="module")
+def archived(tmp_path_factory, tiny_causal_lm_dir, tiny_encoder_dir):
+    tmp = tmp_path_factory.mktemp("archive")
+    recipe = _recipe(_pairs_file(tmp / "pairs.jsonl"), tiny_causal_lm_dir, tiny_encoder_dir)
+    first = pipeline.run_recipe(recipe, tmp / "first", progress=False)
+    summary = archive_stages(tmp / "first", tmp / "archive")
+    return tmp, recipe, first, summary
+
+
+def _forbid_training(monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a stage restored from the archive ran again")
+
+    for module, name in (("cwpo.align.align", "align"), ("cwpo.annotator.train", "train_annotator")):
+        monkeypatch.setattr(importlib.import_module(module), name, forbidden)
+
+
+def test_archive_leaves_out_weights_but_keeps_the_sft_model(archived):
+    tmp, _, _, summary = archived
+    stages = tmp / "archive" / "stages"
+    names = sorted(d.name.split("-")[0] for d in stages.iterdir())
+    assert names.count("align") == 3 and names.count("evaluate") == 3 and "sft" in names
+    assert sorted(s.split("-")[0] for s in summary["stubs"]) == ["align", "align", "align", "annotator"]
+    for stage in stages.iterdir():
+        weights = list(stage.rglob("*.safetensors"))
+        if stage.name.startswith("sft-"):
+            assert weights and not (stage / STUB).exists()
+        else:
+            assert not weights
+        if stage.name.startswith(("align-", "annotator-")):
+            dropped = json.loads((stage / STUB).read_text())["dropped"]
+            assert any(d.endswith(".safetensors") for d in dropped)
+    # no absolute path of the machine it came from
+    for f in stages.rglob("*.json"):
+        assert str(tmp / "first") not in f.read_text(), f
+    assert archive_stages(tmp / "first", tmp / "archive")["archived"] == []  # nothing new: nothing copied
+
+
+def test_restored_cache_resumes_without_training(archived, monkeypatch):
+    tmp, recipe, first, _ = archived
+    restored = restore_stages(tmp / "archive", tmp / "cache2")
+    assert len(restored) == len(list((tmp / "archive" / "stages").iterdir()))
+    _forbid_training(monkeypatch)
+    again = pipeline.run_recipe(recipe, tmp / "second", progress=False, stages_dir=tmp / "cache2")
+    assert [r["pref_acc"] for r in again["rows"]] == [r["pref_acc"] for r in first["rows"]]
+    assert all(str(tmp / "cache2") in r["eval_dir"] for r in again["rows"])
+    assert restore_stages(tmp / "archive", tmp / "cache2") == []
+
+
+def test_a_new_method_trains_from_the_restored_sft_model_and_labels(
+    archived, tiny_causal_lm_dir, tiny_encoder_dir
+):
+    tmp, recipe, _, _ = archived
+    restore_stages(tmp / "archive", tmp / "cache3")
+    recipe = _recipe(recipe.data["source"], tiny_causal_lm_dir, tiny_encoder_dir, methods=("cw", "top30"))
+    rows = pipeline.run_recipe(recipe, tmp / "third", progress=False, stages_dir=tmp / "cache3")["rows"]
+    assert [r["method"] for r in rows] == ["cw", "top30"]
+    assert 0.0 <= rows[1]["pref_acc"] <= 1.0
+
+
+def test_a_stage_that_needs_a_stub_model_stops_with_one_line(archived, tiny_causal_lm_dir, tiny_encoder_dir):
+    tmp, recipe, _, _ = archived
+    restore_stages(tmp / "archive", tmp / "cache4")
+    recipe = _recipe(recipe.data["source"], tiny_causal_lm_dir, tiny_encoder_dir, methods=("cw",))
+    recipe.evaluate = {**recipe.evaluate, "batch_size": 4}  # a new evaluation of the archived policy
+    with pytest.raises(CWPOError, match="without its model files"):
+        pipeline.run_recipe(recipe, tmp / "fourth", progress=False, stages_dir=tmp / "cache4")
