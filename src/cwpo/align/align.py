@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Literal
 
+from cwpo.align.training_config import TrainingConfig
 from cwpo.config import check
 from cwpo.errors import ConfigError, DataError
 from cwpo.losses import LossType
@@ -26,7 +27,7 @@ from cwpo.weighting import get_weighting, margin_from_confidence
 
 
 @dataclass
-class AlignConfig:
+class AlignConfig(TrainingConfig):
     train: str = field(
         default="",
         metadata={
@@ -34,10 +35,10 @@ class AlignConfig:
             "or unlabeled pairs with human_label (the Human baseline)"
         },
     )
+    batch_size: int = field(default=4, metadata={"help": "pairs per device per micro-batch"})
     policy: str = field(
         default="", metadata={"help": "the SFT model: start point and reference (name, folder, hub id)"}
     )
-    output: str = field(default="", metadata={"help": "result folder (model, metrics.json, manifest.json)"})
     loss: Literal["dpo", "ipo", "rdpo"] = field(default="dpo", metadata={"help": "preference loss"})
     weighting: str = field(
         default="none",
@@ -49,35 +50,8 @@ class AlignConfig:
     beta: float = field(default=0.1, metadata={"help": "β of DPO/rDPO (KL strength), > 0"})
     epsilon: float = field(default=0.1, metadata={"help": "rDPO label-flip rate ε in [0, 0.5)"})
     tau: float | None = field(default=None, metadata={"help": "IPO τ, > 0 (default: β, as TRL)"})
-    epochs: float = field(default=1.0, metadata={"help": "training epochs (paper: 5; CPU default 1)"})
-    max_steps: int | None = field(default=None, metadata={"help": "stop after this many optimizer steps"})
-    lr: float = field(default=5e-5, metadata={"help": "peak learning rate (cosine schedule)"})
-    batch_size: int = field(default=4, metadata={"help": "pairs per device per micro-batch"})
-    grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps"})
-    warmup_ratio: float = field(
-        default=0.1, metadata={"help": "warmup as a share of the steps (paper: 100 steps)"}
-    )
-    weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay (paper: 0.05)"})
-    lora: bool = field(default=True, metadata={"help": "train a LoRA adapter (false: full fine-tuning)"})
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank (paper: 8)"})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (paper: 16)"})
-    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout (paper: 0.05)"})
-    max_length: int = field(
-        default=512, metadata={"help": "max tokens of prompt+response (longer are truncated)"}
-    )
-    bf16: bool | str = field(
-        default="auto",
-        metadata={"help": "bf16 (auto: measured at run time; true/false force it); see cwpo.runtime"},
-    )
     precompute_ref: bool = field(
         default=False, metadata={"help": "compute reference log-probs once before training"}
-    )
-    save_steps: int = field(default=50, metadata={"help": "checkpoint every this many steps (for --resume)"})
-    seed: int = field(default=0, metadata={"help": "seed of LoRA init, data order and dropout"})
-    resume: bool = field(default=False, metadata={"help": "continue from the latest checkpoint in OUTPUT"})
-    overwrite: bool = field(
-        default=False,
-        metadata={"help": "replace an earlier cwpo output of this stage at --output (never other files)"},
     )
 
     def __post_init__(self):
