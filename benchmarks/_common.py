@@ -95,6 +95,12 @@ def add_part_args(parser, parts: list[str], runs_default: Path) -> None:
         help="only these methods of the recipe (likewise partial: two processes can share a seed)",
     )
     parser.add_argument(
+        "--interim",
+        action="store_true",
+        help="compute nothing: the metrics over the seeds and methods finished so far, in "
+        "results/<name>-interim.json (never the bench's own keys)",
+    )
+    parser.add_argument(
         "--archive",
         default=str(ARCHIVE),
         help="stage archive kept in git (cwpo.experiments.archive): restored into the cache before "
@@ -109,10 +115,12 @@ def run_part(
     seeds: list[int] | None,
     methods: list[str] | None = None,
     archive: str | None = None,
+    interim: bool = False,
 ):
     """Run a recipe (``--seeds`` / ``--methods``: a part of it, see :func:`partial_seeds`) with the
     stage cache ``runs/cache``; return the run's result, or ``None`` for a partial run (no metrics).
-    ``archive``: the stage archive restored into the cache first and updated after the run."""
+    ``archive``: the stage archive restored into the cache first and updated after the run.
+    ``interim``: compute nothing; the result holds the seeds and methods finished so far."""
     from cwpo.console import session
     from cwpo.errors import CWPOError
     from cwpo.experiments.pipeline import run_recipe
@@ -123,17 +131,24 @@ def run_part(
     folder, partial = partial_seeds(recipe, seeds, name)
     if methods and set(methods) != set(recipe.methods or ()):  # recipe.methods: a list, a mapping or None
         folder, partial = f"{folder}-{'-'.join(methods)}", True
+    if interim:
+        folder, partial = f"{folder}-interim", False
     # as under `cwpo run`: a line per stage here, library logs and warnings in the run's log file
     try:
         with session(runs / folder / "bench.log", title=command_line()):
             res = run_recipe(
-                recipe, runs / folder, progress=False, only_methods=methods, stages_dir=runs / "cache"
+                recipe,
+                runs / folder,
+                progress=False,
+                only_methods=methods,
+                stages_dir=runs / "cache",
+                cache_only=interim,
             )
     except CWPOError as e:  # one line, as cwpo's own commands print it
         print(f"{name}: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     finally:  # what finished is kept, even when the run stopped on an error
-        if archive:
+        if archive and not interim:
             sync_archive(Path(archive), runs / "cache", restore=False)
     if partial:
         what = ", ".join(f"{k} {v}" for k, v in (("seeds", seeds), ("methods", methods)) if v)

@@ -29,7 +29,7 @@ import cwpo  # noqa: E402
 from cwpo.annotator.score import annotate  # noqa: E402
 from cwpo.annotator.train import TrainAnnotatorConfig, train_annotator  # noqa: E402
 from cwpo.experiments.evidence import annotator_gold_accuracy, labels_pool_file, read_jsonl  # noqa: E402
-from cwpo.experiments.pipeline import PointRunner  # noqa: E402
+from cwpo.experiments.point_runner import PointRunner  # noqa: E402
 from cwpo.experiments.recipe import load_recipe  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -104,6 +104,21 @@ PARTS = {
 }
 
 
+def write_interim(part: str, res: dict, recipe, start: float) -> None:
+    """``results/sentiment-interim.json``: a part's keys over what is finished, with which seeds of
+    which method that is; the bench's own keys (``sentiment.json``) come only from the full run."""
+    finished: dict = {}
+    for r in res["rows"]:
+        finished.setdefault(r["method"], []).append(r["seed"])
+    with result_update("sentiment-interim", start) as doc:
+        doc["metrics"][part] = {
+            "finished_seeds": finished,
+            **(v2_metrics(part, res, recipe.to_dict()) if res["rows"] and part.startswith("v2_") else {}),
+        }
+        doc["commands"][part] = {"command": command_line(), "date": now_iso()}
+    print(f"wrote benchmarks/results/sentiment-interim.json ({part}: {len(res['rows'])} finished runs)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     add_part_args(parser, list(PARTS), REPO / "runs" / "bench")
@@ -115,8 +130,11 @@ def main() -> None:
         recipe, name = PARTS[part]
         result_name = "sentiment" if part.startswith("v2_") else "sentiment-v1"
         loaded = load_recipe(REPO / recipe)
-        res = run_part(loaded, runs, name, args.seeds, args.methods, args.archive)
+        res = run_part(loaded, runs, name, args.seeds, args.methods, args.archive, args.interim)
         if res is None:
+            continue
+        if args.interim:
+            write_interim(part, res, loaded, start)
             continue
         report = write_report(runs / name, REPO / "benchmarks" / "report" / name)
         with result_update(result_name, start) as doc:  # parts may run side by side and finish at once

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cwpo.experiments import pipeline
+from cwpo.experiments import pipeline, point_runner
 from cwpo.experiments.recipe import Recipe
 from cwpo.experiments.report import write_report
 
@@ -281,10 +281,39 @@ def test_stage_keys_hold_the_decided_precision_not_auto(monkeypatch, env, bf16, 
     """bf16/dtype ``auto`` enter a stage key as what this machine decided (a cache shared with a
     machine that decides otherwise never serves a stage computed at the other precision)."""
     monkeypatch.setenv("CWPO_BF16", env)
-    assert pipeline.decided_precision({"bf16": "auto", "lr": 1e-3}) == {"bf16": bf16, "lr": 1e-3}
-    assert pipeline.decided_precision({"dtype": "auto", "batch_size": 64}) == {
+    assert point_runner.decided_precision({"bf16": "auto", "lr": 1e-3}) == {"bf16": bf16, "lr": 1e-3}
+    assert point_runner.decided_precision({"dtype": "auto", "batch_size": 64}) == {
         "dtype": dtype,
         "batch_size": 64,
     }
-    assert pipeline.decided_precision({"dtype": "float32"}) == {"dtype": "float32"}
-    assert pipeline.decided_precision({"bf16": True}) == {"bf16": True}
+    assert point_runner.decided_precision({"dtype": "float32"}) == {"dtype": "float32"}
+    assert point_runner.decided_precision({"bf16": True}) == {"bf16": True}
+
+
+def test_cache_only_returns_finished_methods_and_computes_nothing(
+    tiny_run, monkeypatch, tiny_causal_lm_dir, tiny_encoder_dir
+):
+    """An interim look at a run under way: the (point, method) pairs whose stages are all cached."""
+    tmp, src, _, first = tiny_run
+    import importlib
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("cache_only computed a stage")
+
+    monkeypatch.setattr(importlib.import_module("cwpo.align.align"), "align", forbidden)
+    monkeypatch.setattr(importlib.import_module("cwpo.annotator.train"), "train_annotator", forbidden)
+    recipe = _recipe(src, tiny_causal_lm_dir, tiny_encoder_dir, methods=("human", "top30", "cw"))
+    res = pipeline.run_recipe(
+        recipe, tmp / "interim", progress=False, stages_dir=tmp / "results", cache_only=True
+    )
+    assert [r["method"] for r in res["rows"]] == ["human", "cw"]  # top30 never ran
+    by_method = {r["method"]: r["pref_acc"] for r in first["rows"]}
+    assert [r["pref_acc"] for r in res["rows"]] == [by_method["human"], by_method["cw"]]
+    empty = pipeline.run_recipe(
+        recipe, tmp / "interim2", progress=False, stages_dir=tmp / "empty", cache_only=True
+    )
+    assert empty["rows"] == []
+    # the flag ends with the run: the next run computes again
+    from cwpo.experiments.cache import CACHE_ONLY
+
+    assert CACHE_ONLY.get() is False

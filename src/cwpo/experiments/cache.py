@@ -14,6 +14,7 @@ and then reuses its result instead of computing it again into the same scratch f
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import shutil
 import time
@@ -26,6 +27,13 @@ from cwpo.experiments.archive import check_inputs
 from cwpo.io import atomic_dir, hash_config, read_json, write_manifest
 
 log = logging.getLogger("cwpo.run")
+
+# set by run_recipe(cache_only=True): a stage that is not cached is not computed (see StageNotCached)
+CACHE_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("cwpo_cache_only", default=False)
+
+
+class StageNotCached(Exception):
+    """Raised instead of computing a stage when only cached stages may be read (an interim look)."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,8 @@ def run_stage(
     key = stage_key(name, config, {k: v.key for k, v in inputs.items()})
     folder = root / "stages" / f"{name}-{key[:16]}"
     found = _cached(folder, key)  # the common case needs no lock
+    if found is None and CACHE_ONLY.get():
+        raise StageNotCached(label or name)
     if found is None:
         with _stage_lock(root / "locks" / f"{name}-{key[:16]}.lock", label or name):
             found = _cached(folder, key)  # another run may have finished it while we waited

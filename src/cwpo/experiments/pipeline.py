@@ -16,23 +16,20 @@ stages draw one progress bar (:func:`cwpo.console.training_bar`) instead of the 
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 import yaml
 
-from cwpo.console import STAGE_LOGGER, training_bar
-from cwpo.data.schema import read_pairs, write_pairs
-from cwpo.experiments.cache import Artifact, run_stage
+from cwpo.console import STAGE_LOGGER
+from cwpo.experiments.cache import CACHE_ONLY, Artifact, StageNotCached
 from cwpo.experiments.methods import Method
+from cwpo.experiments.point_runner import PointRunner
 from cwpo.experiments.recipe import Recipe, check_run, expand, load_recipe, seeds_of
 from cwpo.experiments.rows import annotator_row, data_stats, flatten_eval, summarize
-from cwpo.experiments.sentiment_stages import SentimentStages
 from cwpo.io import (
     guard_output,
     hash_config,
     read_json,
-    sha256_path,
     write_json,
     write_jsonl,
     write_manifest,
@@ -42,254 +39,18 @@ from cwpo.io import (
 log = logging.getLogger("cwpo.run")
 
 
-def decided_precision(section: dict) -> dict:
-    """A training section with ``bf16: auto`` replaced by what this machine decides, for cache keys:
-    the stage is keyed by what it computes (and a recipe saying ``true`` shares it where bf16 wins)."""
-    from cwpo.runtime import bf16_is_faster, parse_bf16
-
-    out = dict(section)
-    if "bf16" in out and parse_bf16(out["bf16"]) == "auto":
-        out["bf16"] = bf16_is_faster()
-    if out.get("dtype") == "auto":  # annotate: the scoring weights' dtype
-        out["dtype"] = "bfloat16" if bf16_is_faster() else "float32"
-    return out
-
-
-def _move_model(src: Path, dst: Path) -> None:
-    """Move a finished model folder out of a stage's scratch space, without its checkpoints."""
-    shutil.rmtree(src / "checkpoints", ignore_errors=True)
-    shutil.move(str(src), str(dst))
-
-
-class PointRunner(SentimentStages):
-    """The stages of one grid point. Stages whose configs match are shared through the cache."""
-
-    def __init__(self, root: Path, point: dict, recipe: Recipe, progress: bool = True):
-        self.root, self.point, self.r, self.progress = root, point, recipe, progress
-        self.seed = point["seed"]
-        self.prompts_art: Artifact | None = None
-
-    # ---- data ---------------------------------------------------------------------------
-    def data(self) -> Artifact:
-        if self.r.track == "sentiment":
-            return self._sentiment_data()
-        from cwpo.data.prepare import DataConfig, prepare_data
-
-        values = {**self.r.data, "seed": self.seed}
-        # settings that change nothing stay out of the cache key, so the clean level of every
-        # robustness study (no poison, no imbalance) is one shared stage
-        if not values.get("poison_frac"):
-            values.pop("poison_frac", None)
-            values.pop("poison_subset", None)
-        if values.get("labeled_mix") is None:
-            values.pop("labeled_mix", None)
-        from cwpo.data.load import resolve_source
-
-        src = Path(resolve_source(values["source"])).expanduser()
-        content = sha256_path(src) if src.exists() else values["source"]
-
-        def fn(out: Path, work: Path) -> dict:
-            return prepare_data(DataConfig(**{**values, "output": str(out / "data")}))
-
-        art = run_stage(self.root, "data", {"data": values, "content": content}, {}, fn)
-        self.files = {
-            "labeled": art.path / "data" / "labeled.jsonl",
-            "unlabeled": art.path / "data" / "unlabeled.jsonl",
-            "test": art.path / "data" / "test.jsonl",
-        }
-        self.prompts = self.files["test"]
-        return art
-
-    # ---- annotators -----------------------------------------------------------------------
-    def annotator(self, data: Artifact, section: str = "annotator") -> tuple[Artifact, Artifact]:
-        from cwpo.annotator.score import AnnotateConfig, annotate
-        from cwpo.annotator.train import TrainAnnotatorConfig, train_annotator
-
-        values = {**getattr(self.r, section), "seed": self.seed}
-        if section == "wsdpo_annotator":  # Tao & Li: the weak causal LM trained with SFT + DPO on D_l
-            values["objective"] = "dpo"
-            values.setdefault("backbone", "smollm2-135m-instruct")
-        test = self.files.get("test")
-
-        def train_fn(out: Path, work: Path) -> dict:
-            cfg = TrainAnnotatorConfig(
-                **{
-                    **values,
-                    "train": str(self.files["labeled"]),
-                    "eval": str(test) if test else None,
-                    "output": str(out / "annotator"),
-                    "progress": self.progress,
-                }
-            )
-            return train_annotator(cfg)
-
-        short = "annotator" if section == "annotator" else "wsdpo-annotator"
-        ann = run_stage(self.root, section, decided_precision(values), {"data": data}, train_fn, label=short)
-        ann_values = dict(self.r.annotate)
-        AnnotateConfig(**{**ann_values, "annotator": "x", "input": "x", "output": "x"})
-
-        def annotate_fn(out: Path, work: Path) -> dict:
-            # written in the persistent work folder so that an interrupted annotation resumes its chunks
-            stats = annotate(
-                ann.path / "annotator",
-                self.files["unlabeled"],
-                work / "annotated.jsonl",
-                **{**ann_values, "progress": self.progress},
-            )
-            shutil.move(str(work / "annotated.jsonl"), str(out / "annotated.jsonl"))
-            return stats
-
-        labels = run_stage(
-            self.root,
-            f"annotate-{section}",
-            decided_precision(ann_values),
-            {"annotator": ann, "data": data},
-            annotate_fn,
-            label="annotate" if section == "annotator" else "annotate[wsdpo]",
-            what=f"label D_u with the {short} + confidence",
-        )
-        return ann, labels
-
-    # ---- strong model -----------------------------------------------------------------------
-    def _sft_key(self, seed: int | None = None) -> dict:
-        seed = self.seed if seed is None else seed
-        return {"sft": decided_precision(self.r.sft), "model": self.r.strong_model, "seed": seed}
-
-    def _train_sft(self, train_file: Path, out: Path, work: Path, seed: int | None = None) -> dict:
-        from cwpo.align.sft import SFTConfig, sft
-
-        model_dir = work / "model"
-        resume = (model_dir / "checkpoints").exists()
-        cfg = SFTConfig(
-            **{
-                **self.r.sft,
-                "train": str(train_file),
-                "model": self.r.strong_model,
-                "output": str(model_dir),
-                "seed": self.seed if seed is None else seed,
-                "resume": resume,
-            }
-        )
-        metrics = sft(cfg, callbacks=[training_bar("sft", self.progress)])
-        _move_model(model_dir, out / "model")
-        return metrics
-
-    def sft(self, data: Artifact, weak: Artifact | None) -> Artifact:
-        if self.r.track == "sentiment":
-            return self.sft_art
-        use_weak = self.r.sft_data == "weak" and weak is not None
-        train = (weak.path / "annotated.jsonl") if use_weak else self.files["labeled"]
-
-        def fn(out: Path, work: Path) -> dict:
-            return self._train_sft(train, out, work)
-
-        inputs = {"labels": weak} if use_weak else {"data": data}
-        return run_stage(self.root, "sft", {**self._sft_key(), "sft_data": self.r.sft_data}, inputs, fn)
-
-    def _train_file(self, method: Method, labels: dict[str, Artifact], work: Path) -> Path:
-        if method.labels == "human":
-            return self.files["unlabeled"]  # unlabeled + human_label: align converts to the human pairs
-        if method.labels == "human_labeled":
-            return self.files["labeled"]
-        if method.labels == "human_all":
-            if self.files.get("all_human"):
-                return self.files["all_human"]
-            from cwpo.data.schema import to_labeled
-
-            rows = read_pairs(self.files["labeled"]) + to_labeled(read_pairs(self.files["unlabeled"]))
-            write_pairs(work / "all_human.jsonl", rows)
-            return work / "all_human.jsonl"
-        source = labels["weak"] if method.labels == "weak" else labels["weak_dpo"]
-        return source.path / "annotated.jsonl"
-
-    def align(
-        self, name: str, method: Method, sft: Artifact, data: Artifact, labels: dict[str, Artifact]
-    ) -> Artifact:
-        from cwpo.align.align import AlignConfig, align
-
-        values = {**self.r.align, "loss": method.loss, "weighting": method.weighting, "seed": self.seed}
-        key_values = {
-            **decided_precision(self.r.align),
-            "loss": method.loss,
-            "weighting": method.weighting,
-            "seed": self.seed,
-        }
-        label_art = {"weak": labels.get("weak"), "weak_dpo": labels.get("weak_dpo")}.get(
-            method.labels
-        ) or data
-
-        def fn(out: Path, work: Path) -> dict:
-            model_dir = work / "model"
-            resume = (model_dir / "checkpoints").exists()
-            train = self._train_file(method, labels, work)
-            cfg = AlignConfig(
-                **{
-                    **values,
-                    "train": str(train),
-                    "policy": str(sft.path / "model"),
-                    "output": str(model_dir),
-                    "resume": resume,
-                }
-            )
-            metrics = align(cfg, callbacks=[training_bar(f"align[{name}]", self.progress)])
-            _move_model(model_dir, out / "model")
-            return metrics
-
-        return run_stage(
-            self.root,
-            "align",
-            {"align": key_values, "labels": method.labels},
-            {"sft": sft, "labels": label_art},
-            fn,
-            label=f"align[{name}]",
-            what=_method_line(method),
-        )
-
-    def evaluate(self, name: str, policy: Artifact, sft: Artifact) -> Artifact:
-        from cwpo.evaluate.evaluate import EvalConfig, evaluate
-
-        values = {**self.r.evaluate, "seed": self.seed}
-        if self.r.track == "sentiment":
-            values.setdefault("gold", self._sentiment_cfg().gold)
-            values.setdefault("max_new_tokens", self._sentiment_cfg().max_new_tokens)
-        pairs = self.files.get("test")
-        prompts = self.prompts
-
-        def fn(out: Path, work: Path) -> dict:
-            cfg = EvalConfig(
-                **{
-                    **values,
-                    "policy": str(policy.path / "model"),
-                    "reference": str(sft.path / "model"),
-                    "prompts": str(prompts),
-                    "pairs": str(pairs) if pairs else None,
-                    "output": str(out / "eval"),
-                }
-            )
-            return evaluate(cfg, progress=self.progress)
-
-        # how long to wait for a judge does not change a verdict: not part of the cache key
-        key = {k: v for k, v in values.items() if k not in ("judge_timeout", "judge_retries")}
-        return run_stage(
-            self.root,
-            "evaluate",
-            {"evaluate": key},
-            # v2 sentiment: the fixed prompts are their own stage, so they key the evaluation too
-            {"policy": policy, "sft": sft, **({"prompts": self.prompts_art} if self.prompts_art else {})},
-            fn,
-            label=f"evaluate[{name}]",
-            what=f"evaluate {name} against the SFT model",
-        )
-
-
-def _method_line(method: Method) -> str:
-    """``DPO on weak labels, weights: confidence``: what an align stage does."""
-    line = f"{method.loss.upper()} on {method.labels.replace('_', ' ')} labels"
-    return line if method.weighting == "none" else f"{line}, weights: {method.weighting}"
-
-
 def run_point(
     root: Path, point: dict, recipe: Recipe, methods: dict[str, Method], progress: bool = True
+) -> list[dict]:
+    try:
+        return _run_point(root, point, recipe, methods, progress)
+    except StageNotCached as e:  # cache_only: a stage every method of this point needs is missing
+        log.info("grid point %s: stage %s not cached, skipped", point, e)
+        return []
+
+
+def _run_point(
+    root: Path, point: dict, recipe: Recipe, methods: dict[str, Method], progress: bool
 ) -> list[dict]:
     pr = PointRunner(root, point, recipe, progress)
     data = pr.data()
@@ -310,8 +71,12 @@ def run_point(
     sft = pr.sft(data, labels.get("weak"))
     rows = []
     for name, method in methods.items():
-        policy = pr.align(name, method, sft, data, labels)
-        ev = pr.evaluate(name, policy, sft)
+        try:
+            policy = pr.align(name, method, sft, data, labels)
+            ev = pr.evaluate(name, policy, sft)
+        except StageNotCached as e:  # cache_only: this method is not finished on this point
+            log.info("%s, seed %s: stage %s not cached, skipped", name, point.get("seed"), e)
+            continue
         summary = read_json(ev.path / "eval" / "summary.json")
         rows.append(
             {
@@ -348,12 +113,23 @@ def run_recipe(
     progress: bool = True,
     only_methods: list[str] | None = None,
     stages_dir: str | Path | None = None,
+    cache_only: bool = False,
 ) -> dict:
     """Run every grid point and method of a recipe; return ``{"rows", "summary", "results_dir"}``.
 
     ``stages_dir`` (default: ``results_dir``) is where stage artifacts are cached; recipes that
-    share it share every stage whose inputs and settings are equal.
+    share it share every stage whose inputs and settings are equal. ``cache_only``: compute
+    nothing, return the rows of the (point, method) pairs whose every stage is cached (an interim
+    look at a run still under way).
     """
+    token = CACHE_ONLY.set(cache_only)
+    try:
+        return _run_recipe(recipe, results_dir, progress, only_methods, stages_dir)
+    finally:
+        CACHE_ONLY.reset(token)
+
+
+def _run_recipe(recipe, results_dir, progress, only_methods, stages_dir) -> dict:
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
     methods = check_run(recipe, only_methods)  # before anything is written

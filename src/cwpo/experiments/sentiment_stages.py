@@ -1,5 +1,5 @@
 """The sentiment track's data stages of a grid point: SFT (or none), the pair pool, the fixed
-evaluation prompts and the simulated human labels (a mixin of :class:`cwpo.experiments.pipeline.PointRunner`)."""
+evaluation prompts and the simulated human labels (a mixin of :class:`cwpo.experiments.point_runner.PointRunner`)."""
 
 from __future__ import annotations
 
