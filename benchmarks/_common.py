@@ -74,8 +74,9 @@ def result_update(name: str, started: float):
         write_result(name, doc["metrics"], started, **extra)
 
 
-def add_part_args(parser, parts: list[str], runs_default: Path) -> None:
-    """``--part``, ``--runs`` and ``--seeds`` of a bench run through recipes (see :func:`run_part`)."""
+def add_part_args(parser, parts: list[str], runs_default: Path, interim: bool = False) -> None:
+    """``--part``, ``--runs``, ``--seeds``, ``--methods``, ``--archive`` (and ``--interim`` where the bench
+    writes interim keys) of a bench run through recipes (see :func:`run_part`)."""
     parser.add_argument("--runs", default=str(runs_default), help="results and stage cache folder")
     parser.add_argument(
         "--part",
@@ -94,12 +95,13 @@ def add_part_args(parser, parts: list[str], runs_default: Path) -> None:
         nargs="+",
         help="only these methods of the recipe (likewise partial: two processes can share a seed)",
     )
-    parser.add_argument(
-        "--interim",
-        action="store_true",
-        help="compute nothing: the metrics over the seeds and methods finished so far, in "
-        "results/<name>-interim.json (never the bench's own keys)",
-    )
+    if interim:
+        parser.add_argument(
+            "--interim",
+            action="store_true",
+            help="compute nothing: the metrics over the seeds and methods finished so far, in "
+            "results/<name>-interim.json (never the bench's own keys)",
+        )
     parser.add_argument(
         "--archive",
         default=str(ARCHIVE),

@@ -121,7 +121,7 @@ def write_interim(part: str, res: dict, recipe, start: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    add_part_args(parser, list(PARTS), REPO / "runs" / "bench")
+    add_part_args(parser, list(PARTS), REPO / "runs" / "bench", interim=True)
     args = parser.parse_args()
     start = time.time()
     runs = Path(args.runs)
