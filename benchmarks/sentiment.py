@@ -30,7 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import add_part_args, command_line, result_update, run_part  # noqa: E402
+from _common import add_part_args, command_line, result_update, run_part, sync_archive  # noqa: E402
+from _workers import finished, pieces, run_workers  # noqa: E402
 from sentiment_v2 import v2_metrics  # noqa: E402
 
 from cwpo.experiments.recipe import all_seeds, load_recipe  # noqa: E402
@@ -119,9 +120,28 @@ def write_interim(part: str, res: dict, recipe, start: float) -> None:
     print(f"wrote benchmarks/results/sentiment-interim.json ({part}: {len(res['rows'])} finished runs)")
 
 
+def run_pieces(part: str, name: str, runs: Path, args) -> None:
+    """``--workers N``: the unfinished pieces of a part in N single-thread processes."""
+    recipe = load_recipe(REPO / PARTS[part][0])
+    if args.archive:
+        sync_archive(Path(args.archive), runs / "cache", restore=True)
+    done = finished(recipe, runs, name)
+    todo = [p for p in pieces(recipe) if p not in done]
+    extra = ["--runs", str(runs), "--archive", args.archive]
+    if todo and not run_workers(Path(__file__).resolve(), part, todo, args.workers, runs, extra):
+        raise SystemExit(2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     add_part_args(parser, list(PARTS), REPO / "runs" / "bench", interim=True)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="run the part's unfinished (seed, method) pieces in this many single-thread processes "
+        "(benchmarks/_workers.py), then its metrics; 0: everything in this process",
+    )
     args = parser.parse_args()
     start = time.time()
     runs = Path(args.runs)
@@ -130,6 +150,8 @@ def main() -> None:
         recipe, name = PARTS[part]
         result_name = "sentiment" if part.startswith("v2_") else "sentiment-v1"
         loaded = load_recipe(REPO / recipe)
+        if args.workers and not (args.interim or args.seeds or args.methods):
+            run_pieces(part, name, runs, args)
         res = run_part(loaded, runs, name, args.seeds, args.methods, args.archive, args.interim)
         if res is None:
             continue

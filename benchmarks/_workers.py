@@ -1,0 +1,104 @@
+"""A recipe bench on both cores: its unfinished (seed, method) pieces run by single-thread worker
+processes (``--workers N``), each piece a ``--seeds S --methods M`` run of the same script.
+
+Two single-thread processes out-ran one two-thread process here (``results/speed.md``, "thread
+layout"); stages are locked, so workers never compute a shared stage (the SFT model, a seed's
+annotator) twice, and every piece is archived when it ends (``--archive``). What is finished is
+read from the stage cache (``run_recipe(cache_only=True)``), so a bench stopped anywhere restarts
+with only what is left.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+from cwpo.experiments.recipe import resolve_methods, seeds_of
+
+
+def pieces(recipe) -> list[tuple[int, str]]:
+    """Every (seed, method) of a recipe: methods with more seeds first (the headline comparison
+    finishes before the rest), then by seed, then in the recipe's order."""
+    names = list(resolve_methods(recipe.methods))
+    every = [(s, m) for m in names for s in seeds_of(recipe, m)]
+    return sorted(every, key=lambda p: (-len(seeds_of(recipe, p[1])), p[0], names.index(p[1])))
+
+
+def finished(recipe, runs: Path, name: str) -> set[tuple[int, str]]:
+    """The pieces whose every stage is in the cache ``runs/cache`` (nothing is computed)."""
+    from cwpo.experiments.pipeline import run_recipe
+
+    rows = run_recipe(
+        recipe, runs / f"{name}-finished", progress=False, stages_dir=runs / "cache", cache_only=True
+    )["rows"]
+    return {(r["seed"], r["method"]) for r in rows}
+
+
+def run_workers(
+    script: Path, part: str, todo: list[tuple[int, str]], workers: int, runs: Path, extra: list[str]
+) -> bool:
+    """Run the pieces in order in ``workers`` processes at a time (OMP_NUM_THREADS=1 each), each
+    worker taking the next piece when its last one ends; their output goes to
+    ``runs/workers/<part>-<i>.log``, one terminal line per piece. After a failed piece no new one
+    starts. True if every piece succeeded."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    logs = runs / "workers"
+    logs.mkdir(parents=True, exist_ok=True)
+    left = deque(todo)
+    failed: list[str] = []
+    lock = threading.Lock()
+    procs: list[subprocess.Popen] = []
+
+    def worker(i: int) -> None:
+        log = logs / f"{part}-{i}.log"
+        while True:
+            with lock:
+                if failed or not left:
+                    return
+                seed, method = left.popleft()
+            cmd = [
+                sys.executable,
+                str(script),
+                "--part",
+                part,
+                "--seeds",
+                str(seed),
+                "--methods",
+                method,
+                *extra,
+            ]
+            start = time.time()
+            with open(log, "a", encoding="utf-8") as fh:
+                fh.write(f"== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n")
+                fh.flush()
+                proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
+                with lock:
+                    procs.append(proc)
+                rc = proc.wait()
+            what = f"{part}: seed {seed} {method}"
+            with lock:
+                if rc:
+                    failed.append(what)
+                    print(f"{what}: failed (exit {rc}; see {log})", flush=True)
+                    return
+                print(f"{what}: done in {(time.time() - start) / 60:.1f} min ({len(left)} left)", flush=True)
+
+    n = min(workers, len(todo))
+    print(f"{part}: {len(todo)} pieces left, {n} single-thread workers (logs: {logs})", flush=True)
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(n)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            while t.is_alive():
+                t.join(timeout=1.0)
+    except KeyboardInterrupt:
+        for p in procs:
+            p.terminate()
+        raise
+    return not failed

@@ -1,0 +1,48 @@
+"""benchmarks/_workers.py: the order of a bench's pieces and the worker processes that run them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from _workers import pieces, run_workers  # noqa: E402
+
+from cwpo.experiments.recipe import load_recipe  # noqa: E402
+
+FAKE = """
+import sys, pathlib
+args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+out = pathlib.Path(args["--runs"]) / "ran.txt"
+with open(out, "a") as fh:
+    fh.write(f"{args['--seeds']} {args['--methods']}\\n")
+sys.exit(3 if args["--methods"] == "bad" else 0)
+"""
+
+
+def test_headline_pieces_come_first_seed_by_seed():
+    recipe = load_recipe(REPO / "configs/cpu/sentiment-v2-crowd.yaml")
+    order = pieces(recipe)
+    assert len(order) == 4 * 5 + 11 * 3 == len(set(order))
+    assert order[:4] == [(0, "human"), (0, "ws"), (0, "cw"), (0, "human100")]
+    assert {m for _, m in order[:20]} == {"human", "ws", "cw", "human100"}
+    assert [s for s, _ in order[:20]] == sorted(s for s, _ in order[:20])
+    assert order[20] == (0, "top30")
+
+
+def test_workers_run_every_piece_once_and_stop_after_a_failure(tmp_path, capsys):
+    script = tmp_path / "fake_bench.py"
+    script.write_text(FAKE)
+    todo = [(0, "a"), (0, "b"), (1, "a"), (1, "b")]
+    assert run_workers(script, "p", todo, 2, tmp_path, ["--runs", str(tmp_path)])
+    ran = sorted((tmp_path / "ran.txt").read_text().splitlines())
+    assert ran == ["0 a", "0 b", "1 a", "1 b"]
+    assert "p: seed 1 b: done" in capsys.readouterr().out
+    (tmp_path / "ran.txt").unlink()
+    assert not run_workers(
+        script, "p", [(0, "a"), (0, "bad"), (1, "a")], 1, tmp_path, ["--runs", str(tmp_path)]
+    )
+    assert (tmp_path / "ran.txt").read_text().splitlines() == ["0 a", "0 bad"]  # nothing after the failure
+    assert "p: seed 0 bad: failed (exit 3" in capsys.readouterr().out
