@@ -19,9 +19,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 ARCHIVE = Path(__file__).resolve().parent / "archive" / "bench"
 
 
+# folders of a checkout: an absolute path through one of them is written from the repository root
+_REPO_DIRS = (".venv", "benchmarks", "runs", "configs")
+
+
 def tidy_command(cmd: str) -> str:
-    """A command as run from the repository root: no machine path before ``.venv/``."""
-    return re.sub(r"(?<![\w.])/\S*/(\.venv/)", r"\1", cmd)
+    """A command as run from the repository root: no machine path before ``.venv/``, ``runs/``,
+    ``benchmarks/`` or ``configs/`` (another checkout's, a worktree's, a fresh clone's)."""
+    dirs = "|".join(re.escape(d) for d in _REPO_DIRS)
+    return re.sub(rf"(?<![\w.])/\S*?/((?:{dirs})/)", r"\1", cmd)
 
 
 ENV_KEYS = (
