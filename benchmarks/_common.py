@@ -223,3 +223,12 @@ def precision_hint(archive: Path) -> str | None:
         f"bf16={str(decided).lower()}: run with CWPO_BF16={int(value)} to continue them (as is, their "
         "later stages are computed anew)"
     )
+
+
+def timed_train_step(trainer, batch) -> float:
+    """Seconds of one training step called directly: forward, backward, optimizer step, zero_grad."""
+    start = time.perf_counter()
+    trainer.training_step(trainer.model, dict(batch))
+    trainer.optimizer.step()
+    trainer.optimizer.zero_grad()
+    return time.perf_counter() - start

@@ -22,13 +22,15 @@ import resource
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _common import timed_train_step  # noqa: E402
+
 HH = (
     Path(os.environ.get("CWPO_SHARED_DATA", HERE.parents[1] / "shared" / "data")) / "hh-rlhf" / "helpful-base"
 )
@@ -89,14 +91,6 @@ def build(variant: str, rows: list[dict], args, out: Path):
     return trainer, batch
 
 
-def one_step(trainer, batch) -> float:
-    start = time.perf_counter()
-    trainer.training_step(trainer.model, dict(batch))
-    trainer.optimizer.step()
-    trainer.optimizer.zero_grad()
-    return time.perf_counter() - start
-
-
 def child(args) -> None:
     """One variant alone: a few steps, then the peak RSS of this process."""
     import torch
@@ -104,7 +98,7 @@ def child(args) -> None:
     torch.set_num_threads(args.threads)
     rows = load_rows(args.batch_size * 2)
     trainer, batch = build(args.child, rows, args, Path(args.tmp))
-    times = [one_step(trainer, batch) for _ in range(args.mem_steps)]
+    times = [timed_train_step(trainer, batch) for _ in range(args.mem_steps)]
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"peak_rss_mb": peak_mb, "step_times_s": times}))
 
@@ -139,13 +133,13 @@ def main() -> None:
     trl, trl_batch = build("trl", rows, args, tmp)
     assert torch.equal(cw_batch["input_ids"], trl_batch["input_ids"])
     for _ in range(args.warmup):
-        one_step(cw, cw_batch), one_step(trl, trl_batch)
+        timed_train_step(cw, cw_batch), timed_train_step(trl, trl_batch)
     cw_times, trl_times, ratios = [], [], []
     for r in range(args.repeats):
         if r % 2 == 0:
-            t_cw, t_trl = one_step(cw, cw_batch), one_step(trl, trl_batch)
+            t_cw, t_trl = timed_train_step(cw, cw_batch), timed_train_step(trl, trl_batch)
         else:
-            t_trl, t_cw = one_step(trl, trl_batch), one_step(cw, cw_batch)
+            t_trl, t_cw = timed_train_step(trl, trl_batch), timed_train_step(cw, cw_batch)
         cw_times.append(t_cw)
         trl_times.append(t_trl)
         ratios.append(t_cw / t_trl)

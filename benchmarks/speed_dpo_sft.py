@@ -9,7 +9,6 @@ import os
 import random
 import statistics
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -18,6 +17,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from _common import timed_train_step  # noqa: E402
+
 SHARED = Path(os.environ.get("CWPO_SHARED_DATA", HERE.parents[1] / "shared" / "data"))
 MODEL = "smollm2-135m-instruct"
 SHAPES = {"short": {"pairs": 16, "max_length": 64}, "long": {"pairs": 8, "max_length": 256}}
@@ -157,14 +158,6 @@ def build_dpo(path: str, rows: list[dict], shape: dict, out: Path):
     return trainer, batch
 
 
-def one_step(trainer, batch) -> float:
-    start = time.perf_counter()
-    trainer.training_step(trainer.model, dict(batch))
-    trainer.optimizer.step()
-    trainer.optimizer.zero_grad()
-    return time.perf_counter() - start
-
-
 def interleave(fns: dict, repeats: int, warmup: int) -> dict[str, list[float]]:
     """Time each callable ``repeats`` times, order rotated every repeat, after ``warmup`` calls."""
     names = list(fns)
@@ -208,7 +201,7 @@ def bench_dpo(shape_name: str, args, levers: bool = False) -> dict:
         flush=True,
     )
     repeats = args.repeats if shape_name == "short" else max(2, args.repeats - 1)
-    times = interleave({p: (lambda p=p: one_step(*built[p])) for p in paths}, repeats, args.warmup)
+    times = interleave({p: (lambda p=p: timed_train_step(*built[p])) for p in paths}, repeats, args.warmup)
     med = {p: statistics.median(t) for p, t in times.items()}
     out = {
         "pairs": shape["pairs"],
@@ -276,7 +269,9 @@ def bench_sft(args) -> dict:
         batch = tr.data_collator([tr.train_dataset[i] for i in range(16)])
         built[path] = (tr, batch)
     real = int(built["base"][1]["attention_mask"].sum())
-    times = interleave({p: (lambda p=p: one_step(*built[p])) for p in built}, args.repeats, args.warmup)
+    times = interleave(
+        {p: (lambda p=p: timed_train_step(*built[p])) for p in built}, args.repeats, args.warmup
+    )
     return {
         "real_tokens": real,
         "tokens_per_s": {p: real / statistics.median(t) for p, t in times.items()},
