@@ -80,3 +80,15 @@ def test_bad_layouts_are_refused():
         compare([[1, 0]], [[1, 0, 1]])
     with pytest.raises(ValueError, match="non-finite"):
         paired_se([[1.0, float("nan")]])
+
+
+def test_a_rate_ci_is_cut_to_its_range():
+    # three seeds at GRA 0.97, 0.98, 0.76: mean 0.9033, seed-term se = std/sqrt(3) ~ 0.072, so the
+    # widened interval would reach 0.9033 + 1.96 * 0.072 > 1; a rate's CI stops at 1
+    d = np.array([[1.0] * 97 + [0.0] * 3, [1.0] * 98 + [0.0] * 2, [1.0] * 76 + [0.0] * 24])
+    low, high = ci95(d, n_boot=400)
+    assert high > 1.0  # the unbounded interval (what the reports printed before)
+    cut_low, cut_high = ci95(d, n_boot=400, bounds=(0.0, 1.0))
+    assert cut_high == 1.0 and cut_low == pytest.approx(low)
+    out = compare(d, np.zeros_like(d), n_boot=400, bounds=(-1.0, 1.0))
+    assert out["ci_high"] == 1.0 and out["verdict"] == "holds"

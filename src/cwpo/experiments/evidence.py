@@ -82,7 +82,7 @@ def method_gra(rows: list[dict], method: str, n_boot: int = 2000) -> dict:
         return {}
     seeds = sorted(data)
     mat = np.stack([data[s]["outcome"] for s in seeds])
-    low, high = ci95(mat, n_boot=n_boot)
+    low, high = ci95(mat, n_boot=n_boot, bounds=(0.0, 1.0))
     return {
         "gra": float(mat.mean()),
         "ci_low": low,
@@ -110,9 +110,9 @@ def head_to_head(rows: list[dict], a: str, b: str, n_boot: int = 2000) -> dict:
     ob = np.stack([db[s]["outcome"] for s in seeds])
     ga = np.stack([da[s]["gold"] for s in seeds])
     gb = np.stack([db[s]["gold"] for s in seeds])
-    gra_diff = compare(oa, ob, n_boot=n_boot)
+    gra_diff = compare(oa, ob, n_boot=n_boot, bounds=(-1.0, 1.0))
     wins = np.vectorize(_outcome)(ga, gb)
-    win_low, win_high = ci95(wins, n_boot=n_boot, seed=1)
+    win_low, win_high = ci95(wins, n_boot=n_boot, seed=1, bounds=(0.0, 1.0))
     gold = compare(ga, gb, n_boot=n_boot, seed=2)
     return {
         "gra_diff": gra_diff["mean"],

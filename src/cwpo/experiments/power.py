@@ -101,7 +101,11 @@ def bootstrap_ci(
 
 
 def ci95(
-    values: Sequence[Sequence[float]] | np.ndarray, n_boot: int = 2000, seed: int = 0, se: dict | None = None
+    values: Sequence[Sequence[float]] | np.ndarray,
+    n_boot: int = 2000,
+    seed: int = 0,
+    se: dict | None = None,
+    bounds: tuple[float, float] | None = None,
 ) -> tuple[float, float]:
     """95% interval of the grand mean of a (seeds, prompts) array: the two-stage bootstrap
     interval, widened where needed to at least ``mean ± 1.96 · se`` (:func:`paired_se`).
@@ -109,12 +113,17 @@ def ci95(
     With a few seeds the seed stage of the bootstrap under-covers (two seeds give only three
     distinct seed sets), so on its own it can declare a difference smaller than the MDE; the
     widening keeps every verdict consistent with the MDE the report prints beside it. ``se``: the
-    :func:`paired_se` of ``values`` when the caller has it already.
+    :func:`paired_se` of ``values`` when the caller has it already. ``bounds``: the range the mean
+    can take (``(0, 1)`` for a rate, ``(-1, 1)`` for a difference of rates); the widened interval
+    is cut to it, so a rate's CI never reaches past 100%.
     """
     low, high = bootstrap_ci(values, n_boot=n_boot, seed=seed)
     est = se or paired_se(values)
     half = Z95 * est["se"]
-    return min(low, est["mean"] - half), max(high, est["mean"] + half)
+    low, high = min(low, est["mean"] - half), max(high, est["mean"] + half)
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return low, high
 
 
 def verdict(mean: float, ci: tuple[float, float], direction: int = 1) -> str:
@@ -135,15 +144,17 @@ def compare(
     b: Sequence[Sequence[float]] | np.ndarray,
     n_boot: int = 2000,
     seed: int = 0,
+    bounds: tuple[float, float] | None = None,
 ) -> dict:
     """Paired comparison of per-prompt outcomes ``a`` and ``b`` (same seeds × prompts layout):
-    mean difference, se, MDE, 95% CI (:func:`ci95`) and the verdict on the claim a > b."""
+    mean difference, se, MDE, 95% CI (:func:`ci95`, cut to ``bounds``) and the verdict on the
+    claim a > b."""
     a_arr, b_arr = _matrix(a), _matrix(b)
     if a_arr.shape != b_arr.shape:
         raise ValueError(f"paired outcomes need the same layout, got {a_arr.shape} and {b_arr.shape}")
     d = a_arr - b_arr
     out = paired_se(d)
     out["mde"] = Z95 * out["se"]
-    out["ci_low"], out["ci_high"] = ci95(d, n_boot=n_boot, seed=seed, se=out)
+    out["ci_low"], out["ci_high"] = ci95(d, n_boot=n_boot, seed=seed, se=out, bounds=bounds)
     out["verdict"] = verdict(out["mean"], (out["ci_low"], out["ci_high"]))
     return out
