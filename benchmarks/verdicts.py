@@ -71,6 +71,16 @@ def _quintiles(m: dict, suffix: str) -> str:
     return f"{100 * q[0]:.1f}% → {100 * q[-1]:.1f}% (lowest → highest fifth)" if q else "not run yet"
 
 
+def _weights_cell(m: dict) -> str:
+    """The Table 5 verdict, then c against each other weight function (GRA points, CI, MDE)."""
+    best = m.get("verdict_c_best_weight")
+    if best is None:
+        return "not run yet"
+    keys = sorted(k[len("verdict_") :] for k in m if k.startswith("verdict_cw_gt_w_"))
+    each = [f"vs {k[len('cw_gt_w_') :]} {claim_cell(m, k, '').replace('**', '')}" for k in keys]
+    return f"**{best}**" + (" (" + "; ".join(each) + ")" if each else "")
+
+
 def claim_rows(sent: dict, ann: dict) -> list[list[str]]:
     """Rows: claim | sentiment noise-free | sentiment crowd-like | HH-RLHF annotator track | paper."""
     text = {k: (t, p) for k, _, _, t, p in CLAIMS}
@@ -78,9 +88,8 @@ def claim_rows(sent: dict, ann: dict) -> list[list[str]]:
     for k in TABLE_CLAIMS:
         noisefree = claim_cell(sent, k, "_noisefree") if k in NOISEFREE_CLAIMS else "not in this regime"
         rows.append([text[k][0], noisefree, claim_cell(sent, k, ""), "–", text[k][1] or "–"])
-    best = sent.get("verdict_c_best_weight")
-    rows.append(["c is the best of the Table 5 weights", "not in this regime",
-                 f"**{best}**" if best else "not run yet", "–", "c best"])  # fmt: skip
+    rows.append(["c is the best of the Table 5 weights", "not in this regime", _weights_cell(sent), "–",
+                 "c best"])  # fmt: skip
     split = sent.get("split_ratio") or {}
     cells = [f"{float(f):.0%}: {v.get('verdict_cw_gt_human_dl', '–')}" for f, v in sorted(split.items())]
     rows.append(["CW-DPO on D_u > DPO on D_l alone at every labelled share (Fig. 3)", "not in this regime",
