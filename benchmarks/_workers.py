@@ -10,12 +10,13 @@ with only what is left.
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from pathlib import Path
 
 from cwpo.experiments.recipe import resolve_methods, seeds_of
@@ -30,13 +31,16 @@ def pieces(recipe) -> list[tuple[int, str]]:
 
 
 def finished(recipe, runs: Path, name: str) -> set[tuple[int, str]]:
-    """The pieces whose every stage is in the cache ``runs/cache`` (nothing is computed)."""
+    """The pieces whose every stage, at every grid point, is in the cache ``runs/cache`` (nothing
+    is computed). A piece of a grid recipe with only some grid points cached is not finished."""
     from cwpo.experiments.pipeline import run_recipe
 
     rows = run_recipe(
         recipe, runs / f"{name}-finished", progress=False, stages_dir=runs / "cache", cache_only=True
     )["rows"]
-    return {(r["seed"], r["method"]) for r in rows}
+    points = math.prod(len(values) for values in recipe.grid.values())
+    count = Counter((r["seed"], r["method"]) for r in rows)
+    return {piece for piece, n in count.items() if n >= points}
 
 
 def run_workers(

@@ -46,3 +46,17 @@ def test_workers_run_every_piece_once_and_stop_after_a_failure(tmp_path, capsys)
     )
     assert (tmp_path / "ran.txt").read_text().splitlines() == ["0 a", "0 bad"]  # nothing after the failure
     assert "p: seed 0 bad: failed (exit 3" in capsys.readouterr().out
+
+
+def test_a_grid_piece_is_finished_only_at_every_grid_point(tmp_path, monkeypatch):
+    from _workers import finished
+
+    import cwpo.experiments.pipeline as pipeline
+
+    recipe = load_recipe(REPO / "configs/cpu/sentiment-v2-split.yaml")  # 4 labelled shares
+    fracs = recipe.grid["sentiment.labeled_frac"]
+    rows = [{"seed": 0, "method": "cw", "sentiment.labeled_frac": f} for f in fracs]
+    rows += [{"seed": 1, "method": "cw", "sentiment.labeled_frac": 0.3}]  # shared with another part
+    rows += [{"seed": 0, "method": "human_dl", "sentiment.labeled_frac": f} for f in fracs[:3]]
+    monkeypatch.setattr(pipeline, "run_recipe", lambda *a, **k: {"rows": rows})
+    assert finished(recipe, tmp_path, "x") == {(0, "cw")}
