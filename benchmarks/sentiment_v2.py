@@ -165,7 +165,9 @@ def v2_metrics(part: str, res: dict, recipe: dict) -> dict:
                 **{f"gra_{m}": g.get("gra") for m, g in ev["methods"].items()},
                 **{f"gra_{m}_ci": [g.get("ci_low"), g.get("ci_high")] for m, g in ev["methods"].items()},
                 **{f"verdict_{k}": c["verdict"] for k, c in ev["claims"].items()},
+                **{f"h2h_{k}_gra_diff": c["gra_diff"] for k, c in ev["claims"].items()},
                 **{f"h2h_{k}_gra_diff_ci": c["gra_diff_ci"] for k, c in ev["claims"].items()},
+                **{f"h2h_{k}_mde": c["mde"] for k, c in ev["claims"].items()},
                 **annotator_keys(sub, ""),
             }
         return {"split_ratio": by_frac}

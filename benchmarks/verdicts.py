@@ -54,16 +54,15 @@ def _pts(x: float) -> str:
     return f"{100 * x:+.1f}"
 
 
-def claim_cell(m: dict, key: str, suffix: str) -> str:
+def claim_cell(m: dict, key: str, suffix: str, bold: bool = True) -> str:
     """``verdict: diff [CI] (MDE)`` of one claim in one regime, or why there is none."""
     verdict = m.get(f"verdict_{key}{suffix}")
     if verdict is None:
         return "not run yet"
     h = f"h2h_{key}{suffix}"
     lo, hi = m[f"{h}_gra_diff_ci"]
-    return (
-        f"**{verdict}**: {_pts(m[f'{h}_gra_diff'])} [{_pts(lo)}, {_pts(hi)}], MDE {100 * m[f'{h}_mde']:.1f}"
-    )
+    shown = f"**{verdict}**" if bold else verdict
+    return f"{shown}: {_pts(m[f'{h}_gra_diff'])} [{_pts(lo)}, {_pts(hi)}], MDE {100 * m[f'{h}_mde']:.1f}"
 
 
 def _quintiles(m: dict, suffix: str) -> str:
@@ -77,7 +76,7 @@ def _weights_cell(m: dict) -> str:
     if best is None:
         return "not run yet"
     keys = sorted(k[len("verdict_") :] for k in m if k.startswith("verdict_cw_gt_w_"))
-    each = [f"vs {k[len('cw_gt_w_') :]} {claim_cell(m, k, '').replace('**', '')}" for k in keys]
+    each = [f"vs {k[len('cw_gt_w_') :]} {claim_cell(m, k, '', bold=False)}" for k in keys]
     return f"**{best}**" + (" (" + "; ".join(each) + ")" if each else "")
 
 
@@ -91,7 +90,15 @@ def claim_rows(sent: dict, ann: dict) -> list[list[str]]:
     rows.append(["c is the best of the Table 5 weights", "not in this regime", _weights_cell(sent), "–",
                  "c best"])  # fmt: skip
     split = sent.get("split_ratio") or {}
-    cells = [f"{float(f):.0%}: {v.get('verdict_cw_gt_human_dl', '–')}" for f, v in sorted(split.items())]
+    cells = [
+        f"{float(f):.0%}: "
+        + (
+            claim_cell(v, "cw_gt_human_dl", "", bold=False)
+            if "h2h_cw_gt_human_dl_mde" in v
+            else v.get("verdict_cw_gt_human_dl", "–")
+        )
+        for f, v in sorted(split.items())
+    ]
     rows.append(["CW-DPO on D_u > DPO on D_l alone at every labelled share (Fig. 3)", "not in this regime",
                  "; ".join(cells) or "not run yet", "–", "CW above"])  # fmt: skip
     fig2 = ann.get("verdict_fig2_accuracy_rises_with_confidence")
