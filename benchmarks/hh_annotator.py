@@ -150,7 +150,9 @@ def record(key: str, entry: dict) -> None:
         doc = load_doc()
         runs = doc.get("runs", {})
         runs[key] = entry
-        write_doc({k: runs[k] for k in sorted(runs)})
+        runs = {k: runs[k] for k in sorted(runs)}
+        write_json(OUT, {**doc, "runs": runs})  # the run is kept even if summarizing it fails
+        write_doc(runs)
 
 
 def write_doc(runs: dict) -> None:
@@ -163,9 +165,16 @@ def write_doc(runs: dict) -> None:
         "date": now_iso(),
         "machine": {k: v for k, v in machine_info().items() if k != "hostname"},
     }
-    OUT.write_text(json.dumps(doc, indent=1) + "\n")
+    write_json(OUT, doc)
     plots = write_plots(doc["metrics"], runs, OUT.parent.parent / "report" / "hh-annotator")
     write_markdown(doc, OUT.with_suffix(".md"), plots)
+
+
+def write_json(path: Path, doc: dict) -> None:
+    """Replace ``path`` atomically (a killed process leaves the old file or the new one)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=1) + "\n")
+    os.replace(tmp, path)
 
 
 def run_entry(extra: dict) -> dict:

@@ -61,8 +61,10 @@ def variant_keys(runs: dict) -> dict:
     accuracy, and the difference paired per held-out pair (SE over pairs, pooled over seeds)."""
     out: dict = {}
     for key, r in runs.items():
+        if not key.startswith("minilm+"):  # the other parts' keys have other shapes (smollm/VARIANT/seed0)
+            continue
         tag, subset, share, seed = key.split("/")
-        if not tag.startswith("minilm+") or share != "share0.3":
+        if share != "share0.3":
             continue
         ref = runs.get(f"minilm/{subset}/{share}/{seed}")
         entry = out.setdefault(f"{tag[len('minilm+'):]}/{subset}", {"seeds": [], "accuracy": [], "diff": [],
