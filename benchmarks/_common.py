@@ -25,9 +25,13 @@ _REPO_DIRS = (".venv", "benchmarks", "runs", "configs")
 
 def tidy_command(cmd: str) -> str:
     """A command as run from the repository root: no machine path before ``.venv/``, ``runs/``,
-    ``benchmarks/`` or ``configs/`` (another checkout's, a worktree's, a fresh clone's)."""
+    ``benchmarks/`` or ``configs/`` (another checkout's, a worktree's, a fresh clone's), the shared
+    data as ``../shared/data/`` and a temporary folder as ``$TMPDIR/``."""
     dirs = "|".join(re.escape(d) for d in _REPO_DIRS)
-    return re.sub(rf"(?<![\w.])/\S*?/((?:{dirs})/)", r"\1", cmd)
+    cmd = re.sub(rf"(?<![\w.])/\S*?/((?:{dirs})/)", r"\1", cmd)
+    # the workplace's shared folder beside the checkout, and a run's temporary folder
+    cmd = re.sub(r"(?<![\w.])/\S*?/shared/((?:data|design|reference)/)", r"../shared/\1", cmd)
+    return re.sub(r"(?<![\w.])/tmp/[^/\s]+/", "$TMPDIR/", cmd)
 
 
 ENV_KEYS = (

@@ -31,6 +31,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from _common import tidy_command  # noqa: E402
 from speed_annotator_generation import bench_annotator, bench_generation  # noqa: E402
 from speed_dpo_sft import MODEL, SHAPES, TMP, bench_dpo, bench_sft, build_dpo, hh_rows, one_step, short_rows  # noqa: E402
 
@@ -151,7 +152,12 @@ def bench_children(args) -> dict:
     if lib:
         eager = run_child("fast", "short", threads=th, steps=3)
         tc = run_child("fast", "short", threads=th, steps=3, env={"LD_PRELOAD": lib})
-        out["allocator"] = {"lib": lib, "without": eager, "with": tc, "without_preload_cleared": True}
+        out["allocator"] = {
+            "lib": tidy_command(lib),
+            "without": eager,
+            "with": tc,
+            "without_preload_cleared": True,
+        }
         if "tokens_per_s" in eager and "tokens_per_s" in tc:
             out["allocator"]["speedup"] = tc["tokens_per_s"] / eager["tokens_per_s"]
         print(f"  allocator: {out['allocator']}", flush=True)
@@ -251,7 +257,8 @@ def finish(res: dict, args, started: float, complete: bool) -> None:
             "lora": "r=8, alpha=16, dropout=0.05 (disabled as in cwpo align), all linear layers",
             "shapes": SHAPES,
             "threads": args.threads,
-            "allocator_preloaded": os.environ.get("LD_PRELOAD") or None,  # as `make` runs cwpo
+            "allocator_preloaded": tidy_command(os.environ.get("LD_PRELOAD", ""))
+            or None,  # as `make` runs cwpo
             "repeats": args.repeats,
             "warmup": args.warmup,
             "flops": "3 x forward FLOPs of the real tokens (all linear layers + LM head + causal attention)",

@@ -22,3 +22,8 @@ def test_tidy_command_drops_checkout_paths():
 def test_tidy_command_keeps_other_paths_and_relative_ones():
     cmd = ".venv/bin/python benchmarks/hh.py --data /data/hh/pairs.jsonl --runs runs/x"
     assert tidy_command(cmd) == cmd
+
+
+def test_tidy_command_writes_shared_data_and_temporary_folders_without_machine_paths():
+    cmd = "run --source /work/shared/data/imdb/test.jsonl.gz --log /tmp/cwpo-demo-x1y2/cwpo-demo.log"
+    assert tidy_command(cmd) == "run --source ../shared/data/imdb/test.jsonl.gz --log $TMPDIR/cwpo-demo.log"
