@@ -310,7 +310,11 @@ def write_report(
     lines += [
         "## Weak annotator",
         "",
-        "| grid point | held-out acc | top-30% acc | ECE | weak-label acc on D_u |",
+        "Held-out: the annotator's own held-out slice of D_l. Weak labels vs human: how often its labels"
+        " of D_u agree with D_u's human labels (the simulated humans' labels, noisy where the recipe adds"
+        " noise; the gold, where there is one, is in the evidence section).",
+        "",
+        "| grid point | held-out acc | top-30% acc | ECE | weak labels vs human labels of D_u |",
         "|---|---|---|---|---|",
     ]
     for gkey, by_method in groups.items():
