@@ -128,11 +128,14 @@ def run_part(
     methods: list[str] | None = None,
     archive: str | None = None,
     interim: bool = False,
+    piece: str | None = None,
 ):
     """Run a recipe (``--seeds`` / ``--methods``: a part of it, see :func:`partial_seeds`) with the
     stage cache ``runs/cache``; return the run's result, or ``None`` for a partial run (no metrics).
     ``archive``: the stage archive restored into the cache first and updated after the run.
-    ``interim``: compute nothing; the result holds the seeds and methods finished so far."""
+    ``interim``: compute nothing; the result holds the seeds and methods finished so far.
+    ``piece``: the recipe was narrowed by the caller (e.g. to one grid point): a partial run in a
+    results folder of its own, named after it."""
     from cwpo.console import session
     from cwpo.errors import CWPOError
     from cwpo.experiments.pipeline import run_recipe
@@ -143,6 +146,8 @@ def run_part(
     folder, partial = partial_seeds(recipe, seeds, name)
     if methods and set(methods) != set(recipe.methods or ()):  # recipe.methods: a list, a mapping or None
         folder, partial = f"{folder}-{'-'.join(methods)}", True
+    if piece:
+        folder, partial = f"{folder}-{piece}", True
     if interim:
         folder, partial = f"{folder}-interim", False
     # as under `cwpo run`: a line per stage here, library logs and warnings in the run's log file
@@ -163,7 +168,9 @@ def run_part(
         if archive and not interim:
             sync_archive(Path(archive), runs / "cache", restore=False)
     if partial:
-        what = ", ".join(f"{k} {v}" for k, v in (("seeds", seeds), ("methods", methods)) if v)
+        what = ", ".join(
+            f"{k} {v}" for k, v in (("seeds", seeds), ("methods", methods), ("piece", piece)) if v
+        )
         print(f"{name}: {what} done (cached in {runs / 'cache'}); run it again without --seeds and "
               "--methods for the metrics and the report over all of it")  # fmt: skip
         return None

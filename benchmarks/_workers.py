@@ -43,13 +43,19 @@ def finished(recipe, runs: Path, name: str) -> set[tuple[int, str]]:
     return {piece for piece, n in count.items() if n >= points}
 
 
+def method_pieces(part: str, todo: list[tuple[int, str]]) -> list[tuple[str, list[str]]]:
+    """(seed, method) pieces of a part as :func:`run_workers` takes them: a label and the arguments."""
+    return [(f"{part}: seed {s} {m}", ["--part", part, "--seeds", str(s), "--methods", m]) for s, m in todo]
+
+
 def run_workers(
-    script: Path, part: str, todo: list[tuple[int, str]], workers: int, runs: Path, extra: list[str]
+    script: Path, part: str, todo: list[tuple[str, list[str]]], workers: int, runs: Path, extra: list[str]
 ) -> bool:
-    """Run the pieces in order in ``workers`` processes at a time (OMP_NUM_THREADS=1 each), each
-    worker taking the next piece when its last one ends; their output goes to
-    ``runs/workers/<part>-<i>.log``, one terminal line per piece. After a failed piece no new one
-    starts. True if every piece succeeded."""
+    """Run the pieces (a label and the script's arguments for it, see :func:`method_pieces`) in
+    order in ``workers`` processes at a time (OMP_NUM_THREADS=1 each), each worker taking the next
+    piece when its last one ends; their output goes to ``runs/workers/<part>-<i>.log``, one
+    terminal line per piece. After a failed piece no new one starts. True if every piece
+    succeeded."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     logs = runs / "workers"
     logs.mkdir(parents=True, exist_ok=True)
@@ -64,18 +70,8 @@ def run_workers(
             with lock:
                 if failed or not left:
                     return
-                seed, method = left.popleft()
-            cmd = [
-                sys.executable,
-                str(script),
-                "--part",
-                part,
-                "--seeds",
-                str(seed),
-                "--methods",
-                method,
-                *extra,
-            ]
+                what, args = left.popleft()
+            cmd = [sys.executable, str(script), *args, *extra]
             start = time.time()
             with open(log, "a", encoding="utf-8") as fh:
                 fh.write(f"== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n")
@@ -84,7 +80,6 @@ def run_workers(
                 with lock:
                     procs.append(proc)
                 rc = proc.wait()
-            what = f"{part}: seed {seed} {method}"
             with lock:
                 if rc:
                     failed.append(what)

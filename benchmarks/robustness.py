@@ -9,6 +9,10 @@ mean confidence and ECE. Writes benchmarks/results/robustness.json (each part it
 benchmarks/report/robustness-<part>/.
 
     .venv/bin/python benchmarks/robustness.py --part poison|targeted|imbalanced|all [--runs DIR]
+    .venv/bin/python benchmarks/robustness.py --part all --workers 2   # both cores, resumable
+
+With ``--workers N`` the unfinished (seed, grid point) pieces of the parts run in N single-thread
+processes (each piece one annotator, archived when it ends), then the metrics of each part.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-from _common import add_part_args, command_line, result_update, run_part  # noqa: E402
+from _common import add_part_args, command_line, result_update, run_part, sync_archive  # noqa: E402
+from _workers import run_workers  # noqa: E402
 
 from cwpo.experiments.recipe import all_seeds, load_recipe  # noqa: E402
 from cwpo.experiments.report import write_report  # noqa: E402
@@ -60,17 +65,64 @@ def part_metrics(rows: list[dict], key: str) -> dict:
     return out
 
 
+def point_pieces(parts: list[str], runs: Path) -> list[tuple[str, list[str]]]:
+    """The unfinished (part, seed, grid point) pieces, for :func:`_workers.run_workers`. A piece is
+    one annotator (the methods of an annotator-only recipe share it), so two workers never wait on
+    each other's stage; what is finished is read from the stage cache (nothing is computed)."""
+    from cwpo.experiments.pipeline import run_recipe
+
+    todo = []
+    for part in parts:
+        recipe_path, key = PARTS[part]
+        recipe = load_recipe(REPO / recipe_path)
+        rows = run_recipe(recipe, runs / f"robustness-{part}-finished", progress=False,
+                          stages_dir=runs / "cache", cache_only=True)["rows"]  # fmt: skip
+        done = {(r["seed"], level_label(r.get(key))) for r in rows}
+        for seed in all_seeds(recipe):
+            for i, value in enumerate(recipe.grid[key]):
+                if (seed, level_label(value)) not in done:
+                    label = f"robustness {part}: seed {seed} {key.split('.')[-1]}={level_label(value)}"
+                    todo.append((label, ["--part", part, "--seeds", str(seed), "--point", str(i)]))
+    return todo
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     add_part_args(parser, list(PARTS), REPO / "runs" / "bench")
+    parser.add_argument(
+        "--point", type=int,
+        help="only this grid point (its index in the part's grid): a piece, with no metrics (see --workers)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--workers", type=int, default=0,
+        help="run the unfinished (seed, grid point) pieces of the parts in this many single-thread "
+        "processes (benchmarks/_workers.py), then the metrics; 0: everything in this process",
+    )  # fmt: skip
     args = parser.parse_args()
     start = time.time()
     runs = Path(args.runs)
-    for part in list(PARTS) if args.part == "all" else [args.part]:
+    parts = list(PARTS) if args.part == "all" else [args.part]
+    if args.workers and not (args.seeds or args.methods or args.point is not None):
+        if args.archive:
+            sync_archive(Path(args.archive), runs / "cache", restore=True)
+        todo = point_pieces(parts, runs)
+        extra = ["--runs", str(runs), "--archive", args.archive]
+        if todo and not run_workers(Path(__file__).resolve(), "robustness", todo, args.workers, runs, extra):
+            raise SystemExit(2)
+    for part in parts:
         recipe_path, key = PARTS[part]
         recipe = load_recipe(REPO / recipe_path)
         name = f"robustness-{part}"
-        res = run_part(recipe, runs, name, args.seeds, args.methods, args.archive)
+        piece = None
+        if args.point is not None:
+            values = recipe.grid[key]
+            if not 0 <= args.point < len(values):
+                raise SystemExit(
+                    f"--point {args.point}: {key} has {len(values)} grid points (0-{len(values) - 1})"
+                )
+            recipe.grid[key] = [values[args.point]]
+            piece = f"point{args.point}"
+        res = run_part(recipe, runs, name, args.seeds, args.methods, args.archive, piece=piece)
         if res is None:
             continue
         report = write_report(runs / name, REPO / "benchmarks" / "report" / name)

@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import add_part_args, command_line, result_update, run_part, sync_archive  # noqa: E402
-from _workers import finished, pieces, run_workers  # noqa: E402
+from _workers import finished, method_pieces, pieces, run_workers  # noqa: E402
 from sentiment_v2 import v2_metrics  # noqa: E402
 
 from cwpo.experiments.recipe import all_seeds, load_recipe  # noqa: E402
@@ -128,7 +128,9 @@ def run_pieces(part: str, name: str, runs: Path, args) -> None:
     done = finished(recipe, runs, name)
     todo = [p for p in pieces(recipe) if p not in done]
     extra = ["--runs", str(runs), "--archive", args.archive]
-    if todo and not run_workers(Path(__file__).resolve(), part, todo, args.workers, runs, extra):
+    if todo and not run_workers(
+        Path(__file__).resolve(), part, method_pieces(part, todo), args.workers, runs, extra
+    ):
         raise SystemExit(2)
 
 

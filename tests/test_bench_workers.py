@@ -8,7 +8,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from _workers import pieces, run_workers  # noqa: E402
+from _workers import method_pieces, pieces, run_workers  # noqa: E402
 
 from cwpo.experiments.recipe import load_recipe  # noqa: E402
 
@@ -36,13 +36,18 @@ def test_workers_run_every_piece_once_and_stop_after_a_failure(tmp_path, capsys)
     script = tmp_path / "fake_bench.py"
     script.write_text(FAKE)
     todo = [(0, "a"), (0, "b"), (1, "a"), (1, "b")]
-    assert run_workers(script, "p", todo, 2, tmp_path, ["--runs", str(tmp_path)])
+    assert run_workers(script, "p", method_pieces("p", todo), 2, tmp_path, ["--runs", str(tmp_path)])
     ran = sorted((tmp_path / "ran.txt").read_text().splitlines())
     assert ran == ["0 a", "0 b", "1 a", "1 b"]
     assert "p: seed 1 b: done" in capsys.readouterr().out
     (tmp_path / "ran.txt").unlink()
     assert not run_workers(
-        script, "p", [(0, "a"), (0, "bad"), (1, "a")], 1, tmp_path, ["--runs", str(tmp_path)]
+        script,
+        "p",
+        method_pieces("p", [(0, "a"), (0, "bad"), (1, "a")]),
+        1,
+        tmp_path,
+        ["--runs", str(tmp_path)],
     )
     assert (tmp_path / "ran.txt").read_text().splitlines() == ["0 a", "0 bad"]  # nothing after the failure
     assert "p: seed 0 bad: failed (exit 3" in capsys.readouterr().out
@@ -60,3 +65,19 @@ def test_a_grid_piece_is_finished_only_at_every_grid_point(tmp_path, monkeypatch
     rows += [{"seed": 0, "method": "human_dl", "sentiment.labeled_frac": f} for f in fracs[:3]]
     monkeypatch.setattr(pipeline, "run_recipe", lambda *a, **k: {"rows": rows})
     assert finished(recipe, tmp_path, "x") == {(0, "cw")}
+
+
+def test_robustness_pieces_are_the_unfinished_seed_and_grid_points(tmp_path, monkeypatch):
+    import robustness
+
+    import cwpo.experiments.pipeline as pipeline
+
+    fracs = load_recipe(REPO / "configs/cpu/robustness-poison.yaml").grid["data.poison_frac"]
+    rows = [{"seed": 0, "data.poison_frac": f} for f in fracs] + [{"seed": 1, "data.poison_frac": fracs[0]}]
+    monkeypatch.setattr(pipeline, "run_recipe", lambda *a, **k: {"rows": rows})
+    todo = robustness.point_pieces(["poison"], tmp_path)
+    assert [args for _, args in todo] == [
+        ["--part", "poison", "--seeds", str(s), "--point", str(i)]
+        for s, i in [(1, 1), (1, 2), (1, 3)] + [(2, i) for i in range(4)]
+    ]
+    assert todo[0][0] == f"robustness poison: seed 1 poison_frac={robustness.level_label(fracs[1])}"
