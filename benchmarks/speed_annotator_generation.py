@@ -21,6 +21,7 @@ def bench_annotator(args) -> dict:
     from transformers import AutoModelForSequenceClassification
 
     from cwpo.annotator import train as T
+    from cwpo.annotator.backbone import _attention_dropout_override
     from cwpo.annotator.losses import bt_loss
     from cwpo.annotator.model import Annotator, collate, encode_pairs, scalar_scores
     from cwpo.models.loading import load_tokenizer
@@ -61,29 +62,32 @@ def bench_annotator(args) -> dict:
         k: [max(len(a), len(b)) for a, b in zip(e.seq_a, e.seq_b, strict=True)] for k, e in encodings.items()
     }
     torch.manual_seed(0)
-    base_model = AutoModelForSequenceClassification.from_pretrained(resolve_model("minilm-l6"), num_labels=1)
+    path = resolve_model("minilm-l6")
+    base_model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
     base_model.config.pad_token_id = tok.pad_token_id
     fast_bf16 = resolve_bf16("auto")
-    short = T.TrainAnnotatorConfig.max_length
-    variants = {  # name: (length buckets, autocast dtype, max_length)
-        "base": (False, torch.bfloat16, 256),  # the old path: random batches, bf16 autocast, 256 tokens
-        "fast": (True, torch.bfloat16 if fast_bf16 else torch.float32, 256),  # same computation
-        "buckets_other_precision": (True, torch.float32 if fast_bf16 else torch.bfloat16, 256),
+    fast_dtype = torch.bfloat16 if fast_bf16 else torch.float32
+    default_len = T.TrainAnnotatorConfig.max_length
+    # the library's default attention dropout, as cwpo.annotator.backbone applies it ({} when None)
+    dropout = _attention_dropout_override(path, T.TrainAnnotatorConfig.attention_dropout)
+    variants = {  # name: (length buckets, autocast dtype, max_length, backbone config overrides)
+        "base": (False, torch.bfloat16, 256, {}),  # the old path: random batches, bf16 autocast, 256 tokens
+        "fast": (True, fast_dtype, 256, {}),  # the same computation as base, faster
+        "buckets_other_precision": (True, torch.float32 if fast_bf16 else torch.bfloat16, 256, {}),
+        # what `cwpo train-annotator` runs by default: the fast path with the default max_length and
+        # attention dropout (0 since the HH runs: the CPU's fused attention kernel; not the same
+        # computation as base, chosen on accuracy in annotator.json, variants_vs_defaults)
+        "default": (True, fast_dtype, default_len, dropout),
     }
-    # the attention's dropout off (TrainAnnotatorConfig.attention_dropout, the default since the HH runs):
-    # the CPU's fused attention kernel instead of the math path; not the same computation either
-    variants["fast_attn_dropout0"] = (True, torch.bfloat16 if fast_bf16 else torch.float32, 256)
-    if short != 256:  # the default max_length (chosen on accuracy in benchmarks/annotator_defaults.py):
-        # not the same computation (pairs are cut elsewhere), reported beside, never as the bar
-        variants["fast_default_length"] = (True, torch.bfloat16 if fast_bf16 else torch.float32, short)
     state = {}
-    for name, (buckets, dtype, max_len) in variants.items():
+    for name, (buckets, dtype, max_len, overrides) in variants.items():
         model = copy.deepcopy(base_model).train()
-        if name == "fast_attn_dropout0":
-            model.config.attention_probs_dropout_prob = 0.0
-            for n, m in model.named_modules():
-                if n.endswith("attention.self"):
-                    m.dropout.p = 0.0
+        if overrides:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                path, num_labels=1, **overrides
+            ).train()
+            model.load_state_dict(base_model.state_dict())  # the same new head as the other variants
+            model.config.pad_token_id = tok.pad_token_id
         opt = torch.optim.Adam(model.parameters(), lr=2e-5)
         plan = T._batches(len(rows), 32, random.Random(0), lengths[max_len] if buckets else None)
         state[name] = {
@@ -135,11 +139,13 @@ def bench_annotator(args) -> dict:
         "pairs_per_s": {n: len(rows) / totals[n] for n in variants},
         "epoch_time_s": totals,
         "speedup_fast_vs_base": totals["base"] / totals["fast"],
-        "default_max_length": short,
-        "speedup_attn_dropout0_vs_base": totals["base"] / totals["fast_attn_dropout0"],
-        "speedup_default_length_vs_base": (
-            totals["base"] / totals["fast_default_length"] if "fast_default_length" in totals else None
-        ),
+        "speedup_default_vs_base": totals["base"] / totals["default"],
+        "default_settings": {
+            "max_length": default_len,
+            "backbone_overrides": dropout,
+            "length_buckets": True,
+            "autocast": str(fast_dtype),
+        },  # fmt: skip
         "real_tokens": sum(len(a) + len(b) for a, b in zip(enc.seq_a, enc.seq_b, strict=True)),
     }
     # annotation (scoring): the annotate default (fp32 weights) vs bf16 weights, interleaved

@@ -128,6 +128,17 @@ def render(r: dict) -> str:
             f"{a['fast_precision']}) {f(pp['fast'])}, buckets with the other precision "
             f"{f(pp['buckets_other_precision'])}; speedup {f(a['speedup_fast_vs_base'])}x (the same computation)."
             + (
+                f" The library's defaults (`cwpo train-annotator`: length buckets, {a['fast_precision']}, "
+                f"max_length {a['default_settings']['max_length']}, backbone overrides "
+                f"{a['default_settings']['backbone_overrides'] or 'none'}): {f(pp['default'])} pairs/s, "
+                f"{f(a['speedup_default_vs_base'])}x the baseline: `annotator_train_speedup_vs_baseline`. "
+                "Attention dropout 0 (the CPU's fused attention kernel) is not the baseline's computation; it "
+                "became the default because it left HH-RLHF accuracy unchanged (`annotator.json`, "
+                "`variants_vs_defaults`)."
+                if "default" in pp
+                else ""
+            )
+            + (
                 f" The defaults of the time (max_length {a.get('default_max_length', 128)}: chosen on accuracy by "
                 f"`benchmarks/annotator_defaults.py`) with buckets: {f(pp['fast_default_length'])} pairs/s, "
                 f"{f(a['speedup_default_length_vs_base'])}x the baseline; not the same computation, so "
