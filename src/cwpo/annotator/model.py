@@ -72,7 +72,22 @@ def scalar_scores(model, ids, attn, pooling: str = "cls") -> torch.Tensor:
 
 
 def response_logprobs(model, ids, attn, resp) -> torch.Tensor:
-    """Σ log p(token | prefix) over response tokens, per sequence (differentiable)."""
+    """Σ log p(token | prefix) over response tokens, per sequence (differentiable).
+
+    Where the model's LM head allows it, the head runs at the response tokens only, a tile at a
+    time (:func:`cwpo.align.fast_head.response_logps`, the alignment's path): the full ``[rows,
+    length, vocab]`` logits of a 49k-word head took 15.5 GB for a batch of 8 HH pairs at 256 tokens.
+    Equal to the full-logits path to float rounding (``tests/annotator/test_response_logprobs.py``).
+    """
+    from cwpo.align.fast_head import causal_lm, response_logps, supports
+
+    if supports(causal_lm(model)):
+        return response_logps(model, ids, attn, resp)
+    return full_logits_response_logprobs(model, ids, attn, resp)
+
+
+def full_logits_response_logprobs(model, ids, attn, resp) -> torch.Tensor:
+    """:func:`response_logprobs` through the model's full logits (any head)."""
     logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1].float()
     logp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
     mask = resp[:, 1:]
