@@ -171,8 +171,8 @@ def run_part(
         what = ", ".join(
             f"{k} {v}" for k, v in (("seeds", seeds), ("methods", methods), ("piece", piece)) if v
         )
-        print(f"{name}: {what} done (cached in {runs / 'cache'}); run it again without --seeds and "
-              "--methods for the metrics and the report over all of it")  # fmt: skip
+        print(f"{name}: {what} done (cached in {runs / 'cache'}); run it again without --seeds, "
+              "--methods and --point for the metrics and the report over all of it")  # fmt: skip
         return None
     return res
 
