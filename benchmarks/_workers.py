@@ -30,14 +30,19 @@ def pieces(recipe) -> list[tuple[int, str]]:
     return sorted(every, key=lambda p: (-len(seeds_of(recipe, p[1])), p[0], names.index(p[1])))
 
 
+def cached_rows(recipe, runs: Path, name: str) -> list[dict]:
+    """The result rows of a recipe whose stages are all in the cache ``runs/cache`` (nothing is computed)."""
+    from cwpo.experiments.pipeline import run_recipe
+
+    return run_recipe(
+        recipe, runs / f"{name}-finished", progress=False, stages_dir=runs / "cache", cache_only=True
+    )["rows"]
+
+
 def finished(recipe, runs: Path, name: str) -> set[tuple[int, str]]:
     """The pieces whose every stage, at every grid point, is in the cache ``runs/cache`` (nothing
     is computed). A piece of a grid recipe with only some grid points cached is not finished."""
-    from cwpo.experiments.pipeline import run_recipe
-
-    rows = run_recipe(
-        recipe, runs / f"{name}-finished", progress=False, stages_dir=runs / "cache", cache_only=True
-    )["rows"]
+    rows = cached_rows(recipe, runs, name)
     points = math.prod(len(values) for values in recipe.grid.values())
     count = Counter((r["seed"], r["method"]) for r in rows)
     return {piece for piece, n in count.items() if n >= points}

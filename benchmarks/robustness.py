@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 from _common import add_part_args, command_line, result_update, run_part, sync_archive  # noqa: E402
-from _workers import run_workers  # noqa: E402
+from _workers import cached_rows, run_workers  # noqa: E402
 
 from cwpo.experiments.recipe import all_seeds, load_recipe  # noqa: E402
 from cwpo.experiments.report import write_report  # noqa: E402
@@ -69,15 +69,11 @@ def point_pieces(parts: list[str], runs: Path) -> list[tuple[str, list[str]]]:
     """The unfinished (part, seed, grid point) pieces, for :func:`_workers.run_workers`. A piece is
     one annotator (the methods of an annotator-only recipe share it), so two workers never wait on
     each other's stage; what is finished is read from the stage cache (nothing is computed)."""
-    from cwpo.experiments.pipeline import run_recipe
-
     todo = []
     for part in parts:
         recipe_path, key = PARTS[part]
         recipe = load_recipe(REPO / recipe_path)
-        rows = run_recipe(recipe, runs / f"robustness-{part}-finished", progress=False,
-                          stages_dir=runs / "cache", cache_only=True)["rows"]  # fmt: skip
-        done = {(r["seed"], level_label(r.get(key))) for r in rows}
+        done = {(r["seed"], level_label(r.get(key))) for r in cached_rows(recipe, runs, f"robustness-{part}")}
         for seed in all_seeds(recipe):
             for i, value in enumerate(recipe.grid[key]):
                 if (seed, level_label(value)) not in done:

@@ -81,13 +81,13 @@ def bench_annotator(args) -> dict:
     }
     state = {}
     for name, (buckets, dtype, max_len, overrides) in variants.items():
-        model = copy.deepcopy(base_model).train()
         if overrides:
-            model = AutoModelForSequenceClassification.from_pretrained(
-                path, num_labels=1, **overrides
-            ).train()
+            model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, **overrides)
             model.load_state_dict(base_model.state_dict())  # the same new head as the other variants
             model.config.pad_token_id = tok.pad_token_id
+        else:
+            model = copy.deepcopy(base_model)
+        model.train()
         opt = torch.optim.Adam(model.parameters(), lr=2e-5)
         plan = T._batches(len(rows), 32, random.Random(0), lengths[max_len] if buckets else None)
         state[name] = {

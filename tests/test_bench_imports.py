@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,4 +16,3 @@ def test_benchmark_script_imports(script, monkeypatch):
     spec = importlib.util.spec_from_file_location(f"_bench_{script[:-3]}", BENCH / script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # top-level code only: every script runs its work under __main__
-    sys.modules.pop(spec.name, None)
