@@ -179,8 +179,11 @@ def render(r: dict) -> str:
         if extra.exists():  # the generation part re-run alone (more prompts or repeats)
             e = json.loads(extra.read_text())
             g3 = e["details"]["generation"]
+            probe = e["details"].get("probe", {}).get("now", {})
             out += [
-                f"Re-run alone (`{tidy_command(e['command'])}`, {e['date'][:10]}, "
+                f"Re-run alone, a separate run (`{tidy_command(e['command'])}`, {e['date'][:10]}, "
+                f"CPU {e.get('machine', {}).get('cpu_model')}, matmul probe at its start fp32 "
+                f"{probe.get('fp32_gflops')} / bf16 {probe.get('bf16_gflops')} GFLOP/s, "
                 f"{g3.get('prompts', 64)} prompts per run): "
                 + _tokens_per_s(g3)
                 + (
