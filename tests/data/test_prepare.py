@@ -15,21 +15,9 @@ from cwpo.errors import ConfigError
 
 def test_cli_data_on_real_hh_harmless(hh_dir, tmp_path, capsys):
     out = tmp_path / "harmless"
-    rc = main(
-        [
-            "data",
-            "--source",
-            str(hh_dir),
-            "--subset",
-            "harmless",
-            "--output",
-            str(out),
-            "--limit",
-            "300",
-            "--max-tokens",
-            "256",
-        ]
-    )
+    argv = ["data", "--source", str(hh_dir), "--subset", "harmless", "--output", str(out)]
+    argv += ["--limit", "300", "--max-tokens", "256"]
+    rc = main(argv)
     assert rc == 0
     text = capsys.readouterr().out
     assert "loaded 300 pairs" in text and "over 256 tokens" in text and "labeled:" in text
@@ -44,24 +32,7 @@ def test_cli_data_on_real_hh_harmless(hh_dir, tmp_path, capsys):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["stage"] == "data" and manifest["config"]["labeled_frac"] == 0.3
     # a re-run with the same inputs does nothing
-    assert (
-        main(
-            [
-                "data",
-                "--source",
-                str(hh_dir),
-                "--subset",
-                "harmless",
-                "--output",
-                str(out),
-                "--limit",
-                "300",
-                "--max-tokens",
-                "256",
-            ]
-        )
-        == 0
-    )
+    assert main(argv) == 0
     assert "cached" in capsys.readouterr().out
 
 
