@@ -3,9 +3,12 @@
 One --part per recipe of configs/cpu/ (all share one stage cache, so their clean level is computed
 once): poison (robustness-poison.yaml: 0/10/20/40% of D_l's labels flipped), targeted
 (robustness-targeted.yaml: flips on D_l's Harmless pairs only), imbalanced
-(robustness-imbalanced.yaml: D_l from one subset, D_u mixed). Per level, mean and std over seeds of
-the annotator's accuracy against the human labels of D_u, its held-out accuracy, top-30% accuracy,
-mean confidence and ECE. Writes benchmarks/results/robustness.json (each part its own keys) and
+(robustness-imbalanced.yaml: D_l from one subset, D_u mixed). Per level (``by_level``), mean and std
+over seeds of the annotator's accuracy against the human labels of D_u, its held-out accuracy,
+top-30% accuracy, mean confidence and ECE; per level, the paired change of that agreement against
+the part's first grid point (clean or mixed D_l) with its CI and MDE; for poison and targeted, a
+verdict on App. J.8 (ii) (poisoning lowers the annotator's agreement with the human labels).
+Writes benchmarks/results/robustness.json (each part its own keys) and
 benchmarks/report/robustness-<part>/.
 
     .venv/bin/python benchmarks/robustness.py --part poison|targeted|imbalanced|all [--runs DIR]
@@ -28,6 +31,8 @@ import numpy as np  # noqa: E402
 from _common import add_part_args, command_line, result_update, run_part, sync_archive  # noqa: E402
 from _workers import cached_rows, run_workers  # noqa: E402
 
+from cwpo.experiments.evidence import read_jsonl  # noqa: E402
+from cwpo.experiments.power import Z95, bootstrap_ci, paired_se  # noqa: E402
 from cwpo.experiments.recipe import all_seeds, load_recipe  # noqa: E402
 from cwpo.experiments.report import write_report  # noqa: E402
 from cwpo.experiments.report_curves import level_label  # noqa: E402
@@ -63,6 +68,63 @@ def part_metrics(rows: list[dict], key: str) -> dict:
             entry[f"{name}_per_seed"] = vals
         out[level] = entry
     return out
+
+
+def _agreement(annotated: str) -> dict[tuple, float]:
+    """Per D_u pair (keyed by prompt and its two responses, in either order): 1 if the weak label
+    agrees with the human label, else 0."""
+    out = {}
+    for r in read_jsonl(annotated):
+        if r.get("human_agrees") is not None:
+            out[(r["prompt"], *sorted((r["chosen"], r["rejected"])))] = float(r["human_agrees"])
+    return out
+
+
+def change_vs_reference(rows: list[dict], key: str, reference) -> dict:
+    """Per level of ``key``: the change of the weak labels' agreement with D_u's human labels
+    against the ``reference`` level, paired by seed and by D_u pair (both runs of a seed label the
+    same pairs): mean, se, MDE (1.96 se) and a two-stage bootstrap 95% CI over seeds and pairs
+    (``cwpo.experiments.power``). Seeds are truncated to the smallest number of common pairs."""
+    ref_label = level_label(reference)
+    by = {(r["seed"], level_label(r.get(key))): r for r in rows if r.get("annotated")}
+    agree = {k: _agreement(r["annotated"]) for k, r in by.items()}
+    out = {}
+    for level in sorted({lv for _, lv in by} - {ref_label}):
+        diffs = []
+        for seed in sorted({s for s, lv in by if lv == level}):
+            ref = agree.get((seed, ref_label))
+            if ref is None:
+                continue
+            cur = agree[(seed, level)]
+            common = sorted(set(ref) & set(cur))
+            diffs.append([cur[c] - ref[c] for c in common])
+        n = min((len(d) for d in diffs), default=0)
+        if n < 2:
+            continue
+        mat = np.array([d[:n] for d in diffs])
+        se = paired_se(mat)
+        lo, hi = bootstrap_ci(mat)
+        out[level] = {
+            "agreement_change": se["mean"],
+            "se": se["se"],
+            "mde": Z95 * se["se"],
+            "ci": [lo, hi],
+            "n_seeds": se["n_seeds"],
+            "n_pairs": n,
+            "reference": ref_label,
+        }
+    return out
+
+
+def degradation_verdict(change: dict) -> str | None:
+    """App. J.8 (ii) on the annotator side: poisoning D_l lowers the weak labels' agreement with the
+    human labels. Judged at the largest level: holds if its CI is below 0, fails if above, else
+    unresolved."""
+    if not change:
+        return None
+    top = change[max(change, key=float)]
+    lo, hi = top["ci"]
+    return "holds" if hi < 0 else "fails" if lo > 0 else "unresolved"
 
 
 def point_pieces(parts: list[str], runs: Path) -> list[tuple[str, list[str]]]:
@@ -123,7 +185,13 @@ def main() -> None:
             continue
         report = write_report(runs / name, REPO / "benchmarks" / "report" / name)
         with result_update("robustness", start) as doc:  # two parts may run as two processes side by side
-            doc["metrics"][part] = part_metrics(res["rows"], key)
+            change = change_vs_reference(res["rows"], key, recipe.grid[key][0])
+            doc["metrics"][part] = {
+                "by_level": part_metrics(res["rows"], key),
+                "agreement_change_vs_reference": change,
+                # the paper's imbalance claim (Table 24) is about the aligned models only
+                "verdict_annotator_degrades": degradation_verdict(change) if part != "imbalanced" else None,
+            }
             doc["commands"][part] = {
                 "recipe": recipe_path,
                 "seeds": all_seeds(recipe),

@@ -1,0 +1,65 @@
+"""benchmarks/robustness.py: the paired change of the weak labels' agreement against the clean level."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import robustness  # noqa: E402
+
+
+def _annotated(path: Path, agrees: list[bool], swap: bool = False) -> str:
+    """An annotated D_u file; ``swap`` writes each pair with its responses the other way round (the
+    weak label decides which is ``chosen``), which must not break the pairing."""
+    rows = []
+    for i, a in enumerate(agrees):
+        pair = (f"good {i}", f"bad {i}")
+        chosen, rejected = pair[::-1] if swap else pair
+        rows.append({"prompt": f"p{i}", "chosen": chosen, "rejected": rejected, "human_agrees": a})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def _rows(tmp_path, clean: list[list[bool]], poisoned: list[list[bool]]) -> list[dict]:
+    rows = []
+    for seed, (c, p) in enumerate(zip(clean, poisoned, strict=True)):
+        rows.append(
+            {"seed": seed, "data.poison_frac": 0.0, "annotated": _annotated(tmp_path / f"c{seed}", c)}
+        )
+        path = _annotated(tmp_path / f"p{seed}", p, swap=True)
+        rows.append({"seed": seed, "data.poison_frac": 0.4, "annotated": path})
+    return rows
+
+
+def test_change_is_paired_by_seed_and_pair_and_its_verdict_follows_the_ci(tmp_path):
+    n = 400
+    clean = [[i % 10 < 6 for i in range(n)] for _ in range(3)]  # 60% agreement
+    worse = [[i % 10 < 4 for i in range(n)] for _ in range(3)]  # 40%: each pair right only if it was
+    change = robustness.change_vs_reference(_rows(tmp_path, clean, worse), "data.poison_frac", 0.0)
+    c = change["0.4"]
+    assert c["agreement_change"] == pytest.approx(-0.2)
+    assert c["n_seeds"] == 3 and c["n_pairs"] == n and c["reference"] == "0"
+    assert c["ci"][1] < 0 and c["mde"] == pytest.approx(1.959963984540054 * c["se"])
+    assert robustness.degradation_verdict(change) == "holds"
+    same = robustness.change_vs_reference(_rows(tmp_path, clean, clean), "data.poison_frac", 0.0)
+    assert same["0.4"]["agreement_change"] == 0 and robustness.degradation_verdict(same) == "unresolved"
+    better = robustness.change_vs_reference(_rows(tmp_path, worse, clean), "data.poison_frac", 0.0)
+    assert robustness.degradation_verdict(better) == "fails"
+    assert robustness.degradation_verdict({}) is None
+
+
+def test_verdicts_show_the_poison_change_at_the_largest_level():
+    import verdicts
+
+    change = {
+        "0.1": {"agreement_change": -0.01, "ci": [-0.03, 0.01], "mde": 0.02},
+        "0.4": {"agreement_change": -0.1, "ci": [-0.14, -0.06], "mde": 0.04},
+    }
+    rob = {"poison": {"agreement_change_vs_reference": change, "verdict_annotator_degrades": "holds"}}
+    assert verdicts._poison_cell(rob) == "poison 40%: **holds**: -10.0 [-14.0, -6.0], MDE 4.0"
+    assert verdicts._poison_cell({}) == "not run yet"
+    row = verdicts.claim_rows({}, {}, rob)[-1]
+    assert row[0].startswith("Poisoned D_l") and row[3] == verdicts._poison_cell(rob)
