@@ -98,6 +98,19 @@ def _amp(model, dtype):
     return torch.autocast(device, dtype=dtype, enabled=dtype != torch.float32)
 
 
+def _step(opt, loss, losses: list[float], bar, what: str) -> None:
+    """One optimizer step on ``loss``, logged to ``losses`` and the bar; a non-finite loss stops
+    the run with one line (before it reaches the weights)."""
+    if not torch.isfinite(loss):
+        raise ConfigError(f"{what} loss became {float(loss)} at step {len(losses) + 1}; lower --lr")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    losses.append(float(loss.detach()))
+    bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    bar.update(1)
+
+
 def _sft(model, tok, rows, cfg, autocast_dtype) -> list[float]:
     """Supervised fine-tuning on (prompt, chosen): mean token NLL of the response."""
     enc = encode_pairs(
@@ -122,13 +135,7 @@ def _sft(model, tok, rows, cfg, autocast_dtype) -> list[float]:
                 ids, attn, resp = _to(model, ids, attn, resp)
                 with _amp(model, autocast_dtype):
                     lp = response_logprobs(model, ids, attn, resp)
-                loss = -lp.sum() / resp[:, 1:].sum().clamp(min=1)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                losses.append(float(loss.detach()))
-                bar.set_postfix(loss=f"{losses[-1]:.3f}")
-                bar.update(1)
+                _step(opt, -lp.sum() / resp[:, 1:].sum().clamp(min=1), losses, bar, "SFT")
     model.eval()
     return losses
 
@@ -202,17 +209,7 @@ def _train(model, reference, tok, rows, cfg, autocast_dtype, validate=None) -> t
                         per_example = (
                             bt_loss(s[:k], s[k:]) if cfg.objective == "bt" else pairrm_loss(s[:k], s[k:])
                         )
-                loss = per_example.float().mean()
-                if not torch.isfinite(loss):
-                    raise ConfigError(
-                        f"training loss became {float(loss)} at step {len(losses) + 1}; lower --lr"
-                    )
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                losses.append(float(loss.detach()))
-                bar.set_postfix(loss=f"{losses[-1]:.3f}")
-                bar.update(1)
+                _step(opt, per_example.float().mean(), losses, bar, "training")
             if validate is None:
                 continue
             model.eval()
