@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from collections import defaultdict
@@ -61,12 +62,13 @@ def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
 def summarize(rows: list[dict], grid_keys: list[str]) -> list[dict]:
     """Mean and std over seeds of every metric, per (grid point without the seed, method)."""
     groups: dict = defaultdict(list)
-    for row in rows:
-        groups[(tuple((k, row.get(k)) for k in grid_keys), row["method"])].append(row)
+    for row in rows:  # a grid value may be a dict (data.labeled_mix): grouped by its canonical JSON
+        point = tuple((k, json.dumps(row.get(k), sort_keys=True)) for k in grid_keys)
+        groups[(point, row["method"])].append(row)
     out = []
-    for (point, method), members in groups.items():
+    for (_, method), members in groups.items():
         entry = {
-            **dict(point),
+            **{k: members[0].get(k) for k in grid_keys},
             "method": method,
             "n_seeds": len(members),
             "seeds": [m["seed"] for m in members],
