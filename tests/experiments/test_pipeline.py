@@ -175,6 +175,27 @@ def test_annotator_only_study_over_poison_levels(tmp_path, tiny_causal_lm_dir, t
     assert str(tmp_path) not in report  # no machine path in a report
 
 
+def test_annotator_only_study_over_labeled_mixes(tmp_path, tiny_causal_lm_dir, tiny_encoder_dir):
+    """robustness-imbalanced.yaml's shape: a dict grid value (data.labeled_mix) runs, summarizes
+    and reports (it crashed after its stages with 'unhashable type: dict')."""
+    src = tmp_path / "pairs.jsonl"
+    rows = [
+        {"prompt": f"q {i}?", "chosen": f" a kind answer {i}", "rejected": f" no {i}",
+         "source": "harmless-base/test.jsonl.gz" if i % 2 else "helpful-base/test.jsonl.gz"}
+        for i in range(60)
+    ]  # fmt: skip
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recipe = _recipe(src, tiny_causal_lm_dir, tiny_encoder_dir)
+    recipe.annotator_only = True
+    recipe.grid = {"data.labeled_mix": [None, {"harmless": 1.0}]}
+    result = pipeline.run_recipe(recipe, tmp_path / "results", progress=False)
+    assert [r["data.labeled_mix"] for r in result["rows"]] == [None, {"harmless": 1.0}]
+    summary = json.loads((tmp_path / "results" / "summary.json").read_text())
+    assert [g["data.labeled_mix"] for g in summary["groups"]] == [None, {"harmless": 1.0}]
+    report = write_report(tmp_path / "results").read_text()
+    assert "| labeled_mix | seeds |" in report and "| harmless=1 |" in report
+
+
 def test_sentiment_v2_shares_pool_and_prompts_across_seeds(
     tmp_path, imdb_dir, tiny_causal_lm_dir, tiny_encoder_dir
 ):

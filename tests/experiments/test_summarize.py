@@ -25,3 +25,17 @@ def test_dict_grid_values_are_grouped_and_kept():
     assert [e["data.labeled_mix"] for e in out] == mixes
     assert [e["n_seeds"] for e in out] == [2, 2, 2]
     assert [e["weak_label_acc"] for e in out] == pytest.approx([0.505, 0.605, 0.705])
+
+
+def test_report_groups_dict_grid_values_by_their_label():
+    from cwpo.experiments.report import _group
+
+    rows = [
+        {"seed": s, "method": m, "data.labeled_mix": mix}
+        for s in (0, 1)
+        for m in ("ws", "cw")
+        for mix in (None, {"harmless": 0.9, "helpful": 0.1})
+    ]
+    groups = _group(rows, ["data.labeled_mix"])
+    assert list(groups) == [(None,), ("harmless=0.9,helpful=0.1",)]
+    assert {m: len(v) for m, v in groups[("harmless=0.9,helpful=0.1",)].items()} == {"ws": 2, "cw": 2}

@@ -14,7 +14,7 @@ import numpy as np
 
 from cwpo.errors import CWPOError
 from cwpo.experiments.plotting import pyplot, savefig
-from cwpo.experiments.report_curves import annotator_study_lines, plot_grid_curves
+from cwpo.experiments.report_curves import annotator_study_lines, level_label, plot_grid_curves
 from cwpo.experiments.report_evidence import evidence_section, has_gold_rows
 from cwpo.io import guard_output, hash_config, read_json, write_manifest, write_text
 
@@ -62,7 +62,9 @@ def _grid_keys(rows: list[dict]) -> list[str]:
 def _group(rows: list[dict], keys: list[str]) -> dict:
     groups: dict = defaultdict(lambda: defaultdict(list))
     for r in rows:
-        groups[tuple(r.get(k) for k in keys)][r["method"]].append(r)
+        # a dict grid value (data.labeled_mix) is grouped under its label, e.g. "harmless=0.9,helpful=0.1"
+        point = tuple(level_label(v) if isinstance(v, dict | list) else v for v in (r.get(k) for k in keys))
+        groups[point][r["method"]].append(r)
     return groups
 
 
