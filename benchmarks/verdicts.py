@@ -141,7 +141,9 @@ def render(sent: dict, ann: dict, rob: dict | None = None) -> str:
         "`results/robustness.json`; "
         "nothing here is typed. Each cell: verdict, CW minus the baseline in GRA points, its 95% CI "
         "and the minimum detectable effect (MDE) of the comparison. *holds* / *fails* only when the CI "
-        "excludes 0; *unresolved* otherwise (the MDE says what the bench could have seen).",
+        "excludes 0; *unresolved* otherwise (the MDE says what the bench could have seen). The App. J.8 "
+        "row gives instead the change of the annotator's agreement with the human labels of D_u against "
+        "clean D_l, in points, at the largest poisoning level.",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
