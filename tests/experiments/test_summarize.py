@@ -36,6 +36,7 @@ def test_report_groups_dict_grid_values_by_their_label():
         for m in ("ws", "cw")
         for mix in (None, {"harmless": 0.9, "helpful": 0.1})
     ]
+    rows.append({"seed": 2, "method": "cw", "data.labeled_mix": {"helpful": 0.1, "harmless": 0.9}})
     groups = _group(rows, ["data.labeled_mix"])
     assert list(groups) == [(None,), ("harmless=0.9,helpful=0.1",)]
-    assert {m: len(v) for m, v in groups[("harmless=0.9,helpful=0.1",)].items()} == {"ws": 2, "cw": 2}
+    assert {m: len(v) for m, v in groups[("harmless=0.9,helpful=0.1",)].items()} == {"ws": 2, "cw": 3}

@@ -25,7 +25,10 @@ ANNOTATOR_COLUMNS = (  # (row key, column title, is a share shown in %)
 
 def level_label(value) -> str:
     if isinstance(value, dict):
-        return ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in value.items())
+        # sorted: the same mix written in another key order is the same level (as in rows.summarize)
+        return ",".join(
+            f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(value.items())
+        )
     return "random" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
