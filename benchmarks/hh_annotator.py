@@ -33,6 +33,7 @@ import argparse
 import fcntl
 import json
 import os
+import random
 import sys
 import tempfile
 import time
@@ -59,7 +60,7 @@ OUT = ROOT / "benchmarks" / "results" / "annotator.json"  # --output replaces it
 # One change from the defaults, run on the same splits and seeds (keys minilm+NAME/...).
 # attn_dropout_backbone: MiniLM-L6's own 0.1 attention dropout, the default until the runs of the
 # two showed no loss of accuracy at 0 (which trains 1.25x faster).
-VARIANTS = {"attn_dropout_backbone": {"attention_dropout": None}}
+VARIANTS = {"attn_dropout_backbone": {"attention_dropout": None}, "response_pooling": {"pooling": "response"}}
 # SmolLM2 annotators: one setting for all three objectives (full fine-tuning of the 135M model)
 SMOLLM = {"epochs": 1, "batch_size": 8, "lr": 1e-5, "max_length": 256, "early_stopping": False}
 
@@ -95,9 +96,8 @@ def quintiles(margins: torch.Tensor) -> list[dict]:
     ]
 
 
-def train_and_score(train_rows, eval_rows, seed: int, overrides: dict, eval_limit: int | None = None):
+def train_and_score(train_rows, eval_rows, seed: int, overrides: dict):
     """Train with the library defaults (+ overrides), score the held-out pairs; raw margins, metrics."""
-    eval_rows = eval_rows[:eval_limit] if eval_limit else eval_rows
     with tempfile.TemporaryDirectory(prefix="cwpo-annot-track-") as tmp:
         write_pairs(Path(tmp) / "train.jsonl", train_rows)
         cfg = TrainAnnotatorConfig(
@@ -233,7 +233,9 @@ def main() -> None:
         jobs = [(f"smollm/{v}/seed0", "hh", 0.3, 0, {"backbone": "smollm2-135m-instruct", **SMOLLM, **o}, None)
                 for v, o in SMOLLM_VARIANTS.items() if v in args.smollm_variants]  # fmt: skip
     for key, subset, share, seed, overrides, scored_on in jobs:  # scored_on: cross part
-        if key in done:
+        # a smollm run scored before the held-out sample was drawn at random (it took the first
+        # pairs of D_u, which is in pool order: Harmless only) is run again
+        if key in done and not (args.part == "smollm" and "eval_sample" not in done[key]):
             print(f"{key}: already in {OUT.name}, skipped", flush=True)
             continue
         started = time.time()
@@ -246,12 +248,16 @@ def main() -> None:
             train_rows, limit = train_rows[: args.smollm_train], args.smollm_eval
         if args.max_train:
             train_rows = train_rows[: args.max_train]
-        margins, res = train_and_score(train_rows, held_out, seed, overrides, limit)
+        sample = "all"
+        if limit and limit < len(held_out):
+            # D_u is in pool order (harmless-base before helpful-base): a seeded random sample of it
+            held_out, sample = random.Random(seed).sample(held_out, limit), f"seeded random {limit}"
+        margins, res = train_and_score(train_rows, held_out, seed, overrides)
         entry = run_entry({"subset": subset, "labeled_share": share, "seed": seed, "split": info, **res,
-                           "wall_time_s": round(time.time() - started, 1)})  # fmt: skip
+                           "eval_sample": sample, "wall_time_s": round(time.time() - started, 1)})  # fmt: skip
         entry["agree"] = [float(x) for x in agreement(margins)]  # per held-out pair: paired comparisons
         by_source: dict = {}
-        for row, a in zip(held_out, entry["agree"], strict=False):  # scored pairs come first
+        for row, a in zip(held_out, entry["agree"], strict=True):
             by_source.setdefault(row["source"].split("/")[0], []).append(a)
         entry["accuracy_by_source"] = {k: sum(v) / len(v) for k, v in sorted(by_source.items())}
         record(key, entry)

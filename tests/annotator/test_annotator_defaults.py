@@ -26,7 +26,7 @@ def data(tmp_path_factory):
 
 def _cfg(tiny_encoder_dir, tmp_path, **kw):
     base = dict(backbone=tiny_encoder_dir, batch_size=4, max_length=48, progress=False, bf16=False)
-    return TrainAnnotatorConfig(train="unused", output=str(tmp_path / "o"), **{**base, **kw})
+    return TrainAnnotatorConfig(**{"train": "unused", "output": str(tmp_path / "o"), **base, **kw})
 
 
 def test_defaults_are_the_measured_ones():
@@ -65,6 +65,37 @@ def test_mean_pooled_score_does_not_depend_on_padding(tiny_encoder_dir, tmp_path
     assert torch.allclose(padded, expect, atol=1e-6)
     with pytest.raises(ConfigError, match="pooling"):
         scalar_scores(model, ids, attn, "max")
+
+
+def test_response_pooling_averages_the_response_tokens_only(tiny_encoder_dir, tmp_path):
+    model, tok = _load_backbone(_cfg(tiny_encoder_dir, tmp_path))
+    model.eval()
+    seqs = [tok("a prompt and its answer", add_special_tokens=True)["input_ids"],
+            tok("another prompt, a longer answer here", add_special_tokens=True)["input_ids"]]  # fmt: skip
+    starts = [3, 4]
+    ids, attn, resp = collate(seqs, starts, tok.pad_token_id)
+    got = scalar_scores(model, ids, attn, "response", resp)
+    hidden = model.base_model(input_ids=ids, attention_mask=attn).last_hidden_state
+    expect = torch.stack(
+        [head_module(model)(hidden[i, starts[i] : len(s)].mean(0)) for i, s in enumerate(seqs)]
+    )[:, 0]
+    assert torch.allclose(got, expect, atol=1e-5)
+    # not the mean over the whole sequence: the prompt tokens are left out
+    assert not torch.allclose(got, scalar_scores(model, ids, attn, "mean"), atol=1e-4)
+    with pytest.raises(ValueError, match="response-token mask"):
+        scalar_scores(model, ids, attn, "response")
+
+
+def test_annotator_with_response_pooling_trains_and_reloads(tiny_encoder_dir, tmp_path, data):
+    cfg = _cfg(tiny_encoder_dir, tmp_path, train=str(data / "small.jsonl"), pooling="response", epochs=1)
+    train_annotator(cfg)
+    ann = load_annotator(cfg.output)
+    assert ann.pooling == "response"
+    rows = hh_rows(4)
+    margins = ann.score_pairs(
+        [r["prompt"] for r in rows], [r["chosen"] for r in rows], [r["rejected"] for r in rows]
+    )
+    assert margins.shape == (4,) and torch.isfinite(margins).all()
 
 
 def test_head_learns_at_head_lr_and_body_at_lr(tiny_encoder_dir, tmp_path):

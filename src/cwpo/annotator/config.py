@@ -37,11 +37,12 @@ class TrainAnnotatorConfig:
         default=1e-3,
         metadata={"help": "learning rate of the new scalar head (bt, pairrm); null: the same as lr"},
     )
-    pooling: Literal["mean", "cls"] = field(
+    pooling: Literal["mean", "cls", "response"] = field(
         default="mean",
         metadata={
-            "help": "bt/pairrm: the head reads the mean of the last hidden states, or cls: the "
-            "model's own classification path (BERT pooler; last token for causal LMs)"
+            "help": "bt/pairrm: the head reads the mean of the last hidden states; response: their "
+            "mean over the response's tokens only; cls: the model's own classification path "
+            "(BERT pooler; last token for causal LMs)"
         },
     )
     separator: bool = field(

@@ -7,8 +7,10 @@ temperature T (1 unless fitted):
 * ``bt``: seq = x + y (raw text; with ``separator``, x [SEP] y: the tokens the tokenizer puts
   between the two texts of a pair), g = scalar head r(x, y) on the pooled sequence: ``mean`` pooling
   (the masked mean of the last hidden states; what sentence-transformers backbones such as
-  MiniLM-L6 were trained for) or ``cls`` (the model's own sequence-classification path: BERT's
-  pooler over [CLS], the last token for causal LMs). The annotator folder records which.
+  MiniLM-L6 were trained for), ``response`` (the same mean over the response's tokens only: the
+  prompt, shared by both sides of a pair, is read through attention but not averaged in) or
+  ``cls`` (the model's own sequence-classification path: BERT's pooler over [CLS], the last token
+  for causal LMs). The annotator folder records which.
 * ``pairrm``: seq_a = joint(x, y_a, y_b), seq_b = joint(x, y_b, y_a), g = f(joint).
 * ``dpo`` (WS-DPO): seq = x + y, g = β·[log π_w(y|x) − log π_ref(y|x)] (implicit reward).
 
@@ -35,7 +37,7 @@ from cwpo.annotator.encoding import (  # noqa: F401  (also imported from here)
 from cwpo.errors import ConfigError, ModelNotFoundError
 from cwpo.io import read_json
 
-POOLINGS = ("mean", "cls")
+POOLINGS = ("mean", "cls", "response")
 ANNOTATOR_FILE = "annotator.json"
 REFERENCE_DIR = "reference"
 
@@ -57,14 +59,20 @@ def mean_pool(hidden: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
 
 
-def scalar_scores(model, ids, attn, pooling: str = "cls") -> torch.Tensor:
-    """The scalar head's output per sequence (float32), on the ``pooling`` of the sequence."""
+def scalar_scores(model, ids, attn, pooling: str = "cls", resp: torch.Tensor | None = None) -> torch.Tensor:
+    """The scalar head's output per sequence (float32), on the ``pooling`` of the sequence.
+
+    ``resp`` (bool [rows, length], response tokens; :func:`cwpo.annotator.encoding.collate`) is
+    needed by ``response`` pooling only.
+    """
     if pooling == "cls":
         return model(input_ids=ids, attention_mask=attn).logits[:, 0].float()
-    if pooling != "mean":
+    if pooling not in ("mean", "response"):
         raise ConfigError(f"unknown pooling {pooling!r}; valid: {', '.join(POOLINGS)}")
+    if pooling == "response" and resp is None:
+        raise ValueError("response pooling needs the response-token mask")
     hidden = model.base_model(input_ids=ids, attention_mask=attn).last_hidden_state
-    pooled = mean_pool(hidden, attn)
+    pooled = mean_pool(hidden, attn if pooling == "mean" else resp.to(attn.dtype) * attn)
     head = head_module(model)
     # a Linear head takes the pooled vector; RoBERTa-style heads read position 0 of a sequence
     out = head(pooled) if isinstance(head, torch.nn.Linear) else head(pooled.unsqueeze(1))
@@ -248,7 +256,7 @@ class Annotator:
                     ref = response_logprobs(self.reference, ids, attn, resp)
                     values = self.beta * (pol - ref)
                 else:
-                    values = scalar_scores(self.model, ids, attn, self.pooling)
+                    values = scalar_scores(self.model, ids, attn, self.pooling, resp)
                 out[batch] = values.float().cpu()
                 if progress is not None:
                     progress.update(len(batch) / 2)

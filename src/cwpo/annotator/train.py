@@ -205,7 +205,7 @@ def _train(model, reference, tok, rows, cfg, autocast_dtype, validate=None) -> t
                             cfg.beta * (lp[:k] - ref_c[idx]), cfg.beta * (lp[k:] - ref_r[idx])
                         )
                     else:
-                        s = scalar_scores(model, ids, attn, cfg.pooling)
+                        s = scalar_scores(model, ids, attn, cfg.pooling, resp)
                         per_example = (
                             bt_loss(s[:k], s[k:]) if cfg.objective == "bt" else pairrm_loss(s[:k], s[k:])
                         )
