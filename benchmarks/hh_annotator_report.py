@@ -136,7 +136,10 @@ def summarize(runs: dict) -> dict:
         s[f"smollm_{tag}_acc"] = r["accuracy"] if r else None
         s[f"smollm_{tag}_acc_top30"] = r["accuracy_top30"] if r else None
         s[f"smollm_{tag}_train_time_s"] = r["train_time_s"] if r else None
-    if smol["bt"] and smol["sft+dpo"]:
+    same_pairs = (
+        smol["bt"] and smol["sft+dpo"] and smol["bt"].get("eval_sample") == smol["sft+dpo"].get("eval_sample")
+    )  # a paired comparison only on the same held-out pairs (runs before the random sample: Harmless only)
+    if same_pairs:
         s["train_time_ratio_bt_over_dpo"] = smol["bt"]["train_time_s"] / smol["sft+dpo"]["train_time_s"]
         s["paper_train_time_ratio"] = PAPER_TIME["bt"] / PAPER_TIME["sft+dpo"]
         a = torch.tensor(smol["bt"]["agree"], dtype=torch.float64)
@@ -248,7 +251,7 @@ def write_markdown(doc: dict, path: Path, plots: list[Path] = ()) -> None:
         lines += [
             "",
             f"SmolLM2-135M annotators on the same {m['smollm_n_train']} pairs of D_l, scored on "
-            f"{m['smollm_n_eval']} held-out pairs: BT {_pct(m['smollm_bt_acc'])}, DPO "
+            f"{m['smollm_n_eval']} held-out pairs (a seeded random sample of D_u): BT {_pct(m['smollm_bt_acc'])}, DPO "
             f"{_pct(m['smollm_dpo_acc'])}, SFT+DPO {_pct(m['smollm_sftdpo_acc'])}; BT − SFT+DPO "
             f"{100 * m['smollm_bt_minus_sftdpo_acc']:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}] "
             f"(paper Table 6: BT > SFT+DPO; here {m['verdict_table6_bt_beats_sftdpo']}). Training time "
