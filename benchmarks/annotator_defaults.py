@@ -99,10 +99,7 @@ VARIANTS["defaults"] = {}  # the library's defaults as they are now
 VARIANTS.update(
     {
         "epochs10": {"epochs": 10},
-        "epochs20": {"epochs": 20},
         "lr1e-4": {"lr": 1e-4},
-        "epochs10_lr1e-4": {"epochs": 10, "lr": 1e-4},
-        "epochs10_es": {"epochs": 10, "early_stopping": True, "patience": 2},
         # the mean over the response's tokens only (the gold of the sentiment track reads the
         # response alone; an HH prompt is most of a pair's tokens and the same on both sides)
         "response_pooling": {"pooling": "response"},
@@ -119,25 +116,49 @@ def sentiment_pilot(path: Path, sft_model: Path) -> None:
     pool seed; prompts the bench's pool also holds are dropped, so no bench pair is seen here."""
     from cwpo.experiments.recipe import load_recipe
     from cwpo.experiments.sentiment import SentimentConfig, sample_pairs
+    from cwpo.io import atomic_path
 
     recipe = load_recipe(ROOT / "configs" / "cpu" / "sentiment-v2.yaml")
     sent = dict(recipe.sentiment)
     sent["imdb"] = str((ROOT / sent["imdb"]).resolve())  # recipes' paths are relative to the repo
     cfg = SentimentConfig(**sent)
-    pairs, stats = sample_pairs(str(sft_model / "model"), cfg, PILOT_POOL_SEED)
+    pairs, _ = sample_pairs(str(sft_model / "model"), cfg, PILOT_POOL_SEED)
     bench = sorted(sft_model.parent.glob("pairs-*/pairs.jsonl"))
     seen = {json.loads(x)["prompt_id"] for f in bench for x in f.read_text().splitlines() if x.strip()}
     kept = [r for r in pairs if r["prompt_id"] not in seen]
     print(f"pilot pool: {len(pairs)} pairs, {len(pairs) - len(kept)} dropped (prompt in the bench pool)")
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = "".join(json.dumps(r) + "\n" for r in kept)
-    with gzip.open(path, "wt") if path.suffix == ".gz" else open(path, "w") as f:
+    with atomic_path(path) as tmp, gzip.open(tmp, "wt") if path.suffix == ".gz" else open(tmp, "w") as f:
         f.write(text)
 
 
 def read_rows(path: str) -> list[dict]:
     with gzip.open(path, "rt") if str(path).endswith(".gz") else open(path) as f:
         return [json.loads(x) for x in f if x.strip()]
+
+
+def sentiment_pairs(path: str) -> tuple[list[dict], int]:
+    """The gold-decided pairs of a sentiment pool as (chosen, rejected), in the seeded order the
+    train and test slices are cut from; and the pool's size."""
+    rows = read_rows(path)
+    pairs = []
+    for r in rows:
+        if r["gold_a"] == r["gold_b"]:
+            continue
+        a_wins = r["gold_a"] > r["gold_b"]
+        pairs.append(
+            {
+                "prompt": r["prompt"],
+                "chosen": r["response_a"] if a_wins else r["response_b"],
+                "rejected": r["response_b"] if a_wins else r["response_a"],
+                "gold_gap": abs(r["gold_a"] - r["gold_b"]),
+            }
+        )
+    random.Random(20261124).shuffle(pairs)
+    return pairs, len(rows)
+
+
+CURVE_TEST_START = 1000  # the learning curve's fixed test slice: the pairs after the first 1,000
 
 
 def load_data(name: str, args) -> tuple[list[dict], list[dict], dict]:
@@ -147,31 +168,19 @@ def load_data(name: str, args) -> tuple[list[dict], list[dict], dict]:
             if name == "sentiment":
                 raise SystemExit(f"{args.sentiment}: the v2 pilot pairs are not on this machine")
             sentiment_pilot(Path(args.sentiment), Path(args.sft))
-        rows = read_rows(args.sentiment)
-        decided = [r for r in rows if r["gold_a"] != r["gold_b"]]
-        pairs = []
-        for r in decided:
-            a_wins = r["gold_a"] > r["gold_b"]
-            pairs.append(
-                {
-                    "prompt": r["prompt"],
-                    "chosen": r["response_a"] if a_wins else r["response_b"],
-                    "rejected": r["response_b"] if a_wins else r["response_a"],
-                    "gold_gap": abs(r["gold_a"] - r["gold_b"]),
-                }
-            )
-        rng.shuffle(pairs)
+        pairs, n_rows = sentiment_pairs(args.sentiment)
         info = {
             "source": "v2 sentiment pilot pairs" + (" (pool seed 1)" if name == "sentiment_pool1" else ""),
-            "pool": len(rows),
-            "gold_ties_dropped": len(rows) - len(pairs),
+            "pool": n_rows,
+            "gold_ties_dropped": n_rows - len(pairs),
         }
-        if args.train_pairs:  # learning curve: a fixed test slice (the pairs after the first 1,000)
-            if not 0 < args.train_pairs <= 1000 or len(pairs) <= 1000:
+        if args.train_pairs:
+            if not 0 < args.train_pairs <= CURVE_TEST_START or len(pairs) <= CURVE_TEST_START:
                 raise SystemExit(
-                    f"--train-pairs takes 1..1000 with more than 1,000 decided pairs, got {args.train_pairs}"
+                    f"--train-pairs takes 1..{CURVE_TEST_START} with more than {CURVE_TEST_START} "
+                    f"decided pairs, got {args.train_pairs}"
                 )
-            return pairs[: args.train_pairs], pairs[1000:], info
+            return pairs[: args.train_pairs], pairs[CURVE_TEST_START:], info
         return pairs[:600], pairs[600:], info
     if name == "hh":
         from cwpo.data import load_pairs
@@ -318,14 +327,13 @@ def pool1_summary(runs: list[dict], path: str) -> dict:
     )  # fmt: skip
     out: dict = {"learning_curve": curve}
     if Path(path).exists():
-        _, test, _ = load_data("sentiment_pool1", argparse.Namespace(sentiment=path, train_pairs=None))
-        gaps = [t["gold_gap"] for t in test]
-        _, curve_test, _ = load_data("sentiment_pool1", argparse.Namespace(sentiment=path, train_pairs=1))
-        curve_gaps = [t["gold_gap"] for t in curve_test]
+        all_gaps = [p["gold_gap"] for p in sentiment_pairs(path)[0]]
+        # a run's test slice, told by its length: the pairs after 600 (variants) or 1,000 (curve)
+        gaps = {len(g): g for g in (all_gaps[600:], all_gaps[CURVE_TEST_START:])}
         out["accuracy_by_gold_gap"] = {
-            r["variant"]: by_gold_gap(r["agree"], gaps if len(r["agree"]) == len(gaps) else curve_gaps)
+            r["variant"]: by_gold_gap(r["agree"], gaps[len(r["agree"])])
             for r in runs
-            if r["data"] == "sentiment_pool1" and len(r.get("agree", [])) in (len(gaps), len(curve_gaps))
+            if r["data"] == "sentiment_pool1" and len(r.get("agree", [])) in gaps
         }
     return out
 
