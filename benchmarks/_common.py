@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from cwpo.io import machine_info, now_iso, write_json
+from cwpo.atomic_files import write_json
+from cwpo.machine import machine_info, now_iso
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # the benches' stage cache without model weights: a bench longer than one sitting, on machines
@@ -217,7 +218,7 @@ def precision_hint(archive: Path) -> str | None:
     """Stage keys hold the precision a machine decided for ``bf16: auto``: where the archive's SFT
     stages were trained with another one, this machine would compute everything anew. Say how to
     continue them instead (``CWPO_BF16``), never decide it silently."""
-    from cwpo.io import read_json
+    from cwpo.atomic_files import read_json
     from cwpo.runtime import bf16_is_faster
 
     decided = bf16_is_faster()

@@ -124,7 +124,8 @@ def main() -> None:
 
     import torch
 
-    from cwpo.io import machine_info, now_iso, write_json
+    from cwpo.atomic_files import write_json
+    from cwpo.machine import machine_info, now_iso
 
     torch.set_num_threads(args.threads)
     rows = load_rows(args.batch_size * 2)

@@ -45,7 +45,7 @@ import torch.nn.functional as F  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import command_line  # noqa: E402
 
-from cwpo.io import machine_info, now_iso  # noqa: E402
+from cwpo.machine import machine_info, now_iso  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "annotator_defaults.json"
@@ -114,9 +114,9 @@ PILOT_POOL_SEED = 1  # the bench's pool is pool_seed 0: this pilot pool samples 
 def sentiment_pilot(path: Path, sft_model: Path) -> None:
     """Sample a pilot pool like the sentiment v2 bench's (its recipe, its SFT model) from another
     pool seed; prompts the bench's pool also holds are dropped, so no bench pair is seen here."""
+    from cwpo.atomic_files import atomic_path
     from cwpo.experiments.recipe import load_recipe
     from cwpo.experiments.sentiment import SentimentConfig, sample_pairs
-    from cwpo.io import atomic_path
 
     recipe = load_recipe(ROOT / "configs" / "cpu" / "sentiment-v2.yaml")
     sent = dict(recipe.sentiment)
@@ -253,7 +253,7 @@ def plain_loop(train, test, max_length=128, epochs=2, lr=2e-5, batch=16, seed=0)
 
 def library_run(train, test, overrides: dict, seed=0, bf16=False):
     from cwpo.annotator import TrainAnnotatorConfig, load_annotator, train_annotator
-    from cwpo.io import write_jsonl
+    from cwpo.atomic_files import write_jsonl
 
     with tempfile.TemporaryDirectory() as tmp:
         write_jsonl(Path(tmp) / "train.jsonl", train)

@@ -32,8 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import tidy_command  # noqa: E402
 
 from cwpo.annotator import TrainAnnotatorConfig, annotate, load_annotator, train_annotator  # noqa: E402
+from cwpo.atomic_files import read_json, write_json, write_text  # noqa: E402
 from cwpo.data import load_pairs, split_pool, to_labeled, write_pairs  # noqa: E402
-from cwpo.io import machine_info, now_iso, read_json, write_json, write_text  # noqa: E402
+from cwpo.machine import machine_info, now_iso  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 HH = Path(os.environ.get("CWPO_SHARED_DATA", ROOT.parent / "shared" / "data")) / "hh-rlhf"

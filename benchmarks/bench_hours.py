@@ -21,7 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import command_line  # noqa: E402
 
-from cwpo.io import machine_info, now_iso, write_json  # noqa: E402
+from cwpo.atomic_files import write_json  # noqa: E402
+from cwpo.machine import machine_info, now_iso  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ROOT / "benchmarks" / "archive" / "bench" / "stages"

@@ -48,12 +48,13 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(2)
+    from cwpo.atomic_files import write_json, write_jsonl
     from cwpo.data.imdb import imdb_prompts
     from cwpo.evaluate.evaluate import EvalConfig, evaluate
     from cwpo.evaluate.generation import generate_responses
     from cwpo.evaluate.gold import get_gold
     from cwpo.evaluate.metrics import gra
-    from cwpo.io import machine_info, now_iso, write_json, write_jsonl
+    from cwpo.machine import machine_info, now_iso
 
     prompts = imdb_prompts(IMDB, n=args.n_prompts, seed=0, words=args.words)
     texts = [p["prompt"] for p in prompts]

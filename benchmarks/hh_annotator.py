@@ -50,8 +50,9 @@ from hh_annotator_report import SHARES, SMOLLM_VARIANTS, SUBSETS, summarize, wri
 
 from cwpo.annotator import TrainAnnotatorConfig, load_annotator, train_annotator  # noqa: E402
 from cwpo.annotator.calibration import agreement, calibration_report  # noqa: E402
+from cwpo.atomic_files import write_text  # noqa: E402
 from cwpo.data import load_pairs, split_pool, to_labeled, write_pairs  # noqa: E402
-from cwpo.io import machine_info, now_iso, write_text  # noqa: E402
+from cwpo.machine import machine_info, now_iso  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 HH = Path(os.environ.get("CWPO_SHARED_DATA", ROOT.parent / "shared" / "data")) / "hh-rlhf"
@@ -171,7 +172,7 @@ def write_doc(runs: dict) -> None:
 
 
 def write_json(path: Path, doc: dict) -> None:
-    """Replace ``path`` atomically (cwpo.io: a killed process leaves the old file or the new one)."""
+    """Replace ``path`` atomically (cwpo.atomic_files: a killed process leaves the old file or the new one)."""
     write_text(path, json.dumps(doc, indent=1) + "\n")
 
 

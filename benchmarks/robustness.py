@@ -36,7 +36,7 @@ from cwpo.experiments.power import Z95, bootstrap_ci, paired_se  # noqa: E402
 from cwpo.experiments.recipe import all_seeds, load_recipe  # noqa: E402
 from cwpo.experiments.report import write_report  # noqa: E402
 from cwpo.experiments.report_curves import level_label  # noqa: E402
-from cwpo.io import now_iso  # noqa: E402
+from cwpo.machine import now_iso  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PARTS = {

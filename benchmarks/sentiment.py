@@ -36,7 +36,7 @@ from sentiment_v2 import v2_metrics  # noqa: E402
 
 from cwpo.experiments.recipe import all_seeds, load_recipe  # noqa: E402
 from cwpo.experiments.report import write_report  # noqa: E402
-from cwpo.io import now_iso  # noqa: E402
+from cwpo.machine import now_iso  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

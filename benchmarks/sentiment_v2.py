@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from cwpo.atomic_files import read_json
 from cwpo.experiments.evidence import annotator_gold_accuracy, evidence, method_gra
-from cwpo.io import read_json
 
 
 def _jsonl(path: Path) -> list[dict]:

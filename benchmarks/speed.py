@@ -309,7 +309,7 @@ def main() -> None:
         return
     import torch
 
-    from cwpo.io import write_json
+    from cwpo.atomic_files import write_json
     from cwpo.runtime import bf16_is_faster, probe_bf16
 
     torch.set_num_threads(args.threads)

@@ -14,7 +14,7 @@ import pytest
 from cwpo.cli.main import main
 from cwpo.data.schema import to_unlabeled, write_pairs
 from cwpo.errors import CWPOError
-from cwpo.io import atomic_dir, foreign_files, guard_output, write_manifest
+from cwpo.outputs import atomic_dir, foreign_files, guard_output, write_manifest
 
 
 def _pairs(n=30):

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from cwpo.align.online import OnlineConfig, online_align
+from cwpo.atomic_files import write_jsonl
 from cwpo.errors import ConfigError, DataError
-from cwpo.io import write_jsonl
 
 
 class FakeScorer:

@@ -4,13 +4,13 @@ import json
 
 import pytest
 
+from cwpo.atomic_files import read_json, write_jsonl
 from cwpo.cli.main import main
 from cwpo.data.imdb import imdb_prompts
 from cwpo.data.schema import write_pairs
 from cwpo.errors import ConfigError, DataError
 from cwpo.evaluate.evaluate import EvalConfig, evaluate, read_prompt_rows
 from cwpo.evaluate.generation import generate_responses
-from cwpo.io import read_json, write_jsonl
 
 
 @pytest.fixture

@@ -171,8 +171,8 @@ def test_the_key_never_appears_in_an_error(fake_judge, tmp_path):
 def test_silent_judge_fails_in_one_line_after_announced_retries(
     tiny_causal_lm_dir, labeled_rows, silent_judge, tmp_path, capsys
 ):
+    from cwpo.atomic_files import write_jsonl
     from cwpo.cli.main import main
-    from cwpo.io import write_jsonl
 
     write_jsonl(tmp_path / "p.jsonl", labeled_rows[:2])
     argv = ["evaluate", "--policy", tiny_causal_lm_dir, "--reference", tiny_causal_lm_dir,

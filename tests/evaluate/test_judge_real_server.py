@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from cwpo.atomic_files import read_json, write_jsonl
 from cwpo.evaluate.judge import parse_verdict
-from cwpo.io import read_json, write_jsonl
 
 KEY = "sk-REAL-SERVER-SECRET-0123"
 SERVED = '"POST /v1/chat/completions HTTP/1.1" 200'

@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cwpo.atomic_files import read_json, write_json
 from cwpo.data.schema import HUMAN_LABEL, kind_of, read_pairs, to_labeled
 from cwpo.errors import ConfigError, DataError
-from cwpo.io import MANIFEST, clear_output, hash_config, read_json, sha256_path, write_json, write_manifest
+from cwpo.hashing import hash_config, sha256_path
 from cwpo.models import resolve_model
+from cwpo.outputs import MANIFEST, clear_output, write_manifest
 
 CHECKPOINTS = "checkpoints"
 RUN_CONFIG = "cwpo_config.json"  # not config.json: a full model folder has its own
@@ -212,7 +214,7 @@ def checkpoint_to_resume(output_dir: Path, resume: bool, stage: str, overwrite: 
     """Check ``output_dir`` before any work; return the checkpoint to resume from, if any.
 
     An interrupted run (checkpoints, no manifest) continues with ``resume`` and is otherwise
-    refused. Anything else follows :func:`cwpo.io.guard_output`: a new or empty folder is used,
+    refused. Anything else follows :func:`cwpo.outputs.guard_output`: a new or empty folder is used,
     an earlier output of ``stage`` is removed first only with ``overwrite`` (and only when every
     file in it is one cwpo wrote), and a folder cwpo did not write is never touched.
     """

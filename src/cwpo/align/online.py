@@ -150,11 +150,14 @@ def online_align(cfg: OnlineConfig, annotator=None) -> dict:
     from transformers import set_seed
 
     from cwpo.align.common import lora_config
+    from cwpo.atomic_files import write_json
     from cwpo.console import progress
-    from cwpo.io import clear_output, hash_config, now_iso, sha256_path, write_json, write_manifest
+    from cwpo.hashing import hash_config, sha256_path
     from cwpo.losses import implicit_rewards, preference_loss, weighted_mean
+    from cwpo.machine import now_iso
     from cwpo.models import resolve_model
     from cwpo.models.loading import load_causal_lm
+    from cwpo.outputs import clear_output, write_manifest
     from cwpo.weighting import confidence
 
     clear_output(cfg.output, "align-online", overwrite=cfg.overwrite)  # before any work

@@ -34,8 +34,8 @@ from cwpo.annotator.encoding import (  # noqa: F401  (also imported from here)
     length_buckets,
     pair_separator,
 )
+from cwpo.atomic_files import read_json
 from cwpo.errors import ConfigError, ModelNotFoundError
-from cwpo.io import read_json
 
 POOLINGS = ("mean", "cls", "response")
 ANNOTATOR_FILE = "annotator.json"

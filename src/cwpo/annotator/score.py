@@ -29,10 +29,12 @@ from typing import Literal
 import torch
 
 from cwpo.annotator.model import EncodedPairs, check_annotator_dir
+from cwpo.atomic_files import read_json, write_json, write_jsonl
 from cwpo.config import check
 from cwpo.data.schema import HUMAN_LABEL, LABELED, UNLABELED, read_pairs
 from cwpo.errors import CWPOError, DataError
-from cwpo.io import guard_output, hash_config, read_json, sha256_path, write_json, write_jsonl
+from cwpo.hashing import hash_config, sha256_path
+from cwpo.outputs import guard_output
 from cwpo.weighting import confidence
 
 FORMAT_VERSION = 1

@@ -42,8 +42,10 @@ from cwpo.annotator.model import (
     response_logprobs,
     scalar_scores,
 )
+from cwpo.atomic_files import write_json
 from cwpo.errors import ConfigError, DataError, warn
-from cwpo.io import atomic_dir, guard_output, hash_config, sha256_path, write_json, write_manifest
+from cwpo.hashing import hash_config, sha256_path
+from cwpo.outputs import atomic_dir, guard_output, write_manifest
 from cwpo.runtime import resolve_bf16
 
 

@@ -25,7 +25,7 @@ def run(args) -> int:
     from cwpo.experiments.recipes import PACKAGE_CONFIGS
     from cwpo.experiments.report import write_report
     from cwpo.experiments.tables import format_summary
-    from cwpo.io import guard_output
+    from cwpo.outputs import guard_output
 
     start = time.time()
     recipe = load_recipe(PACKAGE_CONFIGS / "demo.yaml")

@@ -9,19 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from cwpo.atomic_files import read_json, write_json
 from cwpo.config import check, to_dict
 from cwpo.data.load import FORMATS, HH_SUBSETS, load_pairs, resolve_source
 from cwpo.data.schema import write_pairs
 from cwpo.data.split import filter_by_length, hh_subset, poison_labels, split_pool
-from cwpo.io import (
-    atomic_dir,
-    guard_output,
-    hash_config,
-    read_json,
-    sha256_path,
-    write_json,
-    write_manifest,
-)
+from cwpo.hashing import hash_config, sha256_path
+from cwpo.outputs import atomic_dir, guard_output, write_manifest
 
 
 @dataclass

@@ -18,8 +18,8 @@ import random
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from cwpo.atomic_files import atomic_path, write_jsonl
 from cwpo.errors import DataError
-from cwpo.io import atomic_path, write_jsonl
 
 LABELED = ("prompt", "chosen", "rejected")
 UNLABELED = ("prompt", "response_a", "response_b")

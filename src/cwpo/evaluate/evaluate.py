@@ -16,18 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from cwpo.atomic_files import write_json, write_jsonl, write_text
 from cwpo.config import check, to_dict
 from cwpo.errors import DataError
-from cwpo.io import (
-    atomic_dir,
-    guard_output,
-    hash_config,
-    sha256_path,
-    write_json,
-    write_jsonl,
-    write_manifest,
-    write_text,
-)
+from cwpo.hashing import hash_config, sha256_path
+from cwpo.outputs import atomic_dir, guard_output, write_manifest
 
 
 @dataclass

@@ -33,8 +33,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from cwpo.atomic_files import write_jsonl
 from cwpo.errors import ConfigError
-from cwpo.io import hash_config, sha256_path, write_jsonl
+from cwpo.hashing import hash_config, sha256_path
 
 CACHE_FORMAT = "cwpo-generation-v1"
 _MODEL_HASHES: dict[tuple, str] = {}

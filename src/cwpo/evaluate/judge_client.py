@@ -24,8 +24,9 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from cwpo.atomic_files import read_json, write_json
 from cwpo.errors import ConfigError, CWPOError
-from cwpo.io import hash_config, read_json, write_json
+from cwpo.hashing import hash_config
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 

@@ -35,10 +35,11 @@ def _logprobs(
     """
     import torch
 
+    from cwpo.atomic_files import atomic_path
     from cwpo.console import progress as progress_bar
     from cwpo.console import short_ref
     from cwpo.evaluate.generation import model_content_id
-    from cwpo.io import atomic_path, hash_config
+    from cwpo.hashing import hash_config
     from cwpo.models.loading import load_causal_lm
     from cwpo.models.logprobs import sequence_logprobs
 

@@ -25,8 +25,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from cwpo.atomic_files import read_json, write_json
 from cwpo.errors import CWPOError
-from cwpo.io import read_json, write_json
 
 STUB = "ARCHIVED.json"
 CACHE_TOKEN = "@CACHE@"

@@ -22,9 +22,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from cwpo.atomic_files import read_json
 from cwpo.console import STAGE_WHAT, stage_line
 from cwpo.experiments.archive import check_inputs
-from cwpo.io import atomic_dir, hash_config, read_json, write_manifest
+from cwpo.hashing import hash_config
+from cwpo.outputs import atomic_dir, write_manifest
 
 log = logging.getLogger("cwpo.run")
 

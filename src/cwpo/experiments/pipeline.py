@@ -20,21 +20,15 @@ from pathlib import Path
 
 import yaml
 
+from cwpo.atomic_files import read_json, write_json, write_jsonl, write_text
 from cwpo.console import STAGE_LOGGER
 from cwpo.experiments.cache import CACHE_ONLY, Artifact, StageNotCached
 from cwpo.experiments.methods import Method
 from cwpo.experiments.point_runner import PointRunner
 from cwpo.experiments.recipe import Recipe, check_run, expand, load_recipe, seeds_of
 from cwpo.experiments.rows import annotator_row, data_stats, flatten_eval, summarize
-from cwpo.io import (
-    guard_output,
-    hash_config,
-    read_json,
-    write_json,
-    write_jsonl,
-    write_manifest,
-    write_text,
-)
+from cwpo.hashing import hash_config
+from cwpo.outputs import guard_output, write_manifest
 
 log = logging.getLogger("cwpo.run")
 

@@ -14,7 +14,7 @@ from cwpo.experiments.cache import Artifact, run_stage
 from cwpo.experiments.methods import Method
 from cwpo.experiments.recipe import Recipe
 from cwpo.experiments.sentiment_stages import SentimentStages
-from cwpo.io import sha256_path
+from cwpo.hashing import sha256_path
 
 
 def decided_precision(section: dict) -> dict:

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from cwpo.atomic_files import read_json, write_text
 from cwpo.errors import CWPOError
 from cwpo.experiments.plotting import pyplot, savefig
 from cwpo.experiments.report_curves import annotator_study_lines, level_label, plot_grid_curves
 from cwpo.experiments.report_evidence import evidence_section, has_gold_rows
-from cwpo.io import guard_output, hash_config, read_json, write_manifest, write_text
+from cwpo.hashing import hash_config
+from cwpo.outputs import guard_output, write_manifest
 
 CLAIMS = [  # (better, worse, the paper's claim)
     ("cw", "human", "CW-DPO beats Human-DPO on the same unlabeled pairs (paper Table 1)"),

@@ -7,8 +7,9 @@ import json
 import shutil
 from pathlib import Path
 
+from cwpo.atomic_files import write_jsonl
 from cwpo.experiments.cache import Artifact, run_stage
-from cwpo.io import sha256_path, write_jsonl
+from cwpo.hashing import sha256_path
 
 
 class SentimentStages:

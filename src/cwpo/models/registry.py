@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cwpo.errors import ModelNotFoundError
-from cwpo.io import atomic_dir
+from cwpo.outputs import atomic_dir
 
 
 @dataclass(frozen=True)
