@@ -9,7 +9,9 @@ import math
 import os
 from pathlib import Path
 
-import torch
+import numpy as np
+
+from cwpo.stats import Claim, Estimate, crossed_bootstrap, judge, paired_estimate, t_estimate
 
 PAPER = {"harmless_acc": 0.691, "helpful_acc": 0.642, "hh_acc": 0.638}  # Table 6, OPT-125M BT
 PAPER_TIME = {"bt": 2450, "sft+dpo": 4978}  # Table 6, seconds
@@ -31,28 +33,24 @@ def mean_std(vals: list[float]) -> tuple[float | None, float | None]:
 def fig2_keys(runs: dict) -> dict:
     """Paper Fig. 2's premise on HH: the most confident fifth of labels is more accurate than the least.
 
-    Top minus bottom quintile per seed, averaged over seeds; its 95% CI from the binomial SE of each
-    quintile's accuracy (test-pair noise; the quintiles of one seed hold disjoint pairs).
+    Top minus bottom quintile per seed; its estimate is Student t over the seeds
+    (:func:`cwpo.stats.t_estimate`); the verdict is made with Table 6's claim (:func:`summarize`).
     """
     members = [r for k, r in runs.items() if k.startswith("minilm/hh/share0.3/")]
     if not members:
         return {}
-    diffs, variances = [], []
-    for r in members:
-        q1, q5 = r["accuracy_by_confidence_quintile"][0], r["accuracy_by_confidence_quintile"][-1]
-        diffs.append(q5["accuracy"] - q1["accuracy"])
-        variances.append(sum(q["accuracy"] * (1 - q["accuracy"]) / q["n"] for q in (q1, q5)))
-    diff = sum(diffs) / len(diffs)
-    se = math.sqrt(sum(variances)) / len(members)
-    lo, hi = diff - 1.96 * se, diff + 1.96 * se
+    diffs = [
+        r["accuracy_by_confidence_quintile"][-1]["accuracy"]
+        - r["accuracy_by_confidence_quintile"][0]["accuracy"]
+        for r in members
+    ]
+    if len(diffs) < 2:
+        return {}
+    est = t_estimate(diffs)
     return {
-        "hh_acc_top_minus_bottom_quintile": diff,
-        "hh_acc_top_minus_bottom_quintile_ci95": [lo, hi],
-        "verdict_fig2_accuracy_rises_with_confidence": "holds"
-        if lo > 0
-        else "fails"
-        if hi < 0
-        else "unresolved",
+        "hh_acc_top_minus_bottom_quintile": est.mean,
+        "hh_acc_top_minus_bottom_quintile_ci95": [est.lo, est.hi],
+        "hh_acc_top_minus_bottom_quintile_estimate": est.to_dict(),
     }
 
 
@@ -68,26 +66,27 @@ def variant_keys(runs: dict) -> dict:
             continue
         ref = runs.get(f"minilm/{subset}/{share}/{seed}")
         entry = out.setdefault(f"{tag[len('minilm+'):]}/{subset}", {"seeds": [], "accuracy": [], "diff": [],
-                                                                    "diff_var": [], "train_time_ratio": []})  # fmt: skip
+                                                                    "train_time_ratio": []})  # fmt: skip
         entry["seeds"].append(int(seed[len("seed") :]))
         entry["accuracy"].append(r["accuracy"])
         if ref and "agree" in ref and "agree" in r:
-            d = torch.tensor(r["agree"], dtype=torch.float64) - torch.tensor(
-                ref["agree"], dtype=torch.float64
-            )
-            entry["diff"].append(float(d.mean()))
-            entry["diff_var"].append(float(d.var() / len(d)))
+            entry["diff"].append(np.asarray(r["agree"], float) - np.asarray(ref["agree"], float))
             entry["train_time_ratio"].append(ref["train_time_s"] / r["train_time_s"])
     summary = {}
     for name, e in out.items():
         n = len(e["diff"])
-        diff = sum(e["diff"]) / n if n else None
-        se = math.sqrt(sum(e["diff_var"])) / n if n else None
+        # t over seeds; one seed: the crossed bootstrap over its held-out pairs alone
+        est = (
+            (t_estimate([d.mean() for d in e["diff"]]) if n >= 2 else crossed_bootstrap(e["diff"][0]))
+            if n
+            else None
+        )
         summary[name] = {
             "seeds": e["seeds"],
             "accuracy": mean_std(e["accuracy"])[0],
-            "minus_defaults": diff,
-            "minus_defaults_ci95": None if se is None else [diff - 1.96 * se, diff + 1.96 * se],
+            "minus_defaults": None if est is None else est.mean,
+            "minus_defaults_ci95": None if est is None else [est.lo, est.hi],
+            "minus_defaults_interval": None if est is None else est.method,
             "defaults_train_time_over_variant": mean_std(e["train_time_ratio"])[0],
             "paired_seeds": n,
         }
@@ -142,21 +141,24 @@ def summarize(runs: dict) -> dict:
     if same_pairs:
         s["train_time_ratio_bt_over_dpo"] = smol["bt"]["train_time_s"] / smol["sft+dpo"]["train_time_s"]
         s["paper_train_time_ratio"] = PAPER_TIME["bt"] / PAPER_TIME["sft+dpo"]
-        a = torch.tensor(smol["bt"]["agree"], dtype=torch.float64)
-        b = torch.tensor(smol["sft+dpo"]["agree"], dtype=torch.float64)
-        d = a - b
-        se = float(d.std() / math.sqrt(len(d)))
-        diff = float(d.mean())
-        s["smollm_bt_minus_sftdpo_acc"] = diff
-        s["smollm_bt_minus_sftdpo_ci95"] = [diff - 1.96 * se, diff + 1.96 * se]
-        s["smollm_bt_minus_sftdpo_mde"] = 1.96 * se
+        # one seed: the crossed bootstrap resamples the held-out pairs only (no training randomness)
+        est = paired_estimate([smol["bt"]["agree"]], [smol["sft+dpo"]["agree"]], method="crossed")
+        s["smollm_bt_minus_sftdpo_acc"] = est.mean
+        s["smollm_bt_minus_sftdpo_ci95"] = [est.lo, est.hi]
+        s["smollm_bt_minus_sftdpo_mde"] = est.mde
+        s["smollm_bt_minus_sftdpo_estimate"] = est.to_dict()
         s["smollm_n_train"], s["smollm_n_eval"] = smol["bt"]["n_train"], smol["bt"]["n_eval"]
-        s["verdict_table6_bt_beats_sftdpo"] = (
-            "holds" if diff - 1.96 * se > 0 else "fails" if diff + 1.96 * se < 0 else "unresolved"
+    family = [
+        Claim(verdict_key, Estimate(**s[key]))
+        for verdict_key, key in (
+            ("verdict_fig2_accuracy_rises_with_confidence", "hh_acc_top_minus_bottom_quintile_estimate"),
+            ("verdict_table6_bt_beats_sftdpo", "smollm_bt_minus_sftdpo_estimate"),
         )
-    if s.get("hh_acc") is not None:
-        s["bar_hh_acc_0.638"] = "met" if s["hh_acc"] >= 0.638 else "not met"
-        s["bar_hh_acc_top30_plus_0.05"] = "met" if s["hh_acc_top30"] >= s["hh_acc"] + 0.05 else "not met"
+        if s.get(key)
+    ]
+    for judged in judge(family):  # the track's claims, one family (cwpo.stats)
+        s[judged["name"]] = judged["verdict"]
+        s[judged["name"] + "_p_holm"] = judged["p_holm"]
     if s.get("train_time_ratio_bt_over_dpo") is not None:
         s["bar_train_time_ratio_0.49"] = "met" if s["train_time_ratio_bt_over_dpo"] <= 0.49 else "not met"
     return s

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import write_result  # noqa: E402
 
-from cwpo.experiments.power import planned_mde  # noqa: E402
+from cwpo.stats import planned_mde  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 BAR = 0.03

@@ -32,11 +32,11 @@ from _common import add_part_args, command_line, result_update, run_part, sync_a
 from _workers import cached_rows, run_workers  # noqa: E402
 
 from cwpo.experiments.evidence import read_jsonl  # noqa: E402
-from cwpo.experiments.power import Z95, bootstrap_ci, paired_se  # noqa: E402
 from cwpo.experiments.recipe import all_seeds, load_recipe  # noqa: E402
 from cwpo.experiments.report import write_report  # noqa: E402
 from cwpo.experiments.report_curves import level_label  # noqa: E402
 from cwpo.machine import now_iso  # noqa: E402
+from cwpo.stats import Claim, Estimate, crossed_bootstrap, judge  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PARTS = {
@@ -83,8 +83,8 @@ def _agreement(annotated: str) -> dict[tuple, float]:
 def change_vs_reference(rows: list[dict], key: str, reference) -> dict:
     """Per level of ``key``: the change of the weak labels' agreement with D_u's human labels
     against the ``reference`` level, paired by seed and by D_u pair (both runs of a seed label the
-    same pairs): mean, se, MDE (1.96 se) and a two-stage bootstrap 95% CI over seeds and pairs
-    (``cwpo.experiments.power``). Seeds are truncated to the smallest number of common pairs."""
+    same pairs): mean, se, p, 80%-power MDE and 95% CI from the crossed bootstrap over seeds x pairs
+    (``cwpo.stats``). Seeds are truncated to the smallest number of common pairs."""
     ref_label = level_label(reference)
     by = {(r["seed"], level_label(r.get(key))): r for r in rows if r.get("annotated")}
     agree = {k: _agreement(r["annotated"]) for k, r in by.items()}
@@ -101,15 +101,15 @@ def change_vs_reference(rows: list[dict], key: str, reference) -> dict:
         n = min((len(d) for d in diffs), default=0)
         if n < 2:
             continue
-        mat = np.array([d[:n] for d in diffs])
-        se = paired_se(mat)
-        lo, hi = bootstrap_ci(mat)
+        est = crossed_bootstrap(np.array([d[:n] for d in diffs]))
         out[level] = {
-            "agreement_change": se["mean"],
-            "se": se["se"],
-            "mde": Z95 * se["se"],
-            "ci": [lo, hi],
-            "n_seeds": se["n_seeds"],
+            "agreement_change": est.mean,
+            "se": est.se,
+            "mde": est.mde,
+            "ci": [est.lo, est.hi],
+            "p": est.p,
+            "estimate": est.to_dict(),
+            "n_seeds": est.n_seeds,
             "n_pairs": n,
             "reference": ref_label,
         }
@@ -118,13 +118,14 @@ def change_vs_reference(rows: list[dict], key: str, reference) -> dict:
 
 def degradation_verdict(change: dict) -> str | None:
     """App. J.8 (ii) on the annotator side: poisoning D_l lowers the weak labels' agreement with the
-    human labels. Judged at the largest level: holds if its CI is below 0, fails if above, else
-    unresolved."""
+    human labels. Judged at the largest level by the one verdict rule (:func:`cwpo.stats.judge`,
+    the claimed direction is a drop); here a family of one: the summary (``verdicts.py``) judges it
+    again within the family of every claim it lists."""
     if not change:
         return None
     top = change[max(change, key=float)]
-    lo, hi = top["ci"]
-    return "holds" if hi < 0 else "fails" if lo > 0 else "unresolved"
+    (judged,) = judge([Claim("annotator degrades", Estimate(**top["estimate"]), direction=-1)])
+    return judged["verdict"]
 
 
 def point_pieces(parts: list[str], runs: Path) -> list[tuple[str, list[str]]]:

@@ -119,7 +119,8 @@ def fit_keys(rows: list[dict], suffix: str) -> dict:
 
 
 def table5_verdict(ev: dict) -> str | None:
-    """c is the best weight: holds if it beats every other weight, fails if one beats it."""
+    """c is the best weight (a conjunction of the Table 5 claims, each judged by the one rule in
+    :func:`cwpo.experiments.evidence.evidence`): holds if every one holds, fails if one fails."""
     verdicts = [c["verdict"] for k, c in ev["claims"].items() if k.startswith("cw_gt_w_")]
     if not verdicts:
         return None

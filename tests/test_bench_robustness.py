@@ -42,7 +42,8 @@ def test_change_is_paired_by_seed_and_pair_and_its_verdict_follows_the_ci(tmp_pa
     c = change["0.4"]
     assert c["agreement_change"] == pytest.approx(-0.2)
     assert c["n_seeds"] == 3 and c["n_pairs"] == n and c["reference"] == "0"
-    assert c["ci"][1] < 0 and c["mde"] == pytest.approx(1.959963984540054 * c["se"])
+    assert c["ci"][1] < 0 and c["mde"] > 2.8 * c["se"]  # 80% power on 2 df: (4.30 + 1.06) se
+    assert c["estimate"]["method"] == "crossed bootstrap over seeds x prompts"
     assert robustness.degradation_verdict(change) == "holds"
     same = robustness.change_vs_reference(_rows(tmp_path, clean, clean), "data.poison_frac", 0.0)
     assert same["0.4"]["agreement_change"] == 0 and robustness.degradation_verdict(same) == "unresolved"

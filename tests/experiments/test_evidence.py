@@ -36,7 +36,9 @@ def test_gra_and_head_to_head_by_hand(tmp_path):
     assert h["gra_diff"] == pytest.approx(0.375)
     assert h["win_rate"] == pytest.approx(0.75)
     assert h["gold_diff"] == pytest.approx(np.mean([0, 2, 1, 0]))
-    assert h["mde"] > 0 and h["verdict"] in ("holds", "unresolved")
+    # one seed, 4 prompts: se about sd([0, 1, .5, 0]) / 2 = 0.24, p about 0.12; the verdict needs the
+    # family of claims, so head_to_head gives none
+    assert h["mde"] > 2.8 * h["gra_diff_se"] * 0.99 and 0.05 < h["p"] < 0.3 and "verdict" not in h
 
 
 def test_evidence_tests_only_the_claims_present(tmp_path):

@@ -3,8 +3,10 @@
 A ``cwpo run`` results row points at its evaluation (``eval_dir/rows.jsonl``: per test prompt the
 gold score of the policy's response and of the SFT model's response). Methods of one seed share
 the SFT model and its reference responses, and every seed of a v2 track uses the same test
-prompts, so every comparison here is paired by (seed, prompt); :mod:`cwpo.experiments.power`
-turns the paired differences into a standard error, an MDE, a bootstrap CI and a verdict.
+prompts, so every comparison here is paired by (seed, prompt) and crossed (the prompts are the
+same for every seed); :mod:`cwpo.stats` turns the paired differences into an estimate (crossed
+bootstrap over seeds x prompts, t over seeds), an 80%-power MDE, and the claims of one results
+group into Holm-adjusted verdicts.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from cwpo.errors import CWPOError
-from cwpo.experiments.power import Z95, bootstrap_ci, ci95, compare, paired_se
+from cwpo.stats import STATS_META, Claim, Estimate, crossed_bootstrap, judge, paired_estimate
 
 # (claim key, better, worse, the paper's claim, the paper's number or None)
 CLAIMS = [
@@ -75,19 +77,26 @@ def _common(a: dict, b: dict) -> list[int]:
     return seeds
 
 
+def _clipped(est: Estimate, low: float, high: float) -> tuple[float, float]:
+    """The interval of ``est`` cut to the range the quantity can take (a rate's CI stays in [0, 1])."""
+    return max(est.lo, low), min(est.hi, high)
+
+
 def method_gra(rows: list[dict], method: str, n_boot: int = 2000) -> dict:
-    """GRA of ``method`` against the SFT model over every seed and prompt, with its 95% CI (ci95)."""
+    """GRA of ``method`` against the SFT model over every seed and prompt, with its 95% CI."""
     data = per_prompt(rows, method)
     if not data:
         return {}
     seeds = sorted(data)
     mat = np.stack([data[s]["outcome"] for s in seeds])
-    low, high = ci95(mat, n_boot=n_boot, bounds=(0.0, 1.0))
+    est = crossed_bootstrap(mat, n_boot=n_boot)
+    low, high = _clipped(est, 0.0, 1.0)
     return {
-        "gra": float(mat.mean()),
+        "gra": est.mean,
         "ci_low": low,
         "ci_high": high,
-        "se": paired_se(mat)["se"],
+        "se": est.se,
+        "interval": est.method,
         "per_seed": [float(x) for x in mat.mean(axis=1)],
         "n_seeds": len(seeds),
         "n_prompts": mat.shape[1],
@@ -98,9 +107,10 @@ def head_to_head(rows: list[dict], a: str, b: str, n_boot: int = 2000) -> dict:
     """``a`` against ``b`` on the same seeds and prompts.
 
     ``gra_diff``: the difference of their GRA outcomes (paired through the shared reference
-    responses), with its se, MDE, CI and verdict on a > b. ``win_rate``: share of prompts where
-    the gold scores a's response above b's (ties half), with CI; ``gold_diff``: the mean gold
-    difference a − b, with CI.
+    responses), with its se, p-value, 80%-power MDE and CI (``estimate``: all of it, from
+    :func:`cwpo.stats.paired_estimate`). ``win_rate``: share of prompts where the gold scores a's
+    response above b's (ties half), with CI; ``gold_diff``: the mean gold difference a − b, with CI.
+    The verdict is not made here: it needs the family of claims (:func:`evidence`).
     """
     da, db = per_prompt(rows, a), per_prompt(rows, b)
     seeds = _common(da, db)
@@ -110,27 +120,28 @@ def head_to_head(rows: list[dict], a: str, b: str, n_boot: int = 2000) -> dict:
     ob = np.stack([db[s]["outcome"] for s in seeds])
     ga = np.stack([da[s]["gold"] for s in seeds])
     gb = np.stack([db[s]["gold"] for s in seeds])
-    gra_diff = compare(oa, ob, n_boot=n_boot, bounds=(-1.0, 1.0))
-    wins = np.vectorize(_outcome)(ga, gb)
-    win_low, win_high = ci95(wins, n_boot=n_boot, seed=1, bounds=(0.0, 1.0))
-    gold = compare(ga, gb, n_boot=n_boot, seed=2)
+    gra_diff = paired_estimate(oa, ob, method="crossed", n_boot=n_boot)
+    wins = crossed_bootstrap(np.vectorize(_outcome)(ga, gb), n_boot=n_boot, seed=1)
+    gold = paired_estimate(ga, gb, method="crossed", n_boot=n_boot, seed=2)
     return {
-        "gra_diff": gra_diff["mean"],
-        "gra_diff_se": gra_diff["se"],
-        "gra_diff_ci": [gra_diff["ci_low"], gra_diff["ci_high"]],
-        "mde": gra_diff["mde"],
-        "verdict": gra_diff["verdict"],
-        "win_rate": float(wins.mean()),
-        "win_rate_ci": [win_low, win_high],
-        "gold_diff": gold["mean"],
-        "gold_diff_ci": [gold["ci_low"], gold["ci_high"]],
+        "gra_diff": gra_diff.mean,
+        "gra_diff_se": gra_diff.se,
+        "gra_diff_ci": list(_clipped(gra_diff, -1.0, 1.0)),
+        "mde": gra_diff.mde,
+        "p": gra_diff.p,
+        "estimate": gra_diff.to_dict(),
+        "win_rate": wins.mean,
+        "win_rate_ci": list(_clipped(wins, 0.0, 1.0)),
+        "gold_diff": gold.mean,
+        "gold_diff_ci": [gold.lo, gold.hi],
         "n_seeds": len(seeds),
         "n_prompts": oa.shape[1],
     }
 
 
 def evidence(rows: list[dict], n_boot: int = 2000) -> dict:
-    """Every method's GRA with CI, and every claim of :data:`CLAIMS` the rows can test."""
+    """Every method's GRA with CI, and every claim of :data:`CLAIMS` the rows can test, judged
+    together as one family (:func:`cwpo.stats.judge`: Holm-adjusted verdicts)."""
     methods = list(dict.fromkeys(r["method"] for r in rows))
     by_method = defaultdict(dict)
     for m in methods:
@@ -141,7 +152,12 @@ def evidence(rows: list[dict], n_boot: int = 2000) -> dict:
             h2h = head_to_head(rows, better, worse, n_boot=n_boot)
             if h2h:
                 claims[key] = {"claim": text, "paper": paper, "better": better, "worse": worse, **h2h}
-    return {"methods": dict(by_method), "claims": claims, "z": Z95}
+    family = [Claim(key, Estimate(**c["estimate"]), 1, c["paper"]) for key, c in claims.items()]
+    for judged in judge(family):
+        claims[judged["name"]].update(
+            verdict=judged["verdict"], p_holm=judged["p_holm"], family_size=judged["family_size"]
+        )
+    return {"methods": dict(by_method), "claims": claims, "stats": STATS_META}
 
 
 def annotator_gold_accuracy(annotated: list[dict], pairs: list[dict], n_bins: int = 5) -> dict:
@@ -169,7 +185,7 @@ def annotator_gold_accuracy(annotated: list[dict], pairs: list[dict], n_bins: in
     if not correct:
         return {}
     acc = np.array(correct)
-    low, high = bootstrap_ci(acc[None, :])
+    low, high = _clipped(crossed_bootstrap(acc), 0.0, 1.0)
     order = np.argsort(np.array(conf), kind="stable")
     bins = [acc[idx].mean() for idx in np.array_split(order, n_bins) if len(idx)]
     return {
@@ -228,7 +244,8 @@ def claim_line(c: dict) -> str:
     paper = f" Paper: {c['paper']}." if c.get("paper") else ""
     return (
         f"- **{c['claim']}: {c['verdict']}.** {c['better']} − {c['worse']} = {100 * c['gra_diff']:+.1f} GRA points "
-        f"(95% CI {100 * lo:+.1f} to {100 * hi:+.1f}; MDE {100 * c['mde']:.1f} over {c['n_seeds']} seed(s) × "
+        f"(95% CI {100 * lo:+.1f} to {100 * hi:+.1f}; Holm p {c['p_holm']:.3g}; 80%-power MDE {100 * c['mde']:.1f} "
+        f"over {c['n_seeds']} seed(s) × "
         f"{c['n_prompts']} prompts); head-to-head gold win rate {100 * c['win_rate']:.1f}% "
         f"(CI {100 * c['win_rate_ci'][0]:.1f}-{100 * c['win_rate_ci'][1]:.1f}).{paper}"
     )

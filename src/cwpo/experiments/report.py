@@ -19,6 +19,7 @@ from cwpo.experiments.report_curves import annotator_study_lines, level_label, p
 from cwpo.experiments.report_evidence import evidence_section, has_gold_rows
 from cwpo.hashing import hash_config
 from cwpo.outputs import guard_output, write_manifest
+from cwpo.stats import Claim, judge, t_estimate
 
 CLAIMS = [  # (better, worse, the paper's claim)
     ("cw", "human", "CW-DPO beats Human-DPO on the same unlabeled pairs (paper Table 1)"),
@@ -218,8 +219,16 @@ def plot_split_ratio(rows: list[dict], out: Path, metric: str, keys: list[str]) 
 
 
 def claims(rows: list[dict], metric: str, keys: list[str]) -> list[str]:
-    """One computed sentence per paper claim that the results can test."""
-    lines = []
+    """One computed sentence per paper claim that the results can test.
+
+    Per grid group, the seed-paired differences of ``metric`` give a Student t estimate
+    (:func:`cwpo.stats.t_estimate`); the claims of all groups form one family whose verdicts come
+    from :func:`cwpo.stats.judge` (Holm-adjusted). A comparison on one seed has no error estimate:
+    it is reported with its direction and left out of the family (never a verdict).
+    """
+    family: list[Claim] = []
+    texts: list[tuple[str, str, str, str, list[float]]] = []  # (text, where, better, worse, diffs)
+    single: list[str] = []
     for gkey, by_method in _group(rows, keys).items():
         where = ", ".join(f"{k}={v}" for k, v in zip(keys, gkey, strict=True))
         for better, worse, text in CLAIMS:
@@ -228,33 +237,27 @@ def claims(rows: list[dict], metric: str, keys: list[str]) -> list[str]:
             b = {r["seed"]: r.get(metric) for r in by_method[better]}
             w = {r["seed"]: r.get(metric) for r in by_method[worse]}
             diffs = [b[s] - w[s] for s in b if s in w and b[s] is not None and w[s] is not None]
-            if not diffs:
-                continue
-            d = float(np.mean(diffs))
-            se = float(np.std(diffs, ddof=1) / np.sqrt(len(diffs))) if len(diffs) > 1 else float("nan")
-            wins = sum(x > 0 for x in diffs)
-            if len(diffs) < 2:  # one seed: no error estimate across seeds, so only a direction
-                verdict = (
-                    "same direction as the paper, one seed (no error estimate)"
-                    if d > 0
-                    else ("opposite direction to the paper, one seed (no error estimate)")
+            label = f"{text}{f' [{where}]' if where else ''}"
+            if len(diffs) == 1:
+                way = "same direction as" if diffs[0] > 0 else "opposite direction to"
+                single.append(
+                    f"- {label}: {way} the paper, one seed (no error estimate, no verdict): "
+                    f"{better} − {worse} = {100 * diffs[0]:+.1f} points."
                 )
-                spread = "1 seed"
-            else:
-                if d > 2 * se:
-                    verdict = "held"
-                elif d > 0:
-                    verdict = "pointed the same way but within noise (< 2 s.e.)"
-                elif -d > 2 * se:
-                    verdict = "did not hold (reversed beyond noise)"
-                else:
-                    verdict = "did not hold (within noise)"
-                spread = f"± {100 * se:.1f} s.e. over {len(diffs)} seeds; {better} ahead in {wins}/{len(diffs)} seeds"
-            lines.append(
-                f"- {text}{f' [{where}]' if where else ''}: {verdict}: {better} − {worse} = {100 * d:+.1f} points "
-                f"({spread})."
-            )
-    return lines
+            elif diffs:
+                family.append(Claim(label, t_estimate(diffs)))
+                texts.append((label, where, better, worse, diffs))
+    lines = []
+    for (label, _where, better, worse, diffs), judged in zip(texts, judge(family), strict=True):
+        est = judged["estimate"]
+        wins = sum(x > 0 for x in diffs)
+        lines.append(
+            f"- {label}: {judged['verdict']}: {better} − {worse} = {100 * est['mean']:+.1f} points "
+            f"(95% t CI {100 * est['lo']:+.1f} to {100 * est['hi']:+.1f} over {len(diffs)} seeds, "
+            f"Holm p {judged['p_holm']:.3g} in a family of {judged['family_size']}; 80%-power MDE "
+            f"{100 * est['mde']:.1f}; {better} ahead in {wins}/{len(diffs)} seeds)."
+        )
+    return lines + single
 
 
 def write_report(

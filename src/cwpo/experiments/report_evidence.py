@@ -13,7 +13,6 @@ import numpy as np
 
 from cwpo.experiments.evidence import annotator_vs_gold, claim_line, evidence
 from cwpo.experiments.plotting import pyplot, savefig
-from cwpo.experiments.power import Z95
 
 
 def has_gold_rows(rows: list[dict]) -> bool:
@@ -75,7 +74,7 @@ def _plot_h2h(results: dict, out: Path) -> str | None:
         ax.plot([-100 * c["mde"], 100 * c["mde"]], [i, i], color="0.8", lw=6, zorder=0)
     ax.set_yticks(range(len(items)), [n for n, _ in items], fontsize=7)
     ax.axvline(0, color="k", lw=0.8)
-    ax.set_xlabel("GRA difference (points), 95% CI; grey: ± MDE")
+    ax.set_xlabel("GRA difference (points), 95% CI; grey: ± MDE (80% power)")
     ax.set_title("Head-to-head, paired over seeds and prompts")
     savefig(fig, out / "head_to_head.png")
     plt.close(fig)
@@ -109,12 +108,12 @@ def evidence_section(groups: dict[str, list[dict]], out: Path) -> tuple[list[str
     lines = [
         "## Evidence: GRA with 95% CIs, paired head-to-heads, MDE and verdicts",
         "",
-        "Every interval is a two-stage bootstrap over seeds and test prompts, widened where needed to "
-        "at least ± the MDE (with few seeds the bootstrap alone is too narrow); a comparison is paired "
-        "(same seeds, same prompts, same SFT reference responses). MDE = "
-        f"{Z95:.2f} × the standard error of the paired difference: the smallest difference this "
-        "run can declare at 95% (two-sided). A verdict is *holds* / *fails* only when the CI "
-        "excludes 0; otherwise *unresolved*.",
+        "Every interval is a crossed bootstrap over seeds × test prompts (the prompts are shared by the "
+        "seeds), never narrower than the Student t interval over seed means; a comparison is paired "
+        "(same seeds, same prompts, same SFT reference responses). MDE: the difference the run detects "
+        "with 80% power at 5% (two-sided). The claims of each group form one family: a verdict is "
+        "*holds* / *fails* only when the Holm-adjusted p-value is below 0.05 (in / against the claimed "
+        "direction), otherwise *unresolved* (`cwpo.stats`).",
         "",
     ]
     for label, ev in results.items():
