@@ -55,7 +55,7 @@ def build(variant: str, rows: list[dict], args, out: Path):
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
-    from cwpo.align.common import lora_config
+    from cwpo.align.trainable_model import lora_config
     from cwpo.align.trainer import WeightedDPOTrainer
     from cwpo.models.loading import load_causal_lm
 

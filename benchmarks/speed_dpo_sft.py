@@ -96,7 +96,7 @@ def build_dpo(path: str, rows: list[dict], shape: dict, out: Path):
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
-    from cwpo.align.common import lora_config, training_attention, training_precision
+    from cwpo.align.trainable_model import lora_config, training_attention, training_precision
     from cwpo.align.trainer import WeightedDPOTrainer
     from cwpo.models.loading import load_causal_lm
 
@@ -234,7 +234,7 @@ def bench_sft(args) -> dict:
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from cwpo.align.common import lora_config, training_attention, training_precision
+    from cwpo.align.trainable_model import lora_config, training_attention, training_precision
     from cwpo.models.loading import load_causal_lm, load_tokenizer
 
     tok = load_tokenizer(MODEL)

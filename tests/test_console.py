@@ -119,7 +119,7 @@ def test_use_callers_progress_drops_the_trainers_own(tiny_causal_lm_dir):
     from transformers import Trainer, TrainingArguments
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    from cwpo.align.common import use_callers_progress
+    from cwpo.align.training_stage import use_callers_progress
     from cwpo.models.loading import load_causal_lm
 
     model, _ = load_causal_lm(tiny_causal_lm_dir, tokenizer=False)

@@ -72,7 +72,7 @@ def test_trainer_response_head_equals_fused_head(tmp_path, tiny_causal_lm_dir, l
 
 
 def test_eager_attention_equals_sdpa(tmp_path, tiny_causal_lm_dir, monkeypatch):
-    from cwpo.align.common import training_attention
+    from cwpo.align.trainable_model import training_attention
 
     monkeypatch.delenv("CWPO_ATTN", raising=False)
     assert training_attention(64) == "eager" and training_attention(4096) is None

@@ -19,7 +19,7 @@ from datasets import Dataset  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 from trl import DPOConfig  # noqa: E402
 
-from cwpo.align.common import lora_config, training_precision  # noqa: E402
+from cwpo.align.trainable_model import lora_config, training_precision  # noqa: E402
 from cwpo.align.trainer import WeightedDPOTrainer, length_groups  # noqa: E402
 from cwpo.runtime import bf16_errors, parse_bf16, resolve_bf16  # noqa: E402
 

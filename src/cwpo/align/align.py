@@ -19,7 +19,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Literal
 
-from cwpo.align.training_config import TrainingConfig
+from cwpo.align.training_config import TrainingConfig, training_errors
+from cwpo.align.training_pairs import read_training_pairs
 from cwpo.config import check
 from cwpo.errors import ConfigError, DataError
 from cwpo.losses import LossType
@@ -55,9 +56,7 @@ class AlignConfig(TrainingConfig):
     )
 
     def __post_init__(self):
-        from cwpo.align.common import common_training_errors
-
-        errors = common_training_errors(self)
+        errors = training_errors(self)
         try:
             LossType.parse(self.loss)
         except ConfigError as e:
@@ -118,8 +117,6 @@ def pair_weights(rows: list[dict], weighting: str, path: str = "train") -> list[
 
 def prepare_rows(cfg: AlignConfig) -> tuple[list[dict], dict]:
     """Labeled pairs with a ``weight`` column (filters applied) and a summary of what was done."""
-    from cwpo.align.common import read_training_pairs
-
     rows, label_source = read_training_pairs(cfg.train)
     weights = pair_weights(rows, cfg.weighting, cfg.train)
     w = get_weighting(cfg.weighting)
@@ -142,11 +139,15 @@ def prepare_rows(cfg: AlignConfig) -> tuple[list[dict], dict]:
 def align(cfg: AlignConfig, callbacks: list | None = None) -> dict:
     """Run preference optimization as configured; return a summary (also in metrics.json)."""
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    # here, not at the top: TRL, PEFT and datasets take ~10 s to import, and AlignConfig (this
+    # module) is read by `cwpo align --help` and by recipe validation
     from datasets import Dataset
     from trl import DPOConfig
 
-    from cwpo.align.common import finish_training, lora_config, start_training, trainer_common_kwargs
+    from cwpo.align.trainable_model import lora_config
     from cwpo.align.trainer import WeightedDPOTrainer
+    from cwpo.align.training_args import trainer_common_kwargs
+    from cwpo.align.training_stage import finish_training, start_training
     from cwpo.models.loading import load_causal_lm
 
     rows, info = prepare_rows(cfg)

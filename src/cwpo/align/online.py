@@ -149,7 +149,7 @@ def online_align(cfg: OnlineConfig, annotator=None) -> dict:
     from peft import get_peft_model
     from transformers import set_seed
 
-    from cwpo.align.common import lora_config
+    from cwpo.align.trainable_model import lora_config
     from cwpo.atomic_files import write_json
     from cwpo.console import progress
     from cwpo.hashing import hash_config, sha256_path

@@ -13,8 +13,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from cwpo.align.training_config import TrainingConfig
+from cwpo.align.training_config import TrainingConfig, training_errors
+from cwpo.align.training_pairs import read_training_pairs
 from cwpo.config import check
+from cwpo.data.readers import iter_records
+from cwpo.errors import DataError
 
 
 @dataclass
@@ -34,9 +37,7 @@ class SFTConfig(TrainingConfig):
     )
 
     def __post_init__(self):
-        from cwpo.align.common import common_training_errors
-
-        errors = common_training_errors(self)
+        errors = training_errors(self)
         if not self.model:
             errors.append("model is required")
         check(errors, "sft config")
@@ -47,12 +48,8 @@ def read_sft_rows(path: str) -> tuple[list[dict], str]:
 
     Accepts demonstrations (``prompt`` + ``completion``, or ``prompt`` + ``chosen`` without a
     ``rejected`` column: e.g. IMDb prefixes and their continuations) as well as every pair file
-    that :func:`cwpo.align.common.read_training_pairs` reads (their ``chosen`` is the target).
+    that :func:`cwpo.align.training_pairs.read_training_pairs` reads (their ``chosen`` is the target).
     """
-    from cwpo.align.common import read_training_pairs
-    from cwpo.data.readers import iter_records
-    from cwpo.errors import DataError
-
     records = list(iter_records(path))
     first = records[0][1]
     target = (
@@ -81,11 +78,15 @@ def read_sft_rows(path: str) -> tuple[list[dict], str]:
 def sft(cfg: SFTConfig, callbacks: list | None = None) -> dict:
     """Train on (prompt, chosen) and save the model ``cwpo align`` starts from; return a summary."""
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    # here, not at the top: TRL, PEFT and datasets take ~10 s to import, and SFTConfig (this
+    # module) is read by `cwpo sft --help` and by recipe validation
     from datasets import Dataset
     from trl import SFTConfig as TRLSFTConfig
     from trl import SFTTrainer
 
-    from cwpo.align.common import finish_training, lora_config, start_training, trainer_common_kwargs
+    from cwpo.align.trainable_model import lora_config
+    from cwpo.align.training_args import trainer_common_kwargs
+    from cwpo.align.training_stage import finish_training, start_training
 
     rows, label_source = read_sft_rows(cfg.train)
     run = start_training(cfg, "sft", cfg.model)

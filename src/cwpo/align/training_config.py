@@ -1,10 +1,12 @@
-"""The training settings that ``cwpo sft`` and ``cwpo align`` share: schedule, LoRA, precision,
-checkpoints. :class:`cwpo.align.sft.SFTConfig` and :class:`cwpo.align.align.AlignConfig` extend it
+"""The training settings that ``cwpo sft`` and ``cwpo align`` share (schedule, LoRA, precision,
+checkpoints) and their checks. :class:`cwpo.align.sft.SFTConfig` and :class:`cwpo.align.align.AlignConfig` extend it
 with what each stage trains on; their own defaults (the learning rate) and help texts override."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from cwpo.runtime import bf16_errors
 
 
 @dataclass
@@ -40,3 +42,43 @@ class TrainingConfig:
         default=False,
         metadata={"help": "replace an earlier cwpo output of this stage at --output (never other files)"},
     )
+
+
+def lora_errors(cfg) -> list[str]:
+    """What is wrong with the LoRA settings of ``cfg`` (empty when they are valid)."""
+    errors = []
+    if cfg.lora_r < 1:
+        errors.append(f"lora_r must be >= 1, got {cfg.lora_r}")
+    if cfg.lora_alpha <= 0:
+        errors.append(f"lora_alpha must be > 0, got {cfg.lora_alpha}")
+    if not 0 <= cfg.lora_dropout < 1:
+        errors.append(f"lora_dropout must be in [0, 1), got {cfg.lora_dropout}")
+    return errors
+
+
+def training_errors(cfg) -> list[str]:
+    """Checks shared by the SFT and align configs (all collected, reported together)."""
+    errors = lora_errors(cfg) + bf16_errors(cfg.bf16)
+    if cfg.lr <= 0:
+        errors.append(f"lr must be > 0, got {cfg.lr}")
+    if cfg.epochs <= 0:
+        errors.append(f"epochs must be > 0, got {cfg.epochs}")
+    if cfg.max_steps is not None and cfg.max_steps < 1:
+        errors.append(f"max_steps must be >= 1 (or unset), got {cfg.max_steps}")
+    if cfg.batch_size < 1:
+        errors.append(f"batch_size must be >= 1, got {cfg.batch_size}")
+    if cfg.grad_accum < 1:
+        errors.append(f"grad_accum must be >= 1, got {cfg.grad_accum}")
+    if not 0 <= cfg.warmup_ratio < 1:
+        errors.append(f"warmup_ratio must be in [0, 1), got {cfg.warmup_ratio}")
+    if cfg.weight_decay < 0:
+        errors.append(f"weight_decay must be >= 0, got {cfg.weight_decay}")
+    if cfg.max_length < 8:
+        errors.append(f"max_length must be >= 8 tokens, got {cfg.max_length}")
+    if cfg.save_steps < 1:
+        errors.append(f"save_steps must be >= 1, got {cfg.save_steps}")
+    if not cfg.train:
+        errors.append("train (the pair file) is required")
+    if not cfg.output:
+        errors.append("output (the result folder) is required")
+    return errors

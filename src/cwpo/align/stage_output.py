@@ -1,0 +1,94 @@
+"""The output folder of a training stage: resume or refuse before any work, save when done.
+
+The folder holds the model itself (a LoRA adapter whose ``base_model_name_or_path`` is the exact
+folder it was trained from, or a full model), its tokenizer, ``metrics.json``, ``cwpo_config.json``
+and ``manifest.json`` (written last: its presence means the folder is complete), plus
+``checkpoints/`` for resuming.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from transformers.trainer_utils import get_last_checkpoint
+
+from cwpo.atomic_files import read_json, write_json
+from cwpo.errors import ConfigError
+from cwpo.hashing import hash_config, sha256_path
+from cwpo.models import resolve_model
+from cwpo.outputs import MANIFEST, clear_output, write_manifest
+
+CHECKPOINTS = "checkpoints"
+RUN_CONFIG = "cwpo_config.json"  # not config.json: a full model folder has its own
+
+
+def checkpoint_to_resume(output_dir: Path, resume: bool, stage: str, overwrite: bool = False) -> str | None:
+    """Check ``output_dir`` before any work; return the checkpoint to resume from, if any.
+
+    An interrupted run (checkpoints, no manifest) continues with ``resume`` and is otherwise
+    refused. Anything else follows :func:`cwpo.outputs.guard_output`: a new or empty folder is used,
+    an earlier output of ``stage`` is removed first only with ``overwrite`` (and only when every
+    file in it is one cwpo wrote), and a folder cwpo did not write is never touched.
+    """
+    ckpt_dir = output_dir / CHECKPOINTS
+    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    if last:
+        manifest = output_dir / MANIFEST
+        found = read_json(manifest).get("stage") if manifest.exists() else stage
+        if found != stage:
+            raise ConfigError(
+                f"{output_dir} holds a cwpo `{found}` output, not `{stage}`: choose another --output"
+            )
+        if resume:
+            return last
+        if not overwrite:
+            raise ConfigError(
+                f"{output_dir} holds checkpoints of an earlier run ({Path(last).name}); pass --resume to continue "
+                "it, --overwrite to start again, or choose another --output"
+            )
+        if not manifest.exists():  # an interrupted run: only cwpo's checkpoints, no file list yet
+            shutil.rmtree(ckpt_dir)
+    clear_output(output_dir, stage, overwrite=overwrite)
+    return None
+
+
+def inputs_hash(train: str, model_ref: str) -> str:
+    """Content hash of the training file and the starting model (a hub id is hashed by name)."""
+    resolved = resolve_model(model_ref)
+    model_hash = sha256_path(resolved) if Path(resolved).exists() else resolved
+    return hash_config({"train": sha256_path(train), "model": model_hash})
+
+
+def save_final(
+    trainer, output_dir: Path, base_path: str, cfg_dict: dict, stage: str, metrics: dict, ihash: str
+):
+    """Save model + tokenizer into ``output_dir`` (main process only), then metrics, config and manifest.
+
+    The model is written into a temporary folder and its files moved into place; ``manifest.json``
+    is written last. An adapter's ``base_model_name_or_path`` is set to ``base_path`` (the folder it
+    was trained from: loading it then reproduces the trained policy exactly).
+    """
+    if not trainer.is_world_process_zero():
+        return
+    output_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".model.", suffix=".tmp", dir=output_dir))
+    try:
+        trainer.save_model(str(tmp))
+        adapter_cfg = tmp / "adapter_config.json"
+        if adapter_cfg.exists():
+            data = json.loads(adapter_cfg.read_text())
+            data["base_model_name_or_path"] = base_path
+            write_json(adapter_cfg, data)
+        (tmp / "training_args.bin").unlink(missing_ok=True)
+        for f in tmp.iterdir():
+            if f.is_file():
+                os.replace(f, output_dir / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    write_json(output_dir / "metrics.json", metrics)
+    write_json(output_dir / RUN_CONFIG, cfg_dict)
+    write_manifest(output_dir, stage, cfg_dict, ihash, metrics.get("summary", {}))

@@ -1,0 +1,74 @@
+"""The model a training stage trains: its precision, attention kernel, LoRA settings, loading."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from peft import LoraConfig
+from transformers import set_seed
+
+from cwpo.models.loading import load_causal_lm
+from cwpo.runtime import resolve_bf16
+
+
+def training_precision(bf16, lora: bool) -> tuple[str, bool]:
+    """(dtype of the loaded weights, autocast on/off) for a stage's ``bf16`` setting.
+
+    ``bf16`` is ``auto`` (the probe of :mod:`cwpo.runtime` decides), ``true`` or ``false``. With
+    bf16 and LoRA on a CPU, the frozen base is *held* in bf16 and the LoRA weights stay fp32 (PEFT
+    upcasts adapters), so no step re-casts 135M weights; elsewhere bf16 means autocast (GPU, or
+    full fine-tuning, whose trained weights stay fp32).
+    """
+    if not resolve_bf16(bf16):
+        return "float32", False
+    if lora and not torch.cuda.is_available():
+        return "bfloat16", False
+    return "float32", True
+
+
+EAGER_ATTENTION_MAX_LENGTH = 512
+
+
+def training_attention(max_length: int) -> str | None:
+    """The attention kernel for training: ``eager`` on a CPU up to 512 tokens, else the model's own.
+
+    PyTorch's CPU flash-attention backward is slow at these lengths: a SmolLM2 + LoRA step ran
+    1.19x (64 tokens) and 1.10x (256 tokens) faster with eager attention on a 2-core Zen4
+    (``benchmarks/results/speed.md``). A documented default, not a probe; ``CWPO_ATTN=sdpa|eager``
+    overrides it. Both compute the same softmax attention (eager in fp32 softmax).
+    """
+    env = os.environ.get("CWPO_ATTN")
+    if env:
+        return env
+    if torch.cuda.is_available() or max_length > EAGER_ATTENTION_MAX_LENGTH:
+        return None
+    return "eager"
+
+
+def load_trainable(
+    model_ref: str, seed: int, lora: bool, dtype: str = "float32", attention: str | None = None
+):
+    """Seed everything, then load the model to train (and its tokenizer) in train mode.
+
+    With ``lora=False`` every weight is made trainable: a merged adapter folder comes back frozen.
+    ``dtype`` is the dtype of the loaded weights (bf16 only for a frozen LoRA base); ``attention``
+    an attention implementation to switch to (see :func:`training_attention`; not saved).
+    """
+    set_seed(seed)
+    model, tokenizer = load_causal_lm(model_ref)  # fp32: an adapter folder is merged at full precision
+    if dtype != "float32":
+        model.to(getattr(torch, dtype))
+    if attention:
+        model.set_attn_implementation(attention)
+    model.train()
+    if not lora:
+        model.requires_grad_(True)
+    return model, tokenizer
+
+
+def lora_config(r: int, alpha: int, dropout: float) -> LoraConfig:
+    """The paper's LoRA (r=8, α=16, dropout 0.05) on every linear layer except the LM head."""
+    return LoraConfig(
+        r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules="all-linear", task_type="CAUSAL_LM"
+    )
