@@ -50,6 +50,18 @@ class LossType(str, enum.Enum):
         return self is LossType.IPO
 
     @classmethod
+    def from_trl(cls, loss_type: str | list[str]) -> LossType:
+        """The loss of a TRL ``DPOConfig.loss_type`` (``sigmoid``, ``ipo`` or ``robust``, alone)."""
+        names = [loss_type] if isinstance(loss_type, str) else list(loss_type)
+        by_trl = {t.trl_name: t for t in cls}
+        if len(names) != 1 or names[0] not in by_trl:
+            raise ConfigError(
+                f"loss_type {names} has no weighted form: use exactly one of {sorted(by_trl)} "
+                "(dpo, ipo, rdpo)"
+            )
+        return by_trl[names[0]]
+
+    @classmethod
     def parse(cls, name: str | LossType) -> LossType:
         if isinstance(name, LossType):
             return name

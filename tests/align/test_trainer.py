@@ -145,3 +145,28 @@ def test_loss_type_mismatch_and_trl_pin(tmp_path, tiny_causal_lm_dir, monkeypatc
     monkeypatch.setenv("CWPO_ALLOW_UNTESTED_TRL", "1")
     with pytest.warns(UserWarning, match="continuing"):
         check_trl_version()
+
+
+def test_loss_and_tau_follow_the_config(tmp_path, tiny_causal_lm_dir):
+    """A TRL user sets only ``loss_type`` (and τ on WeightedDPOConfig); unsupported losses are refused."""
+    from cwpo import WeightedDPOConfig
+    from cwpo.losses import LossType
+
+    tok = AutoTokenizer.from_pretrained(tiny_causal_lm_dir)
+    common = {"use_cpu": True, "bf16": False, "report_to": "none", "max_length": 64}
+
+    def make(**kw):
+        args = WeightedDPOConfig(output_dir=str(tmp_path / "o"), **common, **kw)
+        return WeightedDPOTrainer(
+            model=AutoModelForCausalLM.from_pretrained(tiny_causal_lm_dir),
+            args=args,
+            train_dataset=Dataset.from_list(ROWS),
+            processing_class=tok,
+        )
+
+    ipo = make(loss_type="ipo", beta=0.2, tau=0.7)
+    assert (ipo.cw_loss, ipo.cw_tau) == (LossType.IPO, 0.7)
+    robust = make(loss_type="robust", label_smoothing=0.1)
+    assert (robust.cw_loss, robust.cw_tau) == (LossType.RDPO, robust.beta)
+    with pytest.raises(ConfigError, match="no weighted form"):
+        make(loss_type="hinge")

@@ -25,12 +25,12 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from transformers import TrainerCallback
-from trl import DPOTrainer
+from trl import DPOConfig, DPOTrainer
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 
 from cwpo.errors import ConfigError
@@ -58,6 +58,19 @@ def check_trl_version() -> str:
         else:
             raise ConfigError(msg + " (or set CWPO_ALLOW_UNTESTED_TRL=1 to try anyway)")
     return version
+
+
+@dataclass
+class WeightedDPOConfig(DPOConfig):
+    """TRL's ``DPOConfig`` plus what the weighted loss needs beyond it.
+
+    The loss follows ``loss_type`` as in TRL: ``sigmoid`` is DPO, ``ipo`` IPO and ``robust``
+    robust DPO (ε is ``label_smoothing``), each weighted by the dataset's ``weight`` column.
+    """
+
+    tau: float | None = field(
+        default=None, metadata={"help": "IPO τ (default: beta, which is what TRL uses as τ)"}
+    )
 
 
 @dataclass
@@ -115,14 +128,16 @@ class StepTimer(TrainerCallback):
 class WeightedDPOTrainer(DPOTrainer):
     """DPOTrainer whose loss is E[w · ℓ] with ℓ from :mod:`cwpo.losses` and w the ``weight`` column.
 
-    ``cw_loss`` is dpo/ipo/rdpo; β and ε come from ``args.beta`` / ``args.label_smoothing`` (as in
-    TRL); τ for IPO is ``cw_tau`` (default β, which is what TRL uses as τ).
+    A drop-in for TRL's ``DPOTrainer`` (same arguments): the loss is ``args.loss_type``
+    (``sigmoid``/``ipo``/``robust`` = DPO/IPO/rDPO) unless ``cw_loss`` (dpo/ipo/rdpo) says so,
+    which must then agree with it. β and ε come from ``args.beta`` / ``args.label_smoothing`` (as
+    in TRL); τ for IPO is ``cw_tau``, else ``args.tau`` of a :class:`WeightedDPOConfig`, else β.
     """
 
     def __init__(
         self,
         *args,
-        cw_loss: str | LossType = "dpo",
+        cw_loss: str | LossType | None = None,
         cw_tau: float | None = None,
         cw_length_groups: bool = True,
         cw_response_head: bool = True,
