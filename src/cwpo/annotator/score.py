@@ -32,6 +32,7 @@ from cwpo.annotator.model import EncodedPairs, check_annotator_dir
 from cwpo.atomic_files import read_json, write_json, write_jsonl
 from cwpo.config import check
 from cwpo.data.schema import HUMAN_LABEL, LABELED, UNLABELED, read_pairs
+from cwpo.distributed import ranks
 from cwpo.errors import CWPOError, DataError
 from cwpo.hashing import hash_config, sha256_path
 from cwpo.outputs import guard_output
@@ -94,23 +95,6 @@ def normalize_rows(rows: list[dict], path: str) -> list[dict]:
             raise DataError(f"{HUMAN_LABEL} must be 'a' or 'b', got {label!r}", path, i)
         out.append(row)
     return out
-
-
-class _Dist:
-    """Rank, world size and a barrier: accelerate's state under a launcher, trivial otherwise."""
-
-    def __init__(self):
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            from accelerate import PartialState
-
-            self.state = PartialState(cpu=not torch.cuda.is_available())
-            self.rank, self.world = self.state.process_index, self.state.num_processes
-        else:
-            self.state, self.rank, self.world = None, 0, 1
-
-    def barrier(self):
-        if self.state is not None:
-            self.state.wait_for_everyone()
 
 
 def _chunk_path(parts: Path, i: int) -> Path:
@@ -201,7 +185,7 @@ def annotate(
             return {**cached, "cached": True}
     guard_output(output_path, "annotate", kind="file", overwrite=overwrite, marker=stats_path)
 
-    dist = _Dist()
+    dist = ranks()
     parts = output_path.with_name(output_path.name + ".parts")
     meta_path = parts / "meta.json"
     reused = 0
@@ -216,7 +200,7 @@ def annotate(
     dist.barrier()
 
     n_chunks = math.ceil(len(rows) / chunk_size)
-    todo = [i for i in range(n_chunks) if i % dist.world == dist.rank and not _chunk_path(parts, i).exists()]
+    todo = [i for i in dist.mine(n_chunks) if not _chunk_path(parts, i).exists()]
     start = time.perf_counter()
     scored = 0
     if todo:

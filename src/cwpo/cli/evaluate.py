@@ -31,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(EvalConfig, args)
     summary = evaluate(cfg)
+    if "rank" in summary:  # another rank of a launched run: rank 0 reports
+        return 0
     print(summary_markdown(summary), end="")
     print(f"wrote {cfg.output}/summary.json, summary.md, rows.jsonl, manifest.json")
     return 0

@@ -4,7 +4,8 @@
 (same sampling settings and seeds, cached), scores both with the gold reward, and writes into
 ``cfg.output``: ``summary.json``, ``summary.md`` (a markdown table), ``rows.jsonl`` (one row per
 prompt: prompt, both responses, both gold scores, the outcome and the judge's verdict) and
-``manifest.json``. With ``pairs`` (held-out human-labeled pairs) it adds preference accuracy,
+``manifest.json``. Under ``accelerate launch`` the ranks share the generation
+(:mod:`cwpo.evaluate.generation`) and rank 0 alone scores and writes. With ``pairs`` (held-out human-labeled pairs) it adds preference accuracy,
 with a judge URL or model (the other taken from the environment) the LLM-judge win-rate of the policy against the reference
 responses (or against the prompts file's ``chosen`` column with ``judge_against=chosen``).
 """
@@ -18,6 +19,7 @@ from typing import Literal
 
 from cwpo.atomic_files import write_json, write_jsonl, write_text
 from cwpo.config import check, to_dict
+from cwpo.distributed import ranks
 from cwpo.errors import DataError
 from cwpo.hashing import hash_config, sha256_path
 from cwpo.outputs import atomic_dir, guard_output, write_manifest
@@ -240,6 +242,9 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         timings["generation_s"] = time.perf_counter() - t
     else:
         policy_out = reference_out = [None] * len(prompts)
+    dist = ranks()
+    if not dist.is_main:  # generation is sharded over the ranks; scoring and writing are rank 0's
+        return {"rank": dist.rank, "n_prompts": len(prompts), "generation": gen_stats}
 
     summary: dict = {
         "policy": cfg.policy,

@@ -22,6 +22,11 @@ id, the prompts, every setting, the seed). A finished run is one JSONL file
 ``<cache_dir>/<key>.jsonl``; a second call returns it without loading the model. While running,
 each finished batch is appended to ``<key>.partial.jsonl`` (flushed and fsynced); a killed run
 restarts at the first unfinished batch with the same batch plan, so it resumes exactly.
+
+**Scales out.** Under ``accelerate launch`` rank r samples batches r, r + W, ... of the same plan
+(each rank logs to its own ``<key>.partial-rank<r>.jsonl``) and rank 0 writes the one output after
+a barrier. Batches and per-row random streams are those of one process, so the output is
+byte-identical to a one-process run's (``tests/evaluate/test_generation_ranks.py``).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cwpo.atomic_files import write_jsonl
+from cwpo.distributed import ranks
 from cwpo.errors import ConfigError
 from cwpo.hashing import hash_config, sha256_path
 
@@ -150,21 +156,34 @@ def _generation_attention() -> str:
     return os.environ.get("CWPO_ATTN") or "sdpa"
 
 
-def _read_partial(path: Path, plan: list[list[int]]) -> dict[int, list[str]]:
-    """Finished batches of a killed run; a torn last line or a different plan is ignored."""
+def _partial_files(root: Path, key: str) -> list[Path]:
+    """Every log of finished batches of ``key``: one process's, and each rank's of a launched run."""
+    return sorted(root.glob(f"{key}.partial*.jsonl"))
+
+
+def _read_partial(paths: Sequence[Path], plan: list[list[int]]) -> dict[int, list[str]]:
+    """Finished batches of killed (or finished, not yet merged) runs; a torn last line or a
+    different plan is ignored. Batches are a fixed function of the prompts and ``batch_size``, so
+    logs written by any number of ranks combine."""
     done: dict[int, list[str]] = {}
-    if not path.exists():
-        return done
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                break
-            b = rec.get("batch")
-            if isinstance(b, int) and 0 <= b < len(plan) and rec.get("indices") == plan[b]:
-                done[b] = rec["responses"]
+    for path in paths:
+        if not path.exists():
+            continue
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    break
+                b = rec.get("batch")
+                if isinstance(b, int) and 0 <= b < len(plan) and rec.get("indices") == plan[b]:
+                    done[b] = rec["responses"]
     return done
+
+
+def _read_final(final: Path) -> list[str]:
+    with open(final, encoding="utf-8") as fh:
+        return [json.loads(line)["response"] for line in fh if line.strip()]
 
 
 def generate_responses(
@@ -252,8 +271,7 @@ def generate_responses(
     root = Path(cache_dir) if cache_dir is not None else default_cache() / "generations"
     final = root / f"{key}.jsonl"
     if final.exists():
-        with open(final, encoding="utf-8") as fh:
-            cached = [json.loads(line)["response"] for line in fh if line.strip()]
+        cached = _read_final(final)
         if len(cached) == len(prompts):
             stats.update(cache_hit=True, new_tokens=0, seconds=0.0, tokens_per_s=None, cache_file=str(final))
             return cached
@@ -265,14 +283,18 @@ def generate_responses(
     from cwpo.console import short_ref
     from cwpo.models.loading import load_causal_lm
 
+    dist = ranks()
     model, tok = load_causal_lm(
         model_ref, dtype=getattr(torch, dtype), attn_implementation=attn_implementation
     )
+    model.to(dist.device)
     ids = _prompt_ids(tok, prompts, chat_template, max_prompt_length)
     order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
     plan = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    partial = root / f"{key}.partial.jsonl"
-    done = _read_partial(partial, plan)
+    # one log per rank (launched), so ranks never append to the same file
+    partial = root / (f"{key}.partial.jsonl" if dist.world == 1 else f"{key}.partial-rank{dist.rank}.jsonl")
+    done = _read_partial(_partial_files(root, key), plan)
+    mine = [b for b in dist.mine(len(plan)) if b not in done]
     seeds = row_seeds(prompts, seed)
     responses: list[str | None] = [None] * len(prompts)
     for b, texts in done.items():
@@ -298,16 +320,14 @@ def generate_responses(
     new_tokens, start = 0, time.perf_counter()
     root.mkdir(parents=True, exist_ok=True)
     bar = progress_bar(
-        total=len(prompts),
-        initial=sum(len(plan[b]) for b in done),
+        total=sum(len(plan[b]) for b in mine),
         desc=f"generate {short_ref(model_ref)}",
         unit="prompt",
-        disable=not progress,
+        disable=not progress or not dist.is_main,
     )
     with open(partial, "a", encoding="utf-8") as log, torch.inference_mode():
-        for b, batch in enumerate(plan):
-            if b in done:
-                continue
+        for b in mine:
+            batch = plan[b]
             width = max(len(ids[i]) for i in batch)
             input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
             attention = torch.zeros((len(batch), width), dtype=torch.long)
@@ -316,8 +336,8 @@ def generate_responses(
                 attention[row, width - len(ids[i]) :] = 1
             sampler.set_rows([seeds[i] for i in batch])
             out = model.generate(
-                input_ids=input_ids,
-                attention_mask=attention,
+                input_ids=input_ids.to(dist.device),
+                attention_mask=attention.to(dist.device),
                 generation_config=gen_config,
                 logits_processor=[sampler],
             )
@@ -337,8 +357,19 @@ def generate_responses(
             bar.update(len(batch))
             bar.set_postfix(tok_s=f"{new_tokens / max(elapsed, 1e-9):.1f}")
     bar.close()
-    write_jsonl(final, ({"prompt": p, "response": r} for p, r in zip(prompts, responses, strict=True)))
-    partial.unlink(missing_ok=True)
+    dist.barrier()  # every rank's batches are logged
+    if dist.world > 1 and dist.is_main:
+        for b, texts in _read_partial(_partial_files(root, key), plan).items():
+            for i, text in zip(plan[b], texts, strict=True):
+                responses[i] = text
+    if dist.is_main:
+        rows = ({"prompt": p, "response": r} for p, r in zip(prompts, responses, strict=True))
+        write_jsonl(final, rows)
+        for path in _partial_files(root, key):
+            path.unlink(missing_ok=True)
+    dist.barrier()  # the one output is written
+    if not dist.is_main:
+        responses = _read_final(final)
     elapsed = time.perf_counter() - start
     stats.update(
         cache_hit=False,
@@ -347,5 +378,6 @@ def generate_responses(
         tokens_per_s=new_tokens / elapsed if elapsed > 0 else None,
         cache_file=str(final),
         resumed_batches=len(done),
+        processes=dist.world,
     )
     return responses  # type: ignore[return-value]
