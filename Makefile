@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.cwpo-installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 PYTEST_ARGS ?=
 # tcmalloc from Debian (apt-get download + dpkg -x: no root needed), preloaded by the targets below
-# because benchmarks/speed.py measured it faster here (benchmarks/results/speed.md); optional: a
+# because benchmarks/speed/speed.py measured it faster here (benchmarks/speed/results/speed.md); optional: a
 # machine without apt just runs with glibc malloc.
 ALLOC_DIR := $(VENV)/lib/cwpo-alloc
 ALLOC     := $(ALLOC_DIR)/libtcmalloc_minimal.so.4

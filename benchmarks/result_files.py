@@ -1,10 +1,16 @@
-"""What every benchmark result file records beside its metrics."""
+"""What every benchmark records beside its metrics, and the command line they share.
+
+A result file (``<study>/results/<name>.json``) holds the metrics, the exact command, the date,
+the machine and the load average; :func:`bench_parser` is every script's argument parser.
+"""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import fcntl
 import json
+import os
 import re
 import shlex
 import sys
@@ -14,10 +20,32 @@ from pathlib import Path
 from cwpo.atomic_files import write_json
 from cwpo.machine import machine_info, now_iso
 
-RESULTS = Path(__file__).resolve().parent / "results"
-# the benches' stage cache without model weights: a bench longer than one sitting, on machines
-# that keep no files between sittings, continues from it (benchmarks/archive/README.md)
-ARCHIVE = Path(__file__).resolve().parent / "archive" / "bench"
+REPO = Path(__file__).resolve().parents[1]
+# the data sets shared beside the checkout (IMDb, HH-RLHF), or where CWPO_SHARED_DATA says
+SHARED_DATA = Path(os.environ.get("CWPO_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def bench_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The argument parser of a benchmark script: its module docstring as the help, kept as written,
+    and its usage line as the script is run (``python -m benchmarks.<study>.<script>``)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    prog = f"python -m {spec.name}" if spec is not None and spec.name.startswith("benchmarks.") else None
+    return argparse.ArgumentParser(
+        prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+
+
+def module_command(module: str) -> list[str]:
+    """The command that runs a bench module (``benchmarks.tracks.sentiment``) in a child process;
+    start it with :func:`repo_env` so that it finds the package from any folder."""
+    return [sys.executable, "-m", module]
+
+
+def repo_env(env: dict | None = None) -> dict:
+    """``env`` (default: this process's environment) with the repository first on ``PYTHONPATH``."""
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    return env
 
 
 # folders of a checkout: an absolute path through one of them is written from the repository root
@@ -43,21 +71,23 @@ ENV_KEYS = (
 
 
 def command_line() -> str:
-    """The exact command, with the environment variables of ``ENV_KEYS`` that were set."""
-    import os
-
+    """The exact command, with the environment variables of ``ENV_KEYS`` that were set; a script run
+    as a module (``python -m benchmarks.speed.speed``) is written that way."""
     env = [f"{k}={shlex.quote(os.environ[k])}" for k in ENV_KEYS if os.environ.get(k)]
-    return tidy_command(" ".join([*env, *(shlex.quote(a) for a in [sys.executable, *sys.argv])]))
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    script = ["-m", spec.name] if spec is not None and spec.name != "__main__" else sys.argv[:1]
+    argv = [sys.executable, *script, *sys.argv[1:]]
+    return tidy_command(" ".join([*env, *(shlex.quote(a) for a in argv)]))
 
 
-def write_result(name: str, metrics: dict, started: float, **extra) -> Path:
-    """``benchmarks/results/<name>.json`` with the command, date, machine and wall time."""
+def write_result(path: Path, metrics: dict, started: float, **extra) -> Path:
+    """A result file: the metrics with the command, date, machine and wall time."""
     try:
-        load = list(__import__("os").getloadavg())
+        load = list(os.getloadavg())
     except OSError:
         load = None
     return write_json(
-        RESULTS / f"{name}.json",
+        path,
         {
             "metrics": metrics,
             **extra,
@@ -71,176 +101,15 @@ def write_result(name: str, metrics: dict, started: float, **extra) -> Path:
 
 
 @contextlib.contextmanager
-def result_update(name: str, started: float):
-    """Read ``results/<name>.json`` under a lock and yield its ``metrics``, ``commands`` and
+def result_update(path: Path, started: float):
+    """Read the result file ``path`` under a lock and yield its ``metrics``, ``commands`` and
     ``reports`` (mutable dicts) for a part to update; then write them back (:func:`write_result`).
     Two parts of one bench may finish at the same moment: neither loses the other's keys."""
-    path = RESULTS / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(str(path) + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         previous = json.loads(path.read_text()) if path.exists() else {}
         doc = {k: dict(previous.get(k) or {}) for k in ("metrics", "commands", "reports")}
         yield doc
         extra = {k: doc[k] for k in ("commands", "reports") if doc[k]}
-        write_result(name, doc["metrics"], started, **extra)
-
-
-def add_part_args(parser, parts: list[str], runs_default: Path, interim: bool = False) -> None:
-    """``--part``, ``--runs``, ``--seeds``, ``--methods``, ``--archive`` (and ``--interim`` where the bench
-    writes interim keys) of a bench run through recipes (see :func:`run_part`)."""
-    parser.add_argument("--runs", default=str(runs_default), help="results and stage cache folder")
-    parser.add_argument(
-        "--part",
-        choices=[*parts, "all"],
-        default="all",
-        help="one part or all of them (each part updates its own keys of the result file)",
-    )
-    parser.add_argument(
-        "--seeds",
-        type=int,
-        nargs="+",
-        help="only these seeds (a part too long for one sitting; its own results folder, no metrics)",
-    )
-    parser.add_argument(
-        "--methods",
-        nargs="+",
-        help="only these methods of the recipe (likewise partial: two processes can share a seed)",
-    )
-    if interim:
-        parser.add_argument(
-            "--interim",
-            action="store_true",
-            help="compute nothing: the metrics over the seeds and methods finished so far, in "
-            "results/<name>-interim.json (never the bench's own keys)",
-        )
-    parser.add_argument(
-        "--archive",
-        default=str(ARCHIVE),
-        help="stage archive kept in git (cwpo.experiments.archive): restored into the cache before "
-        "the run, new stages added after it; '' for none",
-    )
-
-
-def run_part(
-    recipe,
-    runs: Path,
-    name: str,
-    seeds: list[int] | None,
-    methods: list[str] | None = None,
-    archive: str | None = None,
-    interim: bool = False,
-    piece: str | None = None,
-):
-    """Run a recipe (``--seeds`` / ``--methods``: a part of it, see :func:`partial_seeds`) with the
-    stage cache ``runs/cache``; return the run's result, or ``None`` for a partial run (no metrics).
-    ``archive``: the stage archive restored into the cache first and updated after the run.
-    ``interim``: compute nothing; the result holds the seeds and methods finished so far.
-    ``piece``: the recipe was narrowed by the caller (e.g. to one grid point): a partial run in a
-    results folder of its own, named after it."""
-    from cwpo.console import session
-    from cwpo.errors import CWPOError
-    from cwpo.experiments.pipeline import run_recipe
-
-    if archive:
-        sync_archive(Path(archive), runs / "cache", restore=True)
-
-    folder, partial = partial_seeds(recipe, seeds, name)
-    if methods and set(methods) != set(recipe.methods or ()):  # recipe.methods: a list, a mapping or None
-        folder, partial = f"{folder}-{'-'.join(methods)}", True
-    if piece:
-        folder, partial = f"{folder}-{piece}", True
-    if interim:
-        folder, partial = f"{folder}-interim", False
-    # as under `cwpo run`: a line per stage here, library logs and warnings in the run's log file
-    try:
-        with session(runs / folder / "bench.log", title=command_line()):
-            res = run_recipe(
-                recipe,
-                runs / folder,
-                progress=False,
-                only_methods=methods,
-                stages_dir=runs / "cache",
-                cache_only=interim,
-            )
-    except CWPOError as e:  # one line, as cwpo's own commands print it
-        print(f"{name}: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
-    finally:  # what finished is kept, even when the run stopped on an error
-        if archive and not interim:
-            sync_archive(Path(archive), runs / "cache", restore=False)
-    if partial:
-        what = ", ".join(
-            f"{k} {v}" for k, v in (("seeds", seeds), ("methods", methods), ("piece", piece)) if v
-        )
-        print(f"{name}: {what} done (cached in {runs / 'cache'}); run it again without --seeds, "
-              "--methods and --point for the metrics and the report over all of it")  # fmt: skip
-        return None
-    return res
-
-
-def partial_seeds(recipe, seeds: list[int] | None, name: str) -> tuple[str, bool]:
-    """``--seeds`` for a part too long for one sitting: the results folder and whether it is partial.
-
-    A partial run (seeds other than the recipe's) gets its own results folder, so two processes can
-    run different seeds side by side, and writes no metrics: the run with the recipe's seeds then
-    finds every stage in the shared cache and computes the metrics and report over all seeds.
-    """
-    from cwpo.experiments.recipe import all_seeds, restrict_seeds
-
-    every = all_seeds(recipe)
-    if not seeds or sorted(seeds) == sorted(every):
-        return name, False
-    unknown = sorted(set(seeds) - set(every))
-    if unknown:
-        raise SystemExit(f"--seeds {unknown}: not seeds of the recipe {recipe.name} ({every})")
-    restrict_seeds(recipe, list(seeds))  # every method on its own seeds among these
-    return f"{name}-seeds{'-'.join(map(str, seeds))}", True
-
-
-def sync_archive(archive: Path, cache: Path, restore: bool) -> None:
-    """Restore the archive's stages into the cache, or add the cache's new stages to the archive."""
-    from cwpo.experiments.archive import archive_stages, restore_stages
-
-    if restore:
-        done = restore_stages(archive, cache)
-        if done:
-            print(f"restored {len(done)} stages from {archive}")
-        hint = precision_hint(archive)
-        if hint:
-            print(hint)
-        return
-    out = archive_stages(cache, archive)
-    if out["archived"]:
-        print(f"archived {len(out['archived'])} new stages in {archive} ({out['in_archive']} in all)")
-
-
-def precision_hint(archive: Path) -> str | None:
-    """Stage keys hold the precision a machine decided for ``bf16: auto``: where the archive's SFT
-    stages were trained with another one, this machine would compute everything anew. Say how to
-    continue them instead (``CWPO_BF16``), never decide it silently."""
-    from cwpo.atomic_files import read_json
-    from cwpo.runtime import bf16_is_faster
-
-    decided = bf16_is_faster()
-    used = set()
-    for manifest in (archive / "stages").glob("sft-*/manifest.json"):
-        value = read_json(manifest).get("config", {}).get("config", {}).get("sft", {}).get("bf16")
-        if isinstance(value, bool) and value != decided:
-            used.add(value)
-    if not used:
-        return None
-    value = sorted(used)[0]
-    return (
-        f"note: the archive's SFT stages were trained with bf16={str(value).lower()}, this machine decides "
-        f"bf16={str(decided).lower()}: run with CWPO_BF16={int(value)} to continue them (as is, their "
-        "later stages are computed anew)"
-    )
-
-
-def timed_train_step(trainer, batch) -> float:
-    """Seconds of one training step called directly: forward, backward, optimizer step, zero_grad."""
-    start = time.perf_counter()
-    trainer.training_step(trainer.model, dict(batch))
-    trainer.optimizer.step()
-    trainer.optimizer.zero_grad()
-    return time.perf_counter() - start
+        write_result(path, doc["metrics"], started, **extra)

@@ -1,14 +1,12 @@
-"""benchmarks/robustness.py: the paired change of the weak labels' agreement against the clean level."""
+"""benchmarks/tracks/robustness.py: the paired change of the weak labels' agreement against the clean level."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-import robustness  # noqa: E402
+from benchmarks.summary import verdicts
+from benchmarks.tracks import robustness
 
 
 def _annotated(path: Path, agrees: list[bool], swap: bool = False) -> str:
@@ -53,7 +51,6 @@ def test_change_is_paired_by_seed_and_pair_and_its_verdict_follows_the_ci(tmp_pa
 
 
 def test_verdicts_show_the_poison_change_at_the_largest_level():
-    import verdicts
 
     change = {
         "0.1": {"agreement_change": -0.01, "ci": [-0.03, 0.01], "mde": 0.02},

@@ -1,16 +1,15 @@
-"""benchmarks/_workers.py: the order of a bench's pieces and the worker processes that run them."""
+"""benchmarks/tracks/workers.py: the order of a bench's pieces and the worker processes that run them."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
+from benchmarks.tracks import robustness, workers
+from benchmarks.tracks.workers import finished, method_pieces, pieces, run_workers
+from cwpo.experiments.recipe import load_recipe
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from _workers import method_pieces, pieces, run_workers  # noqa: E402
-
-from cwpo.experiments.recipe import load_recipe  # noqa: E402
 
 FAKE = """
 import sys, pathlib
@@ -35,14 +34,15 @@ def test_headline_pieces_come_first_seed_by_seed():
 def test_workers_run_every_piece_once_and_stop_after_a_failure(tmp_path, capsys):
     script = tmp_path / "fake_bench.py"
     script.write_text(FAKE)
+    command = [sys.executable, str(script)]
     todo = [(0, "a"), (0, "b"), (1, "a"), (1, "b")]
-    assert run_workers(script, "p", method_pieces("p", todo), 2, tmp_path, ["--runs", str(tmp_path)])
+    assert run_workers(command, "p", method_pieces("p", todo), 2, tmp_path, ["--runs", str(tmp_path)])
     ran = sorted((tmp_path / "ran.txt").read_text().splitlines())
     assert ran == ["0 a", "0 b", "1 a", "1 b"]
     assert "p: seed 1 b: done" in capsys.readouterr().out
     (tmp_path / "ran.txt").unlink()
     assert not run_workers(
-        script,
+        command,
         "p",
         method_pieces("p", [(0, "a"), (0, "bad"), (1, "a")]),
         1,
@@ -54,27 +54,19 @@ def test_workers_run_every_piece_once_and_stop_after_a_failure(tmp_path, capsys)
 
 
 def test_a_grid_piece_is_finished_only_at_every_grid_point(tmp_path, monkeypatch):
-    from _workers import finished
-
-    import cwpo.experiments.pipeline as pipeline
-
     recipe = load_recipe(REPO / "configs/cpu/sentiment-v2-split.yaml")  # 4 labelled shares
     fracs = recipe.grid["sentiment.labeled_frac"]
     rows = [{"seed": 0, "method": "cw", "sentiment.labeled_frac": f} for f in fracs]
     rows += [{"seed": 1, "method": "cw", "sentiment.labeled_frac": 0.3}]  # shared with another part
     rows += [{"seed": 0, "method": "human_dl", "sentiment.labeled_frac": f} for f in fracs[:3]]
-    monkeypatch.setattr(pipeline, "run_recipe", lambda *a, **k: {"rows": rows})
+    monkeypatch.setattr(workers, "run_recipe", lambda *a, **k: {"rows": rows})
     assert finished(recipe, tmp_path, "x") == {(0, "cw")}
 
 
 def test_robustness_pieces_are_the_unfinished_seed_and_grid_points(tmp_path, monkeypatch):
-    import robustness
-
-    import cwpo.experiments.pipeline as pipeline
-
     fracs = load_recipe(REPO / "configs/cpu/robustness-poison.yaml").grid["data.poison_frac"]
     rows = [{"seed": 0, "data.poison_frac": f} for f in fracs] + [{"seed": 1, "data.poison_frac": fracs[0]}]
-    monkeypatch.setattr(pipeline, "run_recipe", lambda *a, **k: {"rows": rows})
+    monkeypatch.setattr(workers, "run_recipe", lambda *a, **k: {"rows": rows})
     todo = robustness.point_pieces(["poison"], tmp_path)
     assert [args for _, args in todo] == [
         ["--part", "poison", "--seeds", str(s), "--point", str(i)]

@@ -1,5 +1,5 @@
 """Which defaults for the BT annotator: pooling, head vs body learning rate, epochs with early
-stopping, max_length, measured against a plain 40-line Bradley-Terry loop (issue 11, section 3).
+stopping, max_length, measured against a plain 40-line Bradley-Terry loop.
 
 Data (chosen once, before any result was seen; nothing here is the bench's test data):
 
@@ -12,44 +12,37 @@ Data (chosen once, before any result was seen; nothing here is the bench's test 
 * ``hh_mixed``: the paper's HH-RLHF pairs (harmless-base + helpful-base, as the HH track and the
   robustness study use them), seeded shuffle, 1,500 pairs train, the next 2,000 test.
 
-Each (data, variant) is one run appended to ``benchmarks/results/annotator_defaults.json`` (under a
+Each (data, variant) is one run appended to ``benchmarks/annotator/results/annotator_defaults.json`` (under a
 file lock, so two processes can fill it): accuracy on the test pairs, on the 30% most confident,
 by confidence quintile, training time (model loading and test scoring excluded), the exact
 command, date, CPU model and thread count. Variants run through ``cwpo.annotator.train_annotator``
 (the library path); ``plain`` is the loop in :func:`plain_loop`.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/annotator_defaults.py --data sentiment \
+    OMP_NUM_THREADS=1 python -m benchmarks.annotator.annotator_defaults --data sentiment \
         --variants plain old_recipe new_default
-    .venv/bin/python benchmarks/annotator_defaults.py --list
+    python -m benchmarks.annotator.annotator_defaults --list
 """
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import gzip
 import json
 import os
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+import torch
+import torch.nn.functional as F
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+from benchmarks.result_files import REPO as ROOT
+from benchmarks.result_files import SHARED_DATA as SHARED
+from benchmarks.result_files import bench_parser, command_line
+from cwpo.machine import machine_info, now_iso
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import command_line  # noqa: E402
-
-from cwpo.machine import machine_info, now_iso  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "benchmarks" / "results" / "annotator_defaults.json"
-SHARED = Path(os.environ.get("CWPO_SHARED_DATA", ROOT.parent / "shared" / "data"))
+OUT = Path(__file__).resolve().parent / "results" / "annotator_defaults.json"
 
 # TrainAnnotatorConfig overrides per variant. "old_recipe" is what the recipes used before this
 # change (every parameter at 5e-5, CLS/pooler head, 5 epochs, no early stopping, max_length 64).
@@ -72,7 +65,7 @@ VARIANTS: dict[str, dict] = {
     "no_early_stopping_5ep": {"early_stopping": False, "epochs": 5},
     "len64": {"max_length": 64},
     "len256": {"max_length": 256},
-    # HH diagnosis (early stopping kept epoch 1 in 18/20 HH trainings; benchmarks/results/robustness.json)
+    # HH diagnosis (early stopping kept epoch 1 in 18/20 HH trainings; benchmarks/tracks/results/robustness.json)
     "plain_like": {
         "pooling": "cls",
         "lr": 2e-5,
@@ -95,7 +88,7 @@ VARIANTS: dict[str, dict] = {
 VARIANTS = {name: {**ERA, **v} for name, v in VARIANTS.items()}
 VARIANTS["defaults"] = {}  # the library's defaults as they are now
 # Longer training from today's defaults: a 600-pair D_l gives ~57 optimizer steps in 3 epochs
-# (sentiment: issue 11's bar of 80% gold agreement for the noise-free annotator)
+# (sentiment: the bar of 80% gold agreement for the noise-free annotator)
 VARIANTS.update(
     {
         "epochs10": {"epochs": 10},
@@ -413,9 +406,7 @@ def write_summaries(doc: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument(
         "--data", choices=["sentiment", "sentiment_pool1", "hh", "hh_mixed"], default="sentiment_pool1"
     )

@@ -10,35 +10,27 @@ WS-DPO training time on the same backbone (SmolLM2-135M) and pairs, interleaved 
 batched annotation vs a naive one-pair-at-a-time transformers loop, interleaved and repeated;
 achieved FLOP/s over a measured torch.mm peak. Other engineers share this CPU: timings are noisy.
 
-Usage: HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/annotator_small.py [--quick]
+Usage: python -m benchmarks.annotator.annotator_small [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
-import os
 import random
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+import torch
 
-import torch  # noqa: E402
+from benchmarks.result_files import SHARED_DATA, bench_parser, command_line, tidy_command
+from cwpo.annotator import TrainAnnotatorConfig, annotate, load_annotator, train_annotator
+from cwpo.atomic_files import read_json, write_json, write_text
+from cwpo.data import load_pairs, split_pool, to_labeled, write_pairs
+from cwpo.machine import machine_info, now_iso
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import tidy_command  # noqa: E402
-
-from cwpo.annotator import TrainAnnotatorConfig, annotate, load_annotator, train_annotator  # noqa: E402
-from cwpo.atomic_files import read_json, write_json, write_text  # noqa: E402
-from cwpo.data import load_pairs, split_pool, to_labeled, write_pairs  # noqa: E402
-from cwpo.machine import machine_info, now_iso  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-HH = Path(os.environ.get("CWPO_SHARED_DATA", ROOT.parent / "shared" / "data")) / "hh-rlhf"
-OUT = ROOT / "benchmarks" / "results" / "annotator_small.json"
+HH = SHARED_DATA / "hh-rlhf"
+OUT = Path(__file__).resolve().parent / "results" / "annotator_small.json"
 PAPER = {"harmless_acc": 0.691, "helpful_acc": 0.642, "hh_acc": 0.638}  # Table 6, OPT-125M BT
 
 
@@ -135,7 +127,7 @@ def write_markdown(result: dict, path: Path) -> None:
     """A plain-language note generated from the JSON (no number typed by hand)."""
     s, p = result["sizes"], result["paper_reference_opt125m_bt"]
     lines = [
-        "# Weak annotator benchmark (issue 3)",
+        "# Weak annotator benchmark, small size",
         "",
         f"Made by `{tidy_command(result['command'])}` on {result['date']} ({result['machine'].get('cpu_model', '?')}, "
         f"{result['machine'].get('torch_threads')} torch threads). Numbers: `annotator_small.json`.",
@@ -199,7 +191,7 @@ def write_markdown(result: dict, path: Path) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
+    ap = bench_parser(__doc__)
     ap.add_argument("--quick", action="store_true", help="tiny sizes to check the script end to end")
     ap.add_argument(
         "--markdown-only",
@@ -213,7 +205,7 @@ def main() -> int:
     torch.set_num_threads(2)
     s = sizes(args.quick)
     result: dict = {
-        "command": " ".join([sys.executable, *sys.argv]),
+        "command": command_line(),
         "sizes": s,
         "split_seed": 0,
         "labeled_frac": 0.3,

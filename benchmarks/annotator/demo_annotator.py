@@ -8,31 +8,27 @@ The candidates: the library defaults (3 epochs at most, early stopping on 10% of
 stopping at 3 and 10 epochs, a larger head learning rate, smaller batches. The demo takes the
 cheapest candidate within one standard error of the best (the one-SE rule: differences of a few
 points on 2 x 192 pairs are noise, so the cheaper setting wins them). Writes
-benchmarks/results/demo_annotator.json (per pool and the mean over pools).
+benchmarks/annotator/results/demo_annotator.json (per pool and the mean over pools).
 
-    .venv/bin/python benchmarks/demo_annotator.py [--runs DIR] [--pool-seeds 1 2]
+    python -m benchmarks.annotator.demo_annotator [--runs DIR] [--pool-seeds 1 2]
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np
 
-import numpy as np  # noqa: E402
-from _common import write_result  # noqa: E402
+import cwpo
+from benchmarks.result_files import REPO, bench_parser, write_result
+from cwpo.annotator.score import annotate
+from cwpo.annotator.train import TrainAnnotatorConfig, train_annotator
+from cwpo.experiments.evidence import annotator_gold_accuracy, labels_pool_file, read_jsonl
+from cwpo.experiments.point_runner import PointRunner
+from cwpo.experiments.recipe import load_recipe
 
-import cwpo  # noqa: E402
-from cwpo.annotator.score import annotate  # noqa: E402
-from cwpo.annotator.train import TrainAnnotatorConfig, train_annotator  # noqa: E402
-from cwpo.experiments.evidence import annotator_gold_accuracy, labels_pool_file, read_jsonl  # noqa: E402
-from cwpo.experiments.point_runner import PointRunner  # noqa: E402
-from cwpo.experiments.recipe import load_recipe  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
+RESULT = Path(__file__).resolve().parent / "results" / "demo_annotator.json"
 VARIANTS = {  # name: overrides of the demo recipe's annotator section (before this study)
     "library_defaults": {"epochs": 3, "early_stopping": True},
     "no_early_stopping_3ep": {"epochs": 3, "early_stopping": False},
@@ -44,7 +40,7 @@ VARIANTS = {  # name: overrides of the demo recipe's annotator section (before t
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--runs", default=str(REPO / "runs" / "demo-annotator"), help="stage cache folder")
     parser.add_argument("--pool-seeds", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
@@ -101,7 +97,7 @@ def main() -> None:
     close = [n for n in mean if mean[n] >= mean[best] - se]
     chosen = min(close, key=lambda n: (VARIANTS[n]["epochs"], -mean[n]))
     metrics.update({"best": best, "standard_error_of_best": se, "within_one_se": close, "chosen": chosen})
-    path = write_result("demo_annotator", metrics, start)
+    path = write_result(RESULT, metrics, start)
     print(f"best {best} ({mean[best]:.3f}, SE {se:.3f}); chosen by the one-SE rule: {chosen}; wrote {path}")
 
 

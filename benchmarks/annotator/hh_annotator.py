@@ -1,4 +1,4 @@
-"""The HH-RLHF annotator track at full size (issue 11 §3; paper Table 6 and Fig. 2).
+"""The HH-RLHF annotator track at full size (paper Table 6 and Fig. 2).
 
 The paper's HH-RLHF subsets (App. E): Harmless = harmless-base, Helpful = helpful-base, HH = both,
 pairs over 512 tokens dropped (SmolLM2 tokenizer: prompt + longer response), from the shared test
@@ -19,44 +19,43 @@ already in the results file is skipped; two processes may fill the file at once)
   (harmless -> helpful and helpful -> harmless): why one annotator on both subsets does worse than
   on either alone. Below 50% means the two subsets' human preferences point opposite ways.
 
-Writes ``benchmarks/results/annotator.json`` (every run, then the summary keys under ``metrics``,
-the file issue 11 names) and ``annotator.md`` beside it, both from the runs alone. The small-size
+Writes ``benchmarks/annotator/results/annotator.json`` (every run, then the summary keys under
+``metrics``) and ``annotator.md`` beside it, both from the runs alone. The small-size
 bench of annotation speed is ``annotator_small.py``.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/hh_annotator.py --part minilm --seeds 0 1 2
-    .venv/bin/python benchmarks/hh_annotator.py --summarize
+    OMP_NUM_THREADS=1 python -m benchmarks.annotator.hh_annotator --part minilm --seeds 0 1 2
+    python -m benchmarks.annotator.hh_annotator --summarize
 """
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import json
 import os
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+import torch
 
-import torch  # noqa: E402
+from benchmarks.annotator.hh_annotator_report import (
+    SHARES,
+    SMOLLM_VARIANTS,
+    SUBSETS,
+    summarize,
+    write_markdown,
+    write_plots,
+)
+from benchmarks.result_files import SHARED_DATA, bench_parser, command_line
+from cwpo.annotator import TrainAnnotatorConfig, load_annotator, train_annotator
+from cwpo.annotator.calibration import agreement, calibration_report
+from cwpo.atomic_files import write_text
+from cwpo.data import load_pairs, split_pool, to_labeled, write_pairs
+from cwpo.machine import machine_info, now_iso
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import command_line  # noqa: E402
-from hh_annotator_report import SHARES, SMOLLM_VARIANTS, SUBSETS, summarize, write_markdown, write_plots  # noqa: E402
-
-from cwpo.annotator import TrainAnnotatorConfig, load_annotator, train_annotator  # noqa: E402
-from cwpo.annotator.calibration import agreement, calibration_report  # noqa: E402
-from cwpo.atomic_files import write_text  # noqa: E402
-from cwpo.data import load_pairs, split_pool, to_labeled, write_pairs  # noqa: E402
-from cwpo.machine import machine_info, now_iso  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-HH = Path(os.environ.get("CWPO_SHARED_DATA", ROOT.parent / "shared" / "data")) / "hh-rlhf"
-OUT = ROOT / "benchmarks" / "results" / "annotator.json"  # --output replaces it (smoke runs)
+HH = SHARED_DATA / "hh-rlhf"
+OUT = Path(__file__).resolve().parent / "results" / "annotator.json"  # --output replaces it (smoke runs)
 # variants, compared with the defaults on the same splits (never in the headline keys)
 # One change from the defaults, run on the same splits and seeds (keys minilm+NAME/...).
 # attn_dropout_backbone: MiniLM-L6's own 0.1 attention dropout, the default until the runs of the
@@ -189,7 +188,7 @@ def run_entry(extra: dict) -> dict:
 
 def main() -> None:
     global OUT
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_parser(__doc__)
     ap.add_argument("--part", choices=["minilm", "share", "smollm", "cross"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--subsets", nargs="+", default=list(SUBSETS), choices=SUBSETS)

@@ -9,7 +9,7 @@ slow drifts). Memory: each variant runs alone in a fresh subprocess for a few st
 its peak resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``), so the two numbers do
 not share a heap.
 
-    .venv/bin/python benchmarks/align.py            # writes benchmarks/results/align.json
+    python -m benchmarks.speed.align            # writes benchmarks/speed/results/align.json
 """
 
 from __future__ import annotations
@@ -17,23 +17,17 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import resource
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+from benchmarks.result_files import SHARED_DATA, bench_parser, command_line, module_command, repo_env
+from benchmarks.speed.train_step import timed_train_step
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from _common import timed_train_step  # noqa: E402
-
-HH = (
-    Path(os.environ.get("CWPO_SHARED_DATA", HERE.parents[1] / "shared" / "data")) / "hh-rlhf" / "helpful-base"
-)
+HH = SHARED_DATA / "hh-rlhf" / "helpful-base"
 
 
 def load_rows(n: int) -> list[dict]:
@@ -104,7 +98,7 @@ def child(args) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = bench_parser(__doc__)
     p.add_argument("--model", default="smollm2-135m-instruct")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--max-length", type=int, default=128)
@@ -113,7 +107,7 @@ def main() -> None:
     p.add_argument("--mem-steps", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--bf16", type=int, default=1)
-    p.add_argument("--out", default=str(HERE / "results" / "align.json"))
+    p.add_argument("--output", default=str(HERE / "results" / "align.json"), help="results file")
     p.add_argument("--tmp", default="/tmp/cwpo-bench-align")
     p.add_argument("--child", choices=["cw", "trl"], help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -149,8 +143,8 @@ def main() -> None:
 
     memory = {}
     for variant in ("cw", "trl"):
-        cmd = [sys.executable, __file__, "--child", variant, *sys.argv[1:]]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=dict(os.environ))
+        cmd = [*module_command(__spec__.name), "--child", variant, *sys.argv[1:]]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=repo_env())
         memory[variant] = json.loads(out.stdout.strip().splitlines()[-1])
 
     result = {
@@ -183,11 +177,11 @@ def main() -> None:
             "subprocess (model load + "
             f"{args.mem_steps} steps), peak RSS from getrusage(RUSAGE_SELF).ru_maxrss."
         ),
-        "command": " ".join([sys.executable, *sys.argv]),
+        "command": command_line(),
         "date": now_iso(),
         "machine": machine_info(),
     }
-    write_json(args.out, result)
+    write_json(args.output, result)
     print(json.dumps(result["metrics"], indent=2))
 
 

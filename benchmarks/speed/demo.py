@@ -3,17 +3,16 @@
 Runs `cwpo demo` in a fresh output folder with an empty model cache (CWPO_CACHE), so the one-time
 SmolLM2 GGUF -> HF conversion and every pipeline stage are inside the measured time, as on a fresh
 machine (the virtual-environment set-up of `make demo` is not: it depends on the network and on pip's
-cache). Writes benchmarks/results/demo.json: the wall time, whether it is within the bar, the load
+cache). Writes benchmarks/speed/results/demo.json: the wall time, whether it is within the bar, the load
 average before the run (the bar is for an otherwise idle 2-core machine) and the demo's table: the
 annotator's accuracy against the gold with its CI and by confidence quintile, each method's GRA
 with its CI, CW's head-to-heads, recomputed from the demo's results folder.
 
-    .venv/bin/python benchmarks/demo.py [--bar-s 360]
+    python -m benchmarks.speed.demo [--bar-s 360]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -22,16 +21,15 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmarks.result_files import bench_parser, write_result
+from cwpo.experiments.demo_table import demo_summary
 
-from _common import write_result  # noqa: E402
-
-from cwpo.experiments.demo_table import demo_summary  # noqa: E402
+RESULT = Path(__file__).resolve().parent / "results" / "demo.json"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--bar-s", type=float, default=360.0, help="the bar in seconds (issue 12: 6 minutes)")
+    parser = bench_parser(__doc__)
+    parser.add_argument("--bar-s", type=float, default=360.0, help="the bar in seconds (6 minutes)")
     args = parser.parse_args()
     load_before = list(os.getloadavg())
     start = time.time()
@@ -71,7 +69,7 @@ def main() -> None:
         "n_test_prompts": next(iter(table["gra"].values()))["n_prompts"],
         "printed_table": proc.stdout.strip().splitlines()[-16:],
     }
-    path = write_result("demo", metrics, start)
+    path = write_result(RESULT, metrics, start)
     print(f"cwpo demo: {wall:.0f} s (bar {args.bar_s:.0f} s); wrote {path}")
 
 

@@ -12,12 +12,11 @@ Three measurements, all offline:
    (bf16, fp32, fp32, bf16, ...) and repeated because the CPU is shared with other jobs; the
    ratio reported is the median of the per-repeat ratios of tokens/s.
 
-    .venv/bin/python benchmarks/evaluate.py        # writes benchmarks/results/evaluate.json
+    python -m benchmarks.speed.evaluate        # writes benchmarks/speed/results/evaluate.json
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -25,15 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+from benchmarks.result_files import SHARED_DATA, bench_parser, command_line
 
-ROOT = Path(__file__).resolve().parents[1]
-IMDB = Path(os.environ.get("CWPO_SHARED_DATA", ROOT.parent / "shared" / "data")) / "imdb" / "test.jsonl.gz"
+IMDB = SHARED_DATA / "imdb" / "test.jsonl.gz"
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = bench_parser(__doc__)
     ap.add_argument("--model", default="smollm2-135m-instruct")
     ap.add_argument("--n-prompts", type=int, default=24)
     ap.add_argument("--words", type=int, default=8)
@@ -42,7 +39,7 @@ def main() -> int:
     ap.add_argument("--speed-prompts", type=int, default=8)
     ap.add_argument("--speed-tokens", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=4)
-    ap.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "evaluate.json"))
+    ap.add_argument("--output", default=str(Path(__file__).resolve().parent / "results" / "evaluate.json"))
     args = ap.parse_args()
 
     import torch
@@ -123,7 +120,7 @@ def main() -> int:
         }
 
     results.update(
-        command=" ".join([sys.executable, *sys.argv]),
+        command=command_line(),
         date=now_iso(),
         machine=machine_info(),
         load_average=os.getloadavg(),

@@ -5,7 +5,7 @@ after warm-up; the CPU is shared, so ratios are medians of per-repeat ratios), f
 for peak memory and for the levers that need a process of their own (allocator, thread layout,
 torch.compile). Nothing is typed by hand: every figure below comes from this script.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/speed.py    # -> benchmarks/results/speed.json
+    python -m benchmarks.speed.speed    # -> benchmarks/speed/results/speed.json
 
 Paths (same model, same pairs, same collated batch within a shape):
   base      today's path (commit 0cd68b4 behaviour, by switch): fp32 weights + bf16 autocast as the
@@ -25,15 +25,24 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from _common import tidy_command, timed_train_step  # noqa: E402
-from speed_annotator_generation import bench_annotator, bench_generation  # noqa: E402
-from speed_dpo_sft import MODEL, SHAPES, TMP, bench_dpo, bench_sft, build_dpo, hh_rows, short_rows  # noqa: E402
+from benchmarks.result_files import REPO, bench_parser, module_command, repo_env, tidy_command, write_result
+from benchmarks.speed.speed_annotator_generation import bench_annotator, bench_generation
+from benchmarks.speed.speed_dpo_sft import (
+    MODEL,
+    SHAPES,
+    TMP,
+    bench_dpo,
+    bench_sft,
+    build_dpo,
+    hh_rows,
+    short_rows,
+)
+from benchmarks.speed.train_step import timed_train_step
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 # ---------------------------------------------------------------- matmul peak
@@ -86,8 +95,7 @@ def child(args) -> None:
 
 def run_child(path, shape, *, threads=2, steps=2, env=None, compile=False, timeout=1800, wait=True):
     cmd = [
-        sys.executable,
-        __file__,
+        *module_command(__spec__.name),
         "--child",
         path,
         "--shape",
@@ -101,7 +109,11 @@ def run_child(path, shape, *, threads=2, steps=2, env=None, compile=False, timeo
     # `make` runs cwpo): otherwise the allocator lever would compare tcmalloc with tcmalloc
     base_env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**base_env, **(env or {})}
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=repo_env({**base_env, **(env or {})}),
     )
     if not wait:
         return proc
@@ -123,7 +135,7 @@ def finish_child(proc, timeout=1800):
 def allocator_lib() -> str | None:
     for cand in (
         os.environ.get("CWPO_ALLOCATOR", ""),
-        str(HERE.parent / ".venv" / "lib" / "cwpo-alloc" / "libtcmalloc_minimal.so.4"),
+        str(REPO / ".venv" / "lib" / "cwpo-alloc" / "libtcmalloc_minimal.so.4"),
         "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4",
         "/usr/lib/x86_64-linux-gnu/libtcmalloc.so.4",
     ):
@@ -185,13 +197,11 @@ def bench_children(args) -> dict:
 
 
 def finish(res: dict, args, started: float, complete: bool) -> None:
-    """Metrics and bars from the parts measured so far -> ``benchmarks/results/<out>.json``.
+    """Metrics and bars from the parts measured so far -> the results file ``--output``.
 
     Written after every part (``complete: false`` until the last), so a run cut short by the
     machine (time, memory) keeps what it measured.
     """
-    from _common import write_result
-
     m: dict = {}
     best = res.get("peak", {}).get("best_gflops")
     for shape in ("short", "long"):
@@ -247,7 +257,7 @@ def finish(res: dict, args, started: float, complete: bool) -> None:
             "met": m["cw_step_time_ratio_vs_trl"] <= 1.03,
         }
     path = write_result(
-        args.out,
+        Path(args.output),
         m,
         started,
         details=res,
@@ -271,7 +281,7 @@ def finish(res: dict, args, started: float, complete: bool) -> None:
 
 # ---------------------------------------------------------------- main
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = bench_parser(__doc__)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
@@ -283,7 +293,9 @@ def main() -> None:
         "--levers", type=int, default=1, help="1: also the allocator, thread-layout and compile children"
     )
     p.add_argument("--compile-timeout", type=int, default=300)
-    p.add_argument("--out", default="speed")
+    p.add_argument(
+        "--output", default=str(RESULTS / "speed.json"), help="results file (default: %(default)s)"
+    )
     p.add_argument(
         "--child", choices=["base", "fast", "trl_docs", "cw_same", "trl_same"], help=argparse.SUPPRESS
     )
@@ -335,7 +347,7 @@ def main() -> None:
 
             traceback.print_exc()
             res[name + "_error"] = f"{type(e).__name__}: {e}"
-        write_json(TMP / f"partial-{args.out}.json", res)
+        write_json(TMP / f"partial-{Path(args.output).stem}.json", res)
         finish(res, args, started, complete=False)
         __import__("gc").collect()
 

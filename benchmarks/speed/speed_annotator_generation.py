@@ -1,4 +1,4 @@
-"""benchmarks/speed.py, part 2: BT annotator training and scoring, and generation (sampling) speed.
+"""The speed bench (``speed.py``), part 2: BT annotator training and scoring, and generation (sampling) speed.
 See speed.py for the whole method."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import random
 import statistics
 import time
 
-from speed_dpo_sft import MODEL, SHARED, TMP, interleave, ratio
+from benchmarks.speed.speed_dpo_sft import MODEL, SHARED, TMP, interleave, ratio
 
 
 # ---------------------------------------------------------------- annotator
@@ -179,7 +179,7 @@ def bench_generation(args) -> dict:
 
     prompts = [r["prompt"] for r in imdb_prompts(SHARED / "imdb", n=args.generation_prompts, seed=0)]
     variants = {
-        # the default before this issue: bf16 weights, dynamic KV cache, SDPA attention
+        # the default before these fast paths: bf16 weights, dynamic KV cache, SDPA attention
         "base": {"dtype": "bfloat16", "attn_implementation": "sdpa"},
         "fp32": {"dtype": "float32", "attn_implementation": "sdpa"},
         # the default now: dtype by the bf16 probe, attention "auto" (SDPA unless $CWPO_ATTN)

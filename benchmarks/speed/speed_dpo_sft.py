@@ -1,25 +1,17 @@
-"""benchmarks/speed.py, part 1: the pairs, model FLOPs and the timed CW-DPO and SFT steps (cwpo's paths,
+"""The speed bench (``speed.py``), part 1: the pairs, model FLOPs and the timed CW-DPO and SFT steps (cwpo's paths,
 today's path and TRL's); shared settings of the speed bench. See speed.py for the whole method."""
 
 from __future__ import annotations
 
 import gzip
 import json
-import os
 import random
 import statistics
-import sys
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from benchmarks.result_files import SHARED_DATA as SHARED
+from benchmarks.speed.train_step import timed_train_step
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from _common import timed_train_step  # noqa: E402
-
-SHARED = Path(os.environ.get("CWPO_SHARED_DATA", HERE.parents[1] / "shared" / "data"))
 MODEL = "smollm2-135m-instruct"
 SHAPES = {"short": {"pairs": 16, "max_length": 64}, "long": {"pairs": 8, "max_length": 256}}
 TMP = Path("/tmp/cwpo-bench-speed")

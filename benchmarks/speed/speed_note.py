@@ -1,16 +1,14 @@
-"""Render ``benchmarks/results/speed.md`` from ``speed.json`` (every number comes from the JSON).
+"""Render ``benchmarks/speed/results/speed.md`` from ``speed.json`` (every number comes from the JSON).
 
-.venv/bin/python benchmarks/speed_note.py
+python -m benchmarks.speed.speed_note
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import tidy_command  # noqa: E402
+from benchmarks.result_files import bench_parser, tidy_command
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -45,7 +43,7 @@ def render(r: dict) -> str:
         f"Date: {r['date']}; CPU: {mach.get('cpu_model')} ({mach.get('cpu_count')} cores), torch "
         f"{mach.get('torch')}, {r['setup']['threads']} thread(s) per process; load average at end "
         f"{r.get('load_average_at_end')}; wall time {r['wall_time_s']} s. Every number below is read from "
-        "`speed.json` by `benchmarks/speed_note.py`.",
+        "`speed.json` by `python -m benchmarks.speed.speed_note`.",
         "",
         (
             "The machine was shared with other jobs during the run, so one process ran 1 thread (2 threads "
@@ -140,7 +138,7 @@ def render(r: dict) -> str:
             )
             + (
                 f" The defaults of the time (max_length {a.get('default_max_length', 128)}: chosen on accuracy by "
-                f"`benchmarks/annotator_defaults.py`) with buckets: {f(pp['fast_default_length'])} pairs/s, "
+                f"`benchmarks/annotator/annotator_defaults.py`) with buckets: {f(pp['fast_default_length'])} pairs/s, "
                 f"{f(a['speedup_default_length_vs_base'])}x the baseline; not the same computation, so "
                 "not the bar."
                 if "fast_default_length" in pp  # runs before default_max_length was recorded: 128
@@ -314,6 +312,7 @@ def render(r: dict) -> str:
 
 
 def main() -> None:
+    bench_parser(__doc__).parse_args()
     r = json.loads((RESULTS / "speed.json").read_text())
     (RESULTS / "speed.md").write_text(render(r))
     print(f"wrote {RESULTS / 'speed.md'}")

@@ -1,33 +1,29 @@
-"""How many hours the evidence bench (issue 11) takes on this machine's class, from what its runs
-recorded: the ``stage_seconds`` of every archived stage of the sentiment v2 parts
-(``benchmarks/archive/bench``) and the wall time of every run of the HH-RLHF annotator track
-(``benchmarks/results/annotator.json``; its ablations ``minilm+NAME`` left out). Robustness stages
-(issue 13) are left out.
+"""How many hours the evidence bench takes on this machine's class, from what its runs recorded:
+the ``stage_seconds`` of every archived stage of the sentiment v2 parts (``benchmarks/archive/bench``)
+and the wall time of every run of the HH-RLHF annotator track
+(``benchmarks/annotator/results/annotator.json``; its ablations ``minilm+NAME`` left out).
+Robustness stages are left out.
 
 The archive holds the crowd-like and split parts; the noise-free part ran in a cache that was not
 archived, so its 20 align + evaluate stages are counted at the crowd part's mean per stage
 (``estimated``). Every stage is single-threaded work, so two workers need at least half the sum.
 
-    .venv/bin/python benchmarks/bench_hours.py
+    python -m benchmarks.summary.bench_hours
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from collections import defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import command_line  # noqa: E402
+from benchmarks.result_files import REPO, bench_parser, command_line
+from cwpo.atomic_files import write_json
+from cwpo.machine import machine_info, now_iso
 
-from cwpo.atomic_files import write_json  # noqa: E402
-from cwpo.machine import machine_info, now_iso  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-STAGES = ROOT / "benchmarks" / "archive" / "bench" / "stages"
-ANNOTATOR = ROOT / "benchmarks" / "results" / "annotator.json"
-OUT = ROOT / "benchmarks" / "results" / "bench_hours.json"
+STAGES = REPO / "benchmarks" / "archive" / "bench" / "stages"
+ANNOTATOR = REPO / "benchmarks" / "annotator" / "results" / "annotator.json"
+OUT = Path(__file__).resolve().parent / "results" / "bench_hours.json"
 NOISEFREE_ALIGN_RUNS = 20  # sentiment-v2.yaml: human, ws, cw, human100 x 5 seeds
 
 
@@ -53,6 +49,7 @@ def sentiment_stages() -> dict[str, list[float]]:
 
 
 def main() -> None:
+    bench_parser(__doc__).parse_args()
     stages = sentiment_stages()
     kinds = {k: {"stages": len(v), "hours": round(sum(v) / 3600, 2)} for k, v in sorted(stages.items())}
     archived_s = sum(sum(v) for v in stages.values())

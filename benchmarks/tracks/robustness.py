@@ -8,37 +8,36 @@ over seeds of the annotator's accuracy against the human labels of D_u, its held
 top-30% accuracy, mean confidence and ECE; per level, the paired change of that agreement against
 the part's first grid point (clean or mixed D_l) with its CI and MDE; for poison and targeted, a
 verdict on App. J.8 (ii) (poisoning lowers the annotator's agreement with the human labels).
-Writes benchmarks/results/robustness.json (each part its own keys) and
-benchmarks/report/robustness-<part>/.
+Writes benchmarks/tracks/results/robustness.json (each part its own keys) and
+benchmarks/tracks/report/robustness-<part>/.
 
-    .venv/bin/python benchmarks/robustness.py --part poison|targeted|imbalanced|all [--runs DIR]
-    .venv/bin/python benchmarks/robustness.py --part all --workers 2   # both cores, resumable
+    python -m benchmarks.tracks.robustness --part poison|targeted|imbalanced|all [--runs DIR]
+    python -m benchmarks.tracks.robustness --part all --workers 2   # both cores, resumable
 
 With ``--workers N`` the unfinished (seed, grid point) pieces of the parts run in N single-thread
-processes (each piece one annotator, archived when it ends), then the metrics of each part.
+processes (each piece one annotator), then the metrics of each part.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np
 
-import numpy as np  # noqa: E402
-from _common import add_part_args, command_line, result_update, run_part, sync_archive  # noqa: E402
-from _workers import cached_rows, run_workers  # noqa: E402
+from benchmarks.result_files import REPO, bench_parser, command_line, module_command, result_update
+from benchmarks.tracks.recipe_parts import add_part_args, run_part
+from benchmarks.tracks.stage_archive import restore_archive
+from benchmarks.tracks.workers import cached_rows, run_workers
+from cwpo.experiments.evidence import read_jsonl
+from cwpo.experiments.recipe import all_seeds, load_recipe
+from cwpo.experiments.report import write_report
+from cwpo.experiments.report_curves import level_label
+from cwpo.machine import now_iso
+from cwpo.stats import Claim, Estimate, crossed_bootstrap, judge
 
-from cwpo.experiments.evidence import read_jsonl  # noqa: E402
-from cwpo.experiments.recipe import all_seeds, load_recipe  # noqa: E402
-from cwpo.experiments.report import write_report  # noqa: E402
-from cwpo.experiments.report_curves import level_label  # noqa: E402
-from cwpo.machine import now_iso  # noqa: E402
-from cwpo.stats import Claim, Estimate, crossed_bootstrap, judge  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+RESULT = HERE / "results" / "robustness.json"
 PARTS = {
     "poison": ("configs/cpu/robustness-poison.yaml", "data.poison_frac"),
     "targeted": ("configs/cpu/robustness-targeted.yaml", "data.poison_frac"),
@@ -129,7 +128,7 @@ def degradation_verdict(change: dict) -> str | None:
 
 
 def point_pieces(parts: list[str], runs: Path) -> list[tuple[str, list[str]]]:
-    """The unfinished (part, seed, grid point) pieces, for :func:`_workers.run_workers`. A piece is
+    """The unfinished (part, seed, grid point) pieces, for :func:`workers.run_workers`. A piece is
     one annotator (the methods of an annotator-only recipe share it), so two workers never wait on
     each other's stage; what is finished is read from the stage cache (nothing is computed)."""
     todo = []
@@ -146,7 +145,7 @@ def point_pieces(parts: list[str], runs: Path) -> list[tuple[str, list[str]]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = bench_parser(__doc__)
     add_part_args(parser, list(PARTS), REPO / "runs" / "bench")
     parser.add_argument(
         "--point", type=int,
@@ -155,7 +154,7 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=0,
         help="run the unfinished (seed, grid point) pieces of the parts in this many single-thread "
-        "processes (benchmarks/_workers.py), then the metrics; 0: everything in this process",
+        "processes (benchmarks/tracks/workers.py), then the metrics; 0: everything in this process",
     )  # fmt: skip
     args = parser.parse_args()
     start = time.time()
@@ -163,10 +162,12 @@ def main() -> None:
     parts = list(PARTS) if args.part == "all" else [args.part]
     if args.workers and not (args.seeds or args.methods or args.point is not None):
         if args.archive:
-            sync_archive(Path(args.archive), runs / "cache", restore=True)
+            restore_archive(Path(args.archive), runs / "cache")
         todo = point_pieces(parts, runs)
         extra = ["--runs", str(runs), "--archive", args.archive]
-        if todo and not run_workers(Path(__file__).resolve(), "robustness", todo, args.workers, runs, extra):
+        if todo and not run_workers(
+            module_command(__spec__.name), "robustness", todo, args.workers, runs, extra
+        ):
             raise SystemExit(2)
     for part in parts:
         recipe_path, key = PARTS[part]
@@ -184,8 +185,8 @@ def main() -> None:
         res = run_part(recipe, runs, name, args.seeds, args.methods, args.archive, piece=piece)
         if res is None:
             continue
-        report = write_report(runs / name, REPO / "benchmarks" / "report" / name)
-        with result_update("robustness", start) as doc:  # two parts may run as two processes side by side
+        report = write_report(runs / name, HERE / "report" / name)
+        with result_update(RESULT, start) as doc:  # two parts may run as two processes side by side
             change = change_vs_reference(res["rows"], key, recipe.grid[key][0])
             doc["metrics"][part] = {
                 "by_level": part_metrics(res["rows"], key),
@@ -199,7 +200,7 @@ def main() -> None:
                 "command": command_line(),
                 "date": now_iso(),
             }
-        print(f"wrote benchmarks/results/robustness.json ({part}); report {report}")
+        print(f"wrote {RESULT.relative_to(REPO)} ({part}); report {report}")
 
 
 if __name__ == "__main__":

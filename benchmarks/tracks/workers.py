@@ -1,11 +1,12 @@
 """A recipe bench on both cores: its unfinished (seed, method) pieces run by single-thread worker
 processes (``--workers N``), each piece a ``--seeds S --methods M`` run of the same script.
 
-Two single-thread processes out-ran one two-thread process here (``results/speed.md``, "thread
-layout"); stages are locked, so workers never compute a shared stage (the SFT model, a seed's
+Two single-thread processes out-ran one two-thread process here (``speed/results/speed.md``,
+"thread layout"); stages are locked, so workers never compute a shared stage (the SFT model, a seed's
 annotator) twice, and every piece is archived when it ends (``--archive``). What is finished is
 read from the stage cache (``run_recipe(cache_only=True)``), so a bench stopped anywhere restarts
-with only what is left.
+with only what is left. Saving the cache in the archive is a separate, explicit command
+(:mod:`benchmarks.tracks.stage_archive`).
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from __future__ import annotations
 import math
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter, deque
 from pathlib import Path
 
+from benchmarks.result_files import repo_env
+from cwpo.experiments.pipeline import run_recipe
 from cwpo.experiments.recipe import resolve_methods, seeds_of
 
 
@@ -32,8 +34,6 @@ def pieces(recipe) -> list[tuple[int, str]]:
 
 def cached_rows(recipe, runs: Path, name: str) -> list[dict]:
     """The result rows of a recipe whose stages are all in the cache ``runs/cache`` (nothing is computed)."""
-    from cwpo.experiments.pipeline import run_recipe
-
     return run_recipe(
         recipe, runs / f"{name}-finished", progress=False, stages_dir=runs / "cache", cache_only=True
     )["rows"]
@@ -54,14 +54,19 @@ def method_pieces(part: str, todo: list[tuple[int, str]]) -> list[tuple[str, lis
 
 
 def run_workers(
-    script: Path, part: str, todo: list[tuple[str, list[str]]], workers: int, runs: Path, extra: list[str]
+    command: list[str],
+    part: str,
+    todo: list[tuple[str, list[str]]],
+    workers: int,
+    runs: Path,
+    extra: list[str],
 ) -> bool:
-    """Run the pieces (a label and the script's arguments for it, see :func:`method_pieces`) in
+    """Run the pieces (a label and the arguments of ``command`` for it, see :func:`method_pieces`) in
     order in ``workers`` processes at a time (OMP_NUM_THREADS=1 each), each worker taking the next
     piece when its last one ends; their output goes to ``runs/workers/<part>-<i>.log``, one
     terminal line per piece. After a failed piece no new one starts. True if every piece
     succeeded."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = repo_env({**os.environ, "OMP_NUM_THREADS": "1"})
     logs = runs / "workers"
     logs.mkdir(parents=True, exist_ok=True)
     left = deque(todo)
@@ -76,7 +81,7 @@ def run_workers(
                 if failed or not left:
                     return
                 what, args = left.popleft()
-            cmd = [sys.executable, str(script), *args, *extra]
+            cmd = [*command, *args, *extra]
             start = time.time()
             with open(log, "a", encoding="utf-8") as fh:
                 fh.write(f"== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n")

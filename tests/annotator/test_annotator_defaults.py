@@ -31,7 +31,7 @@ def _cfg(tiny_encoder_dir, tmp_path, **kw):
 
 def test_defaults_are_the_measured_ones():
     cfg = TrainAnnotatorConfig(train="t", output="o")
-    # benchmarks/results/annotator_defaults.json, HH Harmless, 3 seeds: 63.4% against 60.4% with
+    # benchmarks/annotator/results/annotator_defaults.json, HH Harmless, 3 seeds: 63.4% against 60.4% with
     # early stopping at 128 tokens (seed-paired +3.0 points, 95% CI [0.9, 5.1]); plain loop 63.3%
     assert (cfg.pooling, cfg.lr, cfg.head_lr, cfg.early_stopping) == ("mean", 3e-5, 1e-3, False)
     assert (cfg.epochs, cfg.val_frac, cfg.patience, cfg.max_length) == (3, 0.1, 1, 256)

@@ -4,7 +4,7 @@ TRL's fused LM head (``model(..., fused_lm_head=True)``) scores only the labelle
 devices with Triton; on a CPU it projects *every* position (prompt and padding included) through
 the 49k-word head and folds each tile with a dozen elementwise passes (entropy, mean logit, top-1
 for its metrics). For a small model at short lengths that head is the largest share of a step
-(measured in ``benchmarks/speed.py``). :func:`response_logps` runs the backbone, gathers the
+(measured in ``benchmarks/speed/speed.py``). :func:`response_logps` runs the backbone, gathers the
 hidden states of the response positions, and projects only those, with a custom backward that
 recomputes each tile (memory stays at one ``[chunk, vocab]`` tile). Same compute dtype as TRL's
 kernel (the autocast dtype, else the weights'), log-softmax in fp32; the per-row sums are taken in

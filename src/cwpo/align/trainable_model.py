@@ -35,7 +35,7 @@ def training_attention(max_length: int) -> str | None:
 
     PyTorch's CPU flash-attention backward is slow at these lengths: a SmolLM2 + LoRA step ran
     1.19x (64 tokens) and 1.10x (256 tokens) faster with eager attention on a 2-core Zen4
-    (``benchmarks/results/speed.md``). A documented default, not a probe; ``CWPO_ATTN=sdpa|eager``
+    (``benchmarks/speed/results/speed.md``). A documented default, not a probe; ``CWPO_ATTN=sdpa|eager``
     overrides it. Both compute the same softmax attention (eager in fp32 softmax).
     """
     env = os.environ.get("CWPO_ATTN")

@@ -1,7 +1,7 @@
 """The settings of ``cwpo train-annotator`` (:class:`TrainAnnotatorConfig`) and their checks.
 
-The defaults were chosen by measurement (``benchmarks/annotator_defaults.py`` and the HH-RLHF
-annotator track ``benchmarks/hh_annotator.py``, issue 11); see :mod:`cwpo.annotator.train`.
+The defaults were chosen by measurement (``benchmarks/annotator/annotator_defaults.py`` and the HH-RLHF
+annotator track ``benchmarks/annotator/hh_annotator.py``); see :mod:`cwpo.annotator.train`.
 """
 
 from __future__ import annotations

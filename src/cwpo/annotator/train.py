@@ -4,8 +4,8 @@ Objectives (see :mod:`cwpo.annotator.model`): ``bt`` (paper Step 1, Eq. 5), ``pa
 (App. J.9), ``dpo`` (WS-DPO baseline: SFT on (x, y_w), then DPO against the frozen SFT model).
 
 Paper defaults are 5 epochs, Adam, batch 32, full fine-tuning. The defaults here keep Adam, batch
-32 and full fine-tuning, and were chosen by measurement (benchmarks/annotator_defaults.py and
-benchmarks/hh_annotator.py, issue 11; settings in :mod:`cwpo.annotator.config`): the scalar head
+32 and full fine-tuning, and were chosen by measurement (benchmarks/annotator/annotator_defaults.py and
+benchmarks/annotator/hh_annotator.py; settings in :mod:`cwpo.annotator.config`): the scalar head
 reads the *mean* of the last hidden states (``pooling: mean``; ``cls`` is the model's own
 classification path), the new head learns at ``head_lr`` (1e-3) and the pretrained body at ``lr``
 (3e-5), 3 epochs at max_length 256 without early stopping (optional: ``early_stopping`` on a

@@ -149,7 +149,7 @@ def _generation_attention() -> str:
     """``auto``: ``$CWPO_ATTN`` if set, else SDPA (transformers' default).
 
     Eager (matmul) attention was the CPU default for a while: it decodes faster on unpadded
-    batches of equal-length prompts, but not on padded IMDb batches (``benchmarks/speed.py``,
+    batches of equal-length prompts, but not on padded IMDb batches (``benchmarks/speed/speed.py``,
     ``speed.md``), so SDPA is the default again; ``CWPO_ATTN=eager`` keeps
     a run's samples comparable with one sampled that way (the kernel is in the cache key).
     """

@@ -1,0 +1,11 @@
+"""cwpo's benchmarks, one folder per study: ``python -m benchmarks.<study>.<script>`` (README.md).
+
+The benches run offline (every model and data set is local). These defaults are set here, before
+any bench module imports ``transformers`` or ``huggingface_hub``, which read them at import time.
+"""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -1,0 +1,1 @@
+"""Reliability: whether what a run writes can be trusted (output safety)."""

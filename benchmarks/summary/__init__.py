@@ -1,0 +1,1 @@
+"""Summaries over the other studies' results: the paper's claims (verdicts) and the bench's hours."""

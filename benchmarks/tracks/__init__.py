@@ -1,0 +1,1 @@
+"""The recipe tracks: controlled sentiment (the evidence bench) and the annotator's robustness."""
