@@ -22,7 +22,7 @@ def bench_annotator(args) -> dict:
 
     from cwpo.annotator import train as T
     from cwpo.annotator.backbone import _attention_dropout_override
-    from cwpo.annotator.losses import bt_loss
+    from cwpo.annotator.reward_model_losses import bt_loss
     from cwpo.annotator.model import Annotator, collate, encode_pairs, scalar_scores
     from cwpo.models.loading import load_tokenizer
     from cwpo.models.registry import resolve_model

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from cwpo.evaluate.preference import evaluate_preference, implicit_rewards
+from cwpo.evaluate.preference import evaluate_preference, pair_implicit_rewards
 from cwpo.models.loading import load_causal_lm
 from cwpo.models.logprobs import sequence_logprobs
 
@@ -52,7 +52,7 @@ def test_beta_must_be_positive(tiny_causal_lm_dir, labeled_rows):
     from cwpo.errors import ConfigError
 
     with pytest.raises(ConfigError, match="beta must be > 0"):
-        implicit_rewards(tiny_causal_lm_dir, tiny_causal_lm_dir, labeled_rows, beta=0)
+        pair_implicit_rewards(tiny_causal_lm_dir, tiny_causal_lm_dir, labeled_rows, beta=0)
 
 
 def test_log_probs_are_cached_by_content(

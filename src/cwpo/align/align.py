@@ -6,7 +6,7 @@
 * filtering = weak labels + ``top-N`` (the N% most confident pairs, weight 1)
 * Table 5   = weak labels + any other weight function of the margin (:mod:`cwpo.weighting`)
 
-each with ``--loss dpo|ipo|rdpo``. The policy starts from ``policy`` (the SFT model), which is also
+each with ``--loss`` one of :data:`cwpo.losses.LOSS_REGISTRY` (dpo, ipo, rdpo). The policy starts from ``policy`` (the SFT model), which is also
 πref: with LoRA the reference is the adapter-disabled model, with full fine-tuning a frozen copy
 (or neither, with ``precompute_ref``: reference log-probs computed once before training).
 """
@@ -23,7 +23,7 @@ from cwpo.align.training_config import TrainingConfig, training_errors
 from cwpo.align.training_pairs import read_training_pairs
 from cwpo.config import check
 from cwpo.errors import ConfigError, DataError
-from cwpo.losses import LossType
+from cwpo.losses import LOSS_NAMES, LossType
 from cwpo.weighting import get_weighting, margin_from_confidence
 
 
@@ -40,7 +40,7 @@ class AlignConfig(TrainingConfig):
     policy: str = field(
         default="", metadata={"help": "the SFT model: start point and reference (name, folder, hub id)"}
     )
-    loss: Literal["dpo", "ipo", "rdpo"] = field(default="dpo", metadata={"help": "preference loss"})
+    loss: Literal[LOSS_NAMES] = field(default="dpo", metadata={"help": "preference loss"})
     weighting: str = field(
         default="none",
         metadata={

@@ -21,7 +21,7 @@ from typing import Literal
 
 from cwpo.config import check, to_dict
 from cwpo.errors import ConfigError, DataError
-from cwpo.losses import LossType
+from cwpo.losses import LOSS_NAMES, LossType, logged_implicit_reward, weighted_preference_loss
 from cwpo.weighting import get_weighting
 
 
@@ -31,7 +31,7 @@ class OnlineConfig:
     policy: str = field(default="", metadata={"help": "the SFT model (start point and reference)"})
     annotator: str = field(default="", metadata={"help": "weak annotator folder (cwpo train-annotator)"})
     output: str = field(default="", metadata={"help": "result folder"})
-    loss: Literal["dpo", "ipo", "rdpo"] = "dpo"
+    loss: Literal[LOSS_NAMES] = "dpo"
     weighting: str = "confidence"
     beta: float = 0.1
     epsilon: float = 0.1
@@ -153,7 +153,6 @@ def online_align(cfg: OnlineConfig, annotator=None) -> dict:
     from cwpo.atomic_files import write_json
     from cwpo.console import progress
     from cwpo.hashing import hash_config, sha256_path
-    from cwpo.losses import implicit_rewards, preference_loss, weighted_mean
     from cwpo.machine import now_iso
     from cwpo.models import resolve_model
     from cwpo.models.loading import load_causal_lm
@@ -195,20 +194,25 @@ def online_align(cfg: OnlineConfig, annotator=None) -> dict:
             ref_r, _ = sequence_logps_with_grad(model, tok, batch, rejected, cfg.max_length)
         pol_c, n_c = sequence_logps_with_grad(model, tok, batch, chosen, cfg.max_length)
         pol_r, n_r = sequence_logps_with_grad(model, tok, batch, rejected, cfg.max_length)
-        args = (pol_c, pol_r, ref_c, ref_r)
-        if loss_type.length_normalized:
-            args = (
-                (pol_c - ref_c) / n_c,
-                (pol_r - ref_r) / n_r,
-                torch.zeros_like(pol_c),
-                torch.zeros_like(pol_r),
-            )
-        per = preference_loss(loss_type, *args, beta=cfg.beta, epsilon=cfg.epsilon, tau=cfg.tau)
-        loss = weighted_mean(per, weights)
+        loss, per = weighted_preference_loss(
+            loss_type,
+            pol_c,
+            pol_r,
+            ref_c,
+            ref_r,
+            weights,
+            chosen_tokens=n_c,
+            rejected_tokens=n_r,
+            beta=cfg.beta,
+            epsilon=cfg.epsilon,
+            tau=cfg.tau,
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()
-        margin_r = implicit_rewards(pol_c, ref_c, cfg.beta) - implicit_rewards(pol_r, ref_r, cfg.beta)
+        margin_r = logged_implicit_reward(pol_c, ref_c, cfg.beta) - logged_implicit_reward(
+            pol_r, ref_r, cfg.beta
+        )
         steps.append(
             {
                 "step": step + 1,

@@ -34,7 +34,7 @@ from trl import DPOConfig, DPOTrainer
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 
 from cwpo.errors import ConfigError
-from cwpo.losses import LossType, implicit_rewards, preference_loss, weighted_mean
+from cwpo.losses import LossType, logged_implicit_reward, weighted_preference_loss
 
 TESTED_TRL = (1, 16)  # the minor release this subclass is tested against
 
@@ -234,21 +234,25 @@ class WeightedDPOTrainer(DPOTrainer):
         else:
             ref_chosen, ref_rejected = self.compute_ref_log_probs(self.ref_model or self.model, inputs)
 
-        pc, pr, rc, rr = chosen_logps, rejected_logps, ref_chosen, ref_rejected
-        if self.cw_loss.length_normalized:  # TRL's IPO: log-probs averaged over completion tokens
-            # (same operation order as TRL: average the log-ratio, then take the difference)
-            n_chosen, n_rejected = (m.sum(dim=1).clamp(min=1.0) for m in completion_mask.chunk(2, dim=0))
-            pc, pr = (pc - rc) / n_chosen, (pr - rr) / n_rejected
-            rc, rr = torch.zeros_like(pc), torch.zeros_like(pr)
-        per_example = preference_loss(
-            self.cw_loss, pc, pr, rc, rr, beta=self.beta, epsilon=self.label_smoothing, tau=self.cw_tau
-        )
         weight = inputs.get("weight")
-        loss = weighted_mean(per_example, weight)
+        n_chosen, n_rejected = (m.sum(dim=1).clamp(min=1.0) for m in completion_mask.chunk(2, dim=0))
+        loss, per_example = weighted_preference_loss(
+            self.cw_loss,
+            chosen_logps,
+            rejected_logps,
+            ref_chosen,
+            ref_rejected,
+            weight,
+            chosen_tokens=n_chosen,
+            rejected_tokens=n_rejected,
+            beta=self.beta,
+            epsilon=self.label_smoothing,
+            tau=self.cw_tau,
+        )
 
         gather = self.accelerator.gather_for_metrics
-        chosen_rewards = implicit_rewards(chosen_logps, ref_chosen, self.beta)
-        rejected_rewards = implicit_rewards(rejected_logps, ref_rejected, self.beta)
+        chosen_rewards = logged_implicit_reward(chosen_logps, ref_chosen, self.beta)
+        rejected_rewards = logged_implicit_reward(rejected_logps, ref_rejected, self.beta)
         metrics = self._metrics[mode]
         metrics["rewards/chosen"].append(gather(chosen_rewards).mean().item())
         metrics["rewards/rejected"].append(gather(rejected_rewards).mean().item())

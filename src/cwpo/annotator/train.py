@@ -30,7 +30,7 @@ import torch
 from cwpo.annotator.backbone import _load_backbone
 from cwpo.annotator.calibration import calibration_report, fit_temperature
 from cwpo.annotator.config import MIN_EARLY_STOPPING_PAIRS, MIN_TRAIN_PAIRS, TrainAnnotatorConfig
-from cwpo.annotator.losses import bt_loss, pairrm_loss
+from cwpo.annotator.reward_model_losses import bt_loss, pairrm_loss
 from cwpo.annotator.model import (
     ANNOTATOR_FILE,
     REFERENCE_DIR,

@@ -6,11 +6,12 @@ import argparse
 import dataclasses
 
 from cwpo.config import add_config_args, build_config, config_from_args, load_yaml
+from cwpo.losses import LOSS_NAMES
 
 HELP = (
     "Preference optimization of the SFT model. A method is data: Human = --train with human labels + "
     "--weighting none; WS-DPO = weak labels + none; CW-PO = weak labels + confidence; filtering = top-N; "
-    "--loss dpo|ipo|rdpo. With --online, the policy samples pairs for --prompts, the weak --annotator "
+    f"--loss {'|'.join(LOSS_NAMES)}. With --online, the policy samples pairs for --prompts, the weak --annotator "
     "labels them with a confidence, and a weighted step follows (paper App. J.5)."
 )
 ON_INTERRUPT = (

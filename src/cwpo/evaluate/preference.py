@@ -66,7 +66,7 @@ def _logprobs(
     return out
 
 
-def implicit_rewards(
+def pair_implicit_rewards(
     policy: str,
     reference: str,
     pairs: Sequence[dict],
@@ -116,7 +116,7 @@ def evaluate_preference(
     cache_dir: str | Path | None = None,
 ) -> tuple[dict, list[dict]]:
     """Preference accuracy (summary) and one row per pair with both rewards and the outcome."""
-    chosen, rejected = implicit_rewards(
+    chosen, rejected = pair_implicit_rewards(
         policy, reference, pairs, beta=beta, batch_size=batch_size, max_length=max_length, dtype=dtype,
         cache_dir=cache_dir,
     )  # fmt: skip

@@ -8,7 +8,8 @@ Label sources:
 * ``weak_dpo``: labels of a WS-DPO annotator (Tao & Li: the weak LM trained with SFT+DPO on D_l).
 
 Weightings are names understood by :func:`cwpo.weighting.get_weighting` (``none``,
-``confidence``, ``top-30`` ...). Losses: ``dpo``, ``ipo``, ``rdpo``.
+``confidence``, ``top-30`` ...). Losses are the names of :data:`cwpo.losses.LOSS_REGISTRY`
+(``dpo``, ``ipo``, ``rdpo``).
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from cwpo.errors import ConfigError
+from cwpo.losses import LOSS_NAMES
+from cwpo.weighting import get_weighting
 
 LABEL_SOURCES = ("human", "human_all", "human_labeled", "weak", "weak_dpo")
-LOSSES = ("dpo", "ipo", "rdpo")
+LOSSES = LOSS_NAMES
 
 
 @dataclass(frozen=True)
@@ -35,8 +38,6 @@ class Method:
         if self.loss not in LOSSES:
             errors.append(f"loss must be one of {LOSSES}, got {self.loss!r}")
         try:
-            from cwpo.weighting import get_weighting
-
             get_weighting(self.weighting)
         except Exception as e:  # noqa: BLE001 - report every problem as a config error
             errors.append(str(e))

@@ -1,4 +1,4 @@
-"""Per-example losses of the weak annotator objectives (pure functions, never reduced).
+"""Per-example losses of the weak annotator (the reward model), pure functions, never reduced.
 
 * Bradley-Terry (paper Eq. 5): ``ℓ = −log σ(r(x, y_w) − r(x, y_l)) = softplus(−(r_w − r_l))``.
   With r = β·log(π/π_ref) this is also the DPO loss of the WS-DPO annotator (Tao & Li).

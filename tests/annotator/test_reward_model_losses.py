@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cwpo.annotator.calibration import agreement, calibration_report, fit_temperature, top_fraction_accuracy
-from cwpo.annotator.losses import bt_loss, pairrm_loss
+from cwpo.annotator.reward_model_losses import bt_loss, pairrm_loss
 from cwpo.weighting import confidence
 
 
