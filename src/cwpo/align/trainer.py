@@ -146,8 +146,10 @@ class WeightedDPOTrainer(DPOTrainer):
         check_trl_version()
         self.cw_length_groups = cw_length_groups
         self.cw_response_head = cw_response_head
-        self.cw_loss = LossType.parse(cw_loss)
         train_args = kwargs.get("args")
+        if cw_loss is None:
+            cw_loss = LossType.from_trl(train_args.loss_type) if train_args is not None else LossType.DPO
+        self.cw_loss = LossType.parse(cw_loss)
         if train_args is not None and train_args.loss_type != [self.cw_loss.trl_name]:
             raise ConfigError(
                 f"DPOConfig.loss_type {train_args.loss_type} does not match cw_loss {self.cw_loss.value!r} "
@@ -165,6 +167,8 @@ class WeightedDPOTrainer(DPOTrainer):
                 pad_to_multiple_of=train_args.pad_to_multiple_of,
             )
         super().__init__(*args, **kwargs)
+        if cw_tau is None:
+            cw_tau = getattr(train_args, "tau", None)
         self.cw_tau = self.beta if cw_tau is None else cw_tau
         self.add_callback(StepTimer(self))
 

@@ -30,7 +30,6 @@ import torch
 from cwpo.annotator.backbone import _load_backbone
 from cwpo.annotator.calibration import calibration_report, fit_temperature
 from cwpo.annotator.config import MIN_EARLY_STOPPING_PAIRS, MIN_TRAIN_PAIRS, TrainAnnotatorConfig
-from cwpo.annotator.reward_model_losses import bt_loss, pairrm_loss
 from cwpo.annotator.model import (
     ANNOTATOR_FILE,
     REFERENCE_DIR,
@@ -42,6 +41,7 @@ from cwpo.annotator.model import (
     response_logprobs,
     scalar_scores,
 )
+from cwpo.annotator.reward_model_losses import bt_loss, pairrm_loss
 from cwpo.atomic_files import write_json
 from cwpo.errors import ConfigError, DataError, warn
 from cwpo.hashing import hash_config, sha256_path
