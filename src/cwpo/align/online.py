@@ -155,6 +155,7 @@ def online_align(cfg: OnlineConfig, annotator=None) -> dict:
     from cwpo.hashing import hash_config, sha256_path
     from cwpo.machine import now_iso
     from cwpo.models import resolve_model
+    from cwpo.models.adapter_base import record_base
     from cwpo.models.loading import load_causal_lm
     from cwpo.outputs import clear_output, write_manifest
     from cwpo.weighting import confidence
@@ -229,10 +230,7 @@ def online_align(cfg: OnlineConfig, annotator=None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out))
     tok.save_pretrained(str(out))
-    adapter_cfg = out / "adapter_config.json"
-    data = json.loads(adapter_cfg.read_text())
-    data["base_model_name_or_path"] = resolve_model(cfg.policy)
-    write_json(adapter_cfg, data)
+    record_base(out, cfg.policy)
     summary = {"rounds": cfg.rounds, "final_loss": steps[-1]["loss"], "finished": now_iso()}
     write_json(out / "metrics.json", {"summary": summary, "steps": steps})
     write_json(out / "cwpo_config.json", to_dict(cfg))

@@ -1,14 +1,14 @@
 """The output folder of a training stage: resume or refuse before any work, save when done.
 
-The folder holds the model itself (a LoRA adapter whose ``base_model_name_or_path`` is the exact
-folder it was trained from, or a full model), its tokenizer, ``metrics.json``, ``cwpo_config.json``
+The folder holds the model itself (a LoRA adapter whose ``base_model_name_or_path`` is the absolute
+folder or hub id it was trained from, checked on loading through ``base_model.json``, or a full
+model), its tokenizer, ``metrics.json``, ``cwpo_config.json``
 and ``manifest.json`` (written last: its presence means the folder is complete), plus
 ``checkpoints/`` for resuming.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -20,6 +20,7 @@ from cwpo.atomic_files import read_json, write_json
 from cwpo.errors import ConfigError
 from cwpo.hashing import hash_config, sha256_path
 from cwpo.models import resolve_model
+from cwpo.models.adapter_base import ADAPTER_CONFIG, record_base
 from cwpo.outputs import MANIFEST, clear_output, write_manifest
 
 CHECKPOINTS = "checkpoints"
@@ -69,8 +70,9 @@ def save_final(
     """Save model + tokenizer into ``output_dir`` (main process only), then metrics, config and manifest.
 
     The model is written into a temporary folder and its files moved into place; ``manifest.json``
-    is written last. An adapter's ``base_model_name_or_path`` is set to ``base_path`` (the folder it
-    was trained from: loading it then reproduces the trained policy exactly).
+    is written last. An adapter records ``base_path``, the model it was trained from, as an absolute
+    folder or hub id with a fingerprint (:func:`cwpo.models.adapter_base.record_base`): loading it
+    then reproduces the trained policy exactly, from any working folder.
     """
     if not trainer.is_world_process_zero():
         return
@@ -78,11 +80,8 @@ def save_final(
     tmp = Path(tempfile.mkdtemp(prefix=".model.", suffix=".tmp", dir=output_dir))
     try:
         trainer.save_model(str(tmp))
-        adapter_cfg = tmp / "adapter_config.json"
-        if adapter_cfg.exists():
-            data = json.loads(adapter_cfg.read_text())
-            data["base_model_name_or_path"] = base_path
-            write_json(adapter_cfg, data)
+        if (tmp / ADAPTER_CONFIG).exists():
+            record_base(tmp, base_path, final_dir=output_dir)
         (tmp / "training_args.bin").unlink(missing_ok=True)
         for f in tmp.iterdir():
             if f.is_file():

@@ -12,7 +12,6 @@ from cwpo.align.stage_output import checkpoint_to_resume, inputs_hash, save_fina
 from cwpo.align.trainable_model import load_trainable, training_attention, training_precision
 from cwpo.align.trainer import check_trl_version
 from cwpo.config import to_dict
-from cwpo.models import resolve_model
 
 
 def use_callers_progress(trainer, callbacks: list | None) -> None:
@@ -51,7 +50,7 @@ def start_training(cfg, stage: str, model_ref: str) -> TrainingStart:
     trl_version = check_trl_version()
     output_dir = Path(cfg.output)
     resume_from = checkpoint_to_resume(output_dir, cfg.resume, stage, cfg.overwrite)
-    base_path = resolve_model(model_ref)
+    base_path = model_ref  # recorded as an absolute folder or hub id when saved
     ihash = inputs_hash(cfg.train, model_ref)
     weights_dtype, autocast = training_precision(cfg.bf16, cfg.lora)
     model, tokenizer = load_trainable(

@@ -20,8 +20,9 @@ from typing import Literal
 from cwpo.atomic_files import write_json, write_jsonl, write_text
 from cwpo.config import check, to_dict
 from cwpo.distributed import ranks
-from cwpo.errors import DataError
+from cwpo.errors import DataError, warn
 from cwpo.hashing import hash_config, sha256_path
+from cwpo.models.adapter_base import base_mismatch
 from cwpo.outputs import atomic_dir, guard_output, write_manifest
 
 
@@ -193,6 +194,10 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     # checked before any work; an earlier output is replaced atomically at the end, so a failed
     # run leaves it intact
     guard_output(cfg.output, "evaluate", overwrite=cfg.overwrite)
+    if cfg.pairs:  # the implicit reward β·log π/πref means something only with the training reference
+        mismatch = base_mismatch(cfg.policy, cfg.reference)
+        if mismatch:
+            warn(f"{mismatch}: preference accuracy is measured against the reference given")
     outputs: dict[str, list[dict]] = {}
     t0 = time.perf_counter()
     cache = Path(cfg.cache_dir) if cfg.cache_dir else default_cache()

@@ -55,6 +55,7 @@ def model_content_id(model_ref: str) -> str:
     Folder hashes are memoized per process by (path, names, sizes, mtimes) of its files.
     """
     from cwpo.models import resolve_model
+    from cwpo.models.adapter_base import ADAPTER_CONFIG, adapter_base
 
     resolved = resolve_model(model_ref, check_hub=False)  # an id, not a load: the hub is not needed
     path = Path(resolved)
@@ -64,11 +65,8 @@ def model_content_id(model_ref: str) -> str:
     stamp = (str(path.resolve()), tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
     if stamp not in _MODEL_HASHES:
         _MODEL_HASHES[stamp] = "sha256:" + sha256_path(path)
-    adapter = path / "adapter_config.json"
-    if adapter.exists():  # a LoRA adapter: its weights and those of its base
-        base = json.loads(adapter.read_text(encoding="utf-8")).get("base_model_name_or_path")
-        if base:
-            return f"{_MODEL_HASHES[stamp]}+{model_content_id(base)}"
+    if (path / ADAPTER_CONFIG).exists():  # a LoRA adapter: its weights and those of its base
+        return f"{_MODEL_HASHES[stamp]}+{model_content_id(adapter_base(path))}"
     return _MODEL_HASHES[stamp]
 
 

@@ -2,15 +2,17 @@
 
 A folder holding a PEFT adapter (``adapter_config.json``) is loaded on top of its base model and
 merged, recursively, so an aligned adapter whose base is an SFT adapter folder loads in one call.
+The base is the one the adapter was trained on, checked by :func:`cwpo.models.adapter_base.adapter_base`
+(never a same-named folder elsewhere).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
+from cwpo.models.adapter_base import adapter_base
 from cwpo.models.registry import load_error_hint, resolve_model
 
 
@@ -22,7 +24,7 @@ def load_tokenizer(ref: str, padding_side: str = "right"):
     adapter_cfg = Path(path) / "adapter_config.json"
     has_tok = any((Path(path) / f).exists() for f in ("tokenizer.json", "tokenizer_config.json"))
     if adapter_cfg.exists() and not has_tok:
-        return load_tokenizer(json.loads(adapter_cfg.read_text())["base_model_name_or_path"], padding_side)
+        return load_tokenizer(adapter_base(path), padding_side)
     try:
         tok = AutoTokenizer.from_pretrained(path)
     except Exception as e:  # noqa: BLE001
@@ -48,7 +50,7 @@ def load_causal_lm(ref: str, dtype: torch.dtype | None = None, tokenizer: bool =
         if adapter_cfg.exists():
             from peft import PeftModel
 
-            base_ref = json.loads(adapter_cfg.read_text())["base_model_name_or_path"]
+            base_ref = adapter_base(path)
             base, _ = load_causal_lm(base_ref, dtype=dtype, tokenizer=False, **config_overrides)
             model = PeftModel.from_pretrained(base, path).merge_and_unload()
         else:

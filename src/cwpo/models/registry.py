@@ -58,6 +58,11 @@ _GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
+def is_hub_id(ref: str) -> bool:
+    """Whether ``ref`` has the form of a hub id (``org/name``)."""
+    return bool(_HUB_ID.match(ref))
+
+
 def cache_dir() -> Path:
     """Where converted models and other expensive artifacts are cached (``$CWPO_CACHE``)."""
     root = os.environ.get("CWPO_CACHE") or os.path.join(
@@ -141,7 +146,7 @@ def resolve_model(ref: str | os.PathLike, check_hub: bool = True) -> str:
                 f"{path} is a folder but holds no config.json: not a Hugging Face model folder"
             )
         return str(path)
-    if _HUB_ID.match(ref):
+    if is_hub_id(ref):
         if check_hub:
             _check_hub_model(ref)
         return ref
