@@ -43,11 +43,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "report": ("cwpo.cli.report", "write a markdown report with tables and plots from a results folder"),
     "demo": ("cwpo.cli.demo", "the whole CW-PO pipeline on the embedded data and offline models"),
+    "accelerate-config": (
+        "cwpo.cli.accelerate_config",
+        "the shipped accelerate configs (DDP, FSDP, DeepSpeed ZeRO-2/3) for accelerate launch",
+    ),
 }
 
 
 # commands that report their own stages (or are not stages); the others get one closing stage line
-_NOT_STAGES = {"run", "demo", "models", "report"}
+_NOT_STAGES = {"run", "demo", "models", "report", "accelerate-config"}
 
 
 def _output_of(args: argparse.Namespace) -> str | None:
