@@ -161,3 +161,26 @@ def test_poisoned_and_imbalanced_labeled_set_from_the_cli(tmp_path, hh_dir):
     unlabeled = read_pairs(out / "unlabeled.jsonl")
     assert {"harmless" in r["source"] for r in unlabeled} == {True, False}
     assert main([*args[:-2], "--poison-subset", "neither", "--output", str(tmp_path / "e")]) == 2
+
+
+def test_repeated_pairs_are_reported_and_kept_in_one_split(tmp_path, capsys):
+    src = tmp_path / "p.jsonl"
+    rows = [{"prompt": f"q{i}", "chosen": f"yes {i}", "rejected": "no"} for i in range(30)]
+    rows += [rows[3]] * 4 + [rows[8]]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    assert main(["data", "--source", str(src), "--output", str(out), "--max-tokens", "0"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"cwpo: warning: {src}: 5 rows repeat another row's pair (same prompt and responses; "
+        "2 pairs occur more than once): each pair's copies are kept in one split"
+    ]
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["duplicate_pairs"] == {"repeated_pairs": 2, "extra_copies": 5}
+    prompts = {
+        name: [r["prompt"] for r in read_pairs(out / f"{name}.jsonl")]
+        for name in ("labeled", "unlabeled", "test")
+    }
+    assert sum(p.count("q3") for p in prompts.values()) == 5
+    assert len([name for name, p in prompts.items() if "q3" in p]) == 1
+    assert len([name for name, p in prompts.items() if "q8" in p]) == 1

@@ -117,3 +117,50 @@ def test_poisoned_labels_flip_a_seeded_share():
     assert all("harmless" in r["source"] for r in targeted if r.get("poisoned"))
     with pytest.raises(DataError, match="no pair"):
         poison_labels(_hh_rows(0, 10), 0.5, seed=0, subset="harmless")
+
+
+def _fingerprint(parts: dict) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _sourced_pool(n):
+    return [dict(r, source="harmless" if r["i"] % 3 else "helpful") for r in pool(n)]
+
+
+@pytest.mark.parametrize(
+    ("n", "kwargs", "expected"),
+    [
+        (200, dict(labeled_frac=0.3, test_frac=0.1, seed=1), "41b77693d3457a44"),
+        (57, dict(labeled_frac=0.5, test_frac=0.0, seed=7), "a11aefa639f27adc"),
+        (300, dict(labeled_frac=0.2, test_frac=0.1, seed=3, labeled_mix={"harmless": 0.9, "helpful": 0.1}),
+         "9936f76ccb92e362"),
+    ],
+)  # fmt: skip
+def test_a_pool_without_copies_splits_exactly_as_before(n, kwargs, expected):
+    """Stage keys and archived runs hash the split files: the split of a pool without repeated
+    pairs is pinned to what it was before copies were kept together."""
+    assert _fingerprint(split_pool(_sourced_pool(n), **kwargs)) == expected
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_copies_of_a_pair_stay_in_one_split(seed):
+    rows = pool(60)
+    # 11 copies of one pair (one with its responses swapped), 3 copies of another
+    rows += [dict(rows[5], i=100 + k) for k in range(9)]
+    rows += [dict(rows[5], chosen=rows[5]["rejected"], rejected=rows[5]["chosen"], i=120)]
+    rows += [dict(rows[7], i=130 + k) for k in range(2)]
+    s = split_pool(rows, labeled_frac=0.3, test_frac=0.2, seed=seed)
+    home = {r["i"]: name for name, part in s.items() for r in part}
+    assert sorted(home) == sorted(r["i"] for r in rows)  # nothing dropped
+    assert len({home[i] for i in [5, *range(100, 109), 120]}) == 1
+    assert len({home[i] for i in [7, 130, 131]}) == 1
+    assert sum(len(p) for p in s.values()) == len(rows)
+
+
+def test_copies_that_leave_a_split_empty_are_refused():
+    rows = [dict(pool(1)[0], i=k) for k in range(10)]
+    with pytest.raises(DataError, match="kept in one split, .* is empty .*10 rows hold 1 distinct pairs"):
+        split_pool(rows, labeled_frac=0.3, test_frac=0.0, seed=0)

@@ -13,7 +13,8 @@ from cwpo.atomic_files import read_json, write_json
 from cwpo.config import check, to_dict
 from cwpo.data.load import FORMATS, HH_SUBSETS, load_pairs, resolve_source
 from cwpo.data.schema import write_pairs
-from cwpo.data.split import filter_by_length, hh_subset, poison_labels, split_pool
+from cwpo.data.split import duplicate_groups, filter_by_length, hh_subset, poison_labels, split_pool
+from cwpo.errors import warn
 from cwpo.hashing import hash_config, sha256_path
 from cwpo.outputs import atomic_dir, guard_output, write_manifest
 
@@ -162,6 +163,14 @@ def prepare_data(cfg: DataConfig, force: bool = False) -> dict:
             stats["files"] = {"pairs": len(rows)}
         else:
             parts = split_pool(rows, cfg.labeled_frac, cfg.test_frac, cfg.seed, labeled_mix=cfg.labeled_mix)
+            groups = duplicate_groups(rows)
+            if groups:
+                copies = sum(len(g) - 1 for g in groups)
+                stats["duplicate_pairs"] = {"repeated_pairs": len(groups), "extra_copies": copies}
+                warn(
+                    f"{cfg.source}: {copies} rows repeat another row's pair (same prompt and responses; "
+                    f"{len(groups)} pairs occur more than once): each pair's copies are kept in one split"
+                )
             if cfg.poison_frac:
                 parts["labeled"] = poison_labels(
                     parts["labeled"], cfg.poison_frac, cfg.seed, cfg.poison_subset

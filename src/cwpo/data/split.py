@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Sequence
 
@@ -40,6 +41,34 @@ def _mixed_labeled(pool: list[int], rows: Sequence[dict], n_labeled: int, mix: d
     return chosen
 
 
+def _text_key(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def duplicate_groups(rows: Sequence[dict]) -> list[list[int]]:
+    """Indices of rows that hold the same pair (same prompt and the same two responses, in
+    either order): one list per pair that occurs more than once, in order of first occurrence."""
+    groups: dict[tuple, list[int]] = {}
+    for i, row in enumerate(rows):
+        key = (_text_key(row["prompt"]), *sorted((_text_key(row["chosen"]), _text_key(row["rejected"]))))
+        groups.setdefault(key, []).append(i)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def _keep_copies_together(
+    order: list[int], parts: dict[str, list[int]], groups: list[list[int]]
+) -> dict[str, list[int]]:
+    """Move every copy of a duplicated pair into the split of its copy that comes first in the
+    seeded ``order`` (a pool without duplicates is left exactly as it was split)."""
+    where = {i: name for name, idx in parts.items() for i in idx}
+    rank = {i: k for k, i in enumerate(order)}
+    for group in groups:
+        first = min(group, key=rank.__getitem__)
+        for i in group:
+            where[i] = where[first]
+    return {name: sorted(i for i, n in where.items() if n == name) for name in parts}
+
+
 def poison_labels(rows: Sequence[dict], frac: float, seed: int, subset: str | None = None) -> list[dict]:
     """Flip the human label (swap chosen and rejected) of a seeded ``frac`` of ``rows``.
 
@@ -74,6 +103,10 @@ def split_pool(
     (evaluation only). Deterministic for a given seed. ``labeled_mix`` (e.g. ``{"harmless": 0.9,
     "helpful": 0.1}``, groups given by ``group(row)``) draws D_l with those shares instead of at
     random (an imbalanced D_l, paper App. J.8); the test set and D_u stay mixed.
+
+    Copies of the same pair (:func:`duplicate_groups`) all go to the split of the copy drawn
+    first, so no test pair is also trained on; the split sizes then differ from the fractions
+    by at most the number of copies moved. A pool without copies splits exactly as before.
     """
     _check_fraction("labeled_frac", labeled_frac)
     _check_fraction("test_frac", test_frac, allow_zero=True)
@@ -89,11 +122,26 @@ def split_pool(
             f"labeled_frac={labeled_frac} of {len(pool)} pairs leaves an empty D_l or D_u; use more data or another fraction"
         )
     picked = _mixed_labeled(pool, rows, n_labeled, labeled_mix, group) if labeled_mix else pool[:n_labeled]
-    rest = sorted(set(pool) - set(picked))
-    test = [rows[i] for i in sorted(order[:n_test])]
-    labeled = [rows[i] for i in sorted(picked)]
-    unlabeled = to_unlabeled([rows[i] for i in rest], seed=seed)
-    return {"labeled": labeled, "unlabeled": unlabeled, "test": test}
+    parts = {
+        "labeled": sorted(picked),
+        "unlabeled": sorted(set(pool) - set(picked)),
+        "test": sorted(order[:n_test]),
+    }
+    groups = duplicate_groups(rows)
+    if groups:
+        parts = _keep_copies_together(order, parts, groups)
+        for name in ("labeled", "unlabeled"):
+            if not parts[name]:
+                raise DataError(
+                    f"with every copy of a repeated pair kept in one split, {name} is empty "
+                    f"({len(rows)} rows hold {len(rows) - sum(len(g) - 1 for g in groups)} distinct pairs): "
+                    "use more distinct pairs or another fraction"
+                )
+    return {
+        "labeled": [rows[i] for i in parts["labeled"]],
+        "unlabeled": to_unlabeled([rows[i] for i in parts["unlabeled"]], seed=seed),
+        "test": [rows[i] for i in parts["test"]],
+    }
 
 
 def filter_by_length(
