@@ -4,7 +4,8 @@ The folder holds the model itself (a LoRA adapter whose ``base_model_name_or_pat
 folder or hub id it was trained from, checked on loading through ``base_model.json``, or a full
 model), its tokenizer, ``metrics.json``, ``cwpo_config.json``
 and ``manifest.json`` (written last: its presence means the folder is complete), plus
-``checkpoints/`` for resuming.
+``checkpoints/`` for resuming and, with ``report_to: tensorboard``, the TensorBoard events in
+``runs/`` (written under ``checkpoints/runs/`` while training, moved beside the model at the end).
 """
 
 from __future__ import annotations
@@ -25,6 +26,32 @@ from cwpo.outputs import MANIFEST, clear_output, write_manifest
 
 CHECKPOINTS = "checkpoints"
 RUN_CONFIG = "cwpo_config.json"  # not config.json: a full model folder has its own
+TRACKING_LOGS = "runs"  # the TensorBoard callback's folder under the Trainer's output_dir
+EVENTS_PREFIX = "events.out.tfevents."
+
+
+def _only_tracking_logs(ckpt_dir: Path) -> bool:
+    """True when ``ckpt_dir`` holds TensorBoard event files only (a run killed before its first
+    checkpoint): nothing there to resume, and nothing but cwpo's own logs to remove."""
+    files = [f for f in ckpt_dir.rglob("*") if not f.is_dir()]
+    logs = ckpt_dir / TRACKING_LOGS
+    return bool(files) and all(f.is_relative_to(logs) and f.name.startswith(EVENTS_PREFIX) for f in files)
+
+
+def keep_tracking_logs(output_dir: Path) -> None:
+    """Move the TensorBoard runs of ``checkpoints/runs/`` to ``runs/`` beside the model (one
+    sub-folder per run, a resumed run adds its own), so they outlive the checkpoints."""
+    src = output_dir / CHECKPOINTS / TRACKING_LOGS
+    if not src.is_dir():
+        return
+    dst = output_dir / TRACKING_LOGS
+    dst.mkdir(exist_ok=True)
+    for run in sorted(src.iterdir()):
+        target = dst / run.name
+        if target.exists():
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        shutil.move(str(run), str(target))
+    src.rmdir()
 
 
 def checkpoint_to_resume(output_dir: Path, resume: bool, stage: str, overwrite: bool = False) -> str | None:
@@ -53,6 +80,8 @@ def checkpoint_to_resume(output_dir: Path, resume: bool, stage: str, overwrite: 
             )
         if not manifest.exists():  # an interrupted run: only cwpo's checkpoints, no file list yet
             shutil.rmtree(ckpt_dir)
+    elif ckpt_dir.is_dir() and not (output_dir / MANIFEST).exists() and _only_tracking_logs(ckpt_dir):
+        shutil.rmtree(ckpt_dir)
     clear_output(output_dir, stage, overwrite=overwrite)
     return None
 
@@ -88,6 +117,7 @@ def save_final(
                 os.replace(f, output_dir / f.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    keep_tracking_logs(output_dir)
     write_json(output_dir / "metrics.json", metrics)
     write_json(output_dir / RUN_CONFIG, cfg_dict)
     write_manifest(output_dir, stage, cfg_dict, ihash, metrics.get("summary", {}))

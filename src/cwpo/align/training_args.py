@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from cwpo.align.stage_output import CHECKPOINTS
+from cwpo.align.training_config import report_targets
 
 
 def trainer_common_kwargs(cfg, output_dir: Path, autocast: bool) -> dict:
@@ -26,7 +27,7 @@ def trainer_common_kwargs(cfg, output_dir: Path, autocast: bool) -> dict:
         "fp16": False,
         "activation_checkpointing": False,
         "use_cpu": not torch.cuda.is_available(),
-        "report_to": "none",
+        "report_to": report_targets(cfg.report_to) or "none",
         "logging_steps": 1,
         "save_strategy": "steps",
         "save_steps": cfg.save_steps,

@@ -42,6 +42,13 @@ class TrainingConfig:
         default=False,
         metadata={"help": "replace an earlier cwpo output of this stage at --output (never other files)"},
     )
+    report_to: str = field(
+        default="none",
+        metadata={
+            "help": "where the training metrics go: none, all, or a comma-separated list of "
+            "tensorboard, trackio, wandb (any transformers integration; events of tensorboard in OUTPUT/runs)"
+        },
+    )
 
 
 def lora_errors(cfg) -> list[str]:
@@ -56,9 +63,37 @@ def lora_errors(cfg) -> list[str]:
     return errors
 
 
+def report_targets(report_to: str | list[str]) -> list[str]:
+    """The integrations of a ``report_to`` setting (``"none"`` is none, ``"a,b"`` two)."""
+    names = report_to.split(",") if isinstance(report_to, str) else list(report_to)
+    names = [n.strip() for n in names if n.strip()]
+    return [] if names in ([], ["none"]) else names
+
+
+def report_to_errors(report_to: str | list[str]) -> list[str]:
+    """Unknown or uninstalled tracking integrations, named (checked before any model is loaded)."""
+    from transformers.integrations.integration_utils import (
+        INTEGRATION_TO_CALLBACK,
+        get_available_reporting_integrations,
+    )
+
+    names = report_targets(report_to)
+    if names == ["all"]:
+        return []
+    known = sorted(INTEGRATION_TO_CALLBACK)
+    unknown = [n for n in names if n not in INTEGRATION_TO_CALLBACK]
+    if unknown:
+        return [f"report_to: unknown {', '.join(unknown)}; use none, all or some of {', '.join(known)}"]
+    available = set(get_available_reporting_integrations())
+    missing = [n for n in names if n not in available]
+    if missing:
+        return [f"report_to: {', '.join(missing)} is not installed (pip install {' '.join(missing)})"]
+    return []
+
+
 def training_errors(cfg) -> list[str]:
     """Checks shared by the SFT and align configs (all collected, reported together)."""
-    errors = lora_errors(cfg) + bf16_errors(cfg.bf16)
+    errors = lora_errors(cfg) + bf16_errors(cfg.bf16) + report_to_errors(cfg.report_to)
     if cfg.lr <= 0:
         errors.append(f"lr must be > 0, got {cfg.lr}")
     if cfg.epochs <= 0:

@@ -16,13 +16,17 @@ from cwpo.experiments.recipe import Recipe
 from cwpo.experiments.sentiment_stages import SentimentStages
 from cwpo.hashing import sha256_path
 
+# settings that change how a stage is watched or run, never what it computes
+UNKEYED = ("report_to",)
+
 
 def decided_precision(section: dict) -> dict:
     """A training section with ``bf16: auto`` replaced by what this machine decides, for cache keys:
-    the stage is keyed by what it computes (and a recipe saying ``true`` shares it where bf16 wins)."""
+    the stage is keyed by what it computes (and a recipe saying ``true`` shares it where bf16 wins);
+    the :data:`UNKEYED` settings (e.g. ``report_to``) are left out."""
     from cwpo.runtime import bf16_is_faster, parse_bf16
 
-    out = dict(section)
+    out = {k: v for k, v in section.items() if k not in UNKEYED}
     if "bf16" in out and parse_bf16(out["bf16"]) == "auto":
         out["bf16"] = bf16_is_faster()
     if out.get("dtype") == "auto":  # annotate: the scoring weights' dtype
