@@ -34,6 +34,14 @@ def test_run_validate_and_report_errors(tmp_path, capsys):
     assert "results.jsonl" in capsys.readouterr().err
 
 
+def test_run_under_a_launcher_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    """Every rank would run the whole pipeline and wait on the others' stage locks (a deadlock)."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["run", "demo", "--output", str(tmp_path / "r")]) == 2
+    assert "does not run under accelerate launch" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
 def test_models_list(capsys):
     assert main(["models", "list"]) == 0
     out = capsys.readouterr().out

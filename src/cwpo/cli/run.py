@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
+from cwpo.errors import ConfigError
+
 HELP = (
     "Run a recipe (data, annotator, annotate, SFT, align for every method, evaluate) with content-hash "
     "caching of every stage: a re-run redoes nothing, an interrupted run resumes, a changed input never "
@@ -48,6 +52,12 @@ def run(args) -> int:
     if not args.recipe:
         print("cwpo run: give a recipe YAML (or --list)")
         return 2
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # every rank would run the whole pipeline and wait on the others' stage locks: refuse
+        raise ConfigError(
+            "cwpo run does not run under accelerate launch / torchrun: launch its stages one by one "
+            "(cwpo sft, annotate, align, evaluate; see docs/scaling.md), or run it without a launcher"
+        )
     path = find_recipe(args.recipe)
     recipe = load_recipe(path)
     check_run(recipe, args.methods)  # the checks run_recipe makes before it writes anything
