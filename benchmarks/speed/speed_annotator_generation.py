@@ -22,9 +22,11 @@ def bench_annotator(args) -> dict:
 
     from cwpo.annotator import train as T
     from cwpo.annotator.backbone import _attention_dropout_override
-    from cwpo.annotator.model import Annotator, collate, encode_pairs, scalar_scores
+    from cwpo.annotator.encoding import encode_pairs
+    from cwpo.annotator.model import Annotator, scalar_scores
     from cwpo.annotator.reward_model_losses import bt_loss
     from cwpo.models.loading import load_tokenizer
+    from cwpo.models.logprobs import collate
     from cwpo.models.registry import resolve_model
     from cwpo.runtime import resolve_bf16
 

@@ -1,4 +1,4 @@
-"""The LM head at response tokens only (cwpo.align.fast_head) computes what the full head computes.
+"""The LM head at response tokens only (cwpo.models.fast_head) computes what the full head computes.
 
 fp32: per-token log-probs and their gradients (hidden and head weight) equal a plain
 ``log_softmax(hidden @ W.T)`` to float rounding (1e-5), and the trainer's loss and LoRA gradient
@@ -15,7 +15,7 @@ pytest.importorskip("trl")
 
 from test_fast_paths import _loss_and_grad, _trainer  # noqa: E402
 
-from cwpo.align import fast_head  # noqa: E402
+from cwpo.models import fast_head  # noqa: E402
 
 
 def _reference(hidden, weight, targets):

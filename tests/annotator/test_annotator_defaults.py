@@ -10,10 +10,11 @@ import torch
 from annotator_rows import hh_rows
 
 from cwpo.annotator import TrainAnnotatorConfig, load_annotator, train_annotator
-from cwpo.annotator.model import collate, head_module, mean_pool, scalar_scores
+from cwpo.annotator.model import head_module, mean_pool, scalar_scores
 from cwpo.annotator.train import _load_backbone, _param_groups, _train
 from cwpo.data.schema import write_pairs
 from cwpo.errors import ConfigError
+from cwpo.models.logprobs import collate
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +178,7 @@ def test_cls_pooling_stays_reachable_and_small_sets_skip_early_stopping(data, ti
 def test_separator_puts_the_pair_token_between_prompt_and_response(tiny_encoder_dir):
     from transformers import AutoTokenizer
 
-    from cwpo.annotator.model import encode_pairs, pair_separator
+    from cwpo.annotator.encoding import encode_pairs, pair_separator
 
     tok = AutoTokenizer.from_pretrained(tiny_encoder_dir)
     assert tok.convert_ids_to_tokens(pair_separator(tok)) == ["[SEP]"]

@@ -6,7 +6,7 @@ label y_w / y_l by the sign of Δ with confidence c = tanh(|Δ|/2), and take one
 E[w·ℓ] (w from the chosen weighting, ℓ DPO/IPO/rDPO). The reference is the starting policy (the
 LoRA adapter disabled). The paper finds this *worse* than offline CW-DPO (distribution shift).
 
-The log-probs use the project's one tokenization rule (:func:`cwpo.models.logprobs.tokenize_pair`).
+The log-probs use the project's one tokenization rule (:mod:`cwpo.models.logprobs`).
 """
 
 from __future__ import annotations
@@ -101,28 +101,6 @@ def read_prompts(path: str) -> list[str]:
     return prompts
 
 
-def sequence_logps_with_grad(model, tokenizer, prompts, responses, max_length: int):
-    """Summed response log-probs (differentiable) and response lengths, the project's tokenization."""
-    import torch
-
-    from cwpo.models.logprobs import tokenize_pair
-
-    enc = [tokenize_pair(tokenizer, p, r, max_length) for p, r in zip(prompts, responses, strict=True)]
-    width = max(len(ids) for ids, _ in enc)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    input_ids = torch.full((len(enc), width), pad, dtype=torch.long)
-    attention = torch.zeros_like(input_ids)
-    mask = torch.zeros_like(input_ids, dtype=torch.bool)
-    for row, (ids, n_prompt) in enumerate(enc):
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-        attention[row, : len(ids)] = 1
-        mask[row, n_prompt : len(ids)] = True
-    logits = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1].float()
-    token = torch.log_softmax(logits, -1).gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-    m = mask[:, 1:]
-    return (token * m).sum(-1), m.sum(-1).clamp(min=1)
-
-
 def sample_pairs(model, tokenizer, prompts, max_new_tokens: int, temperature: float):
     """Two sampled continuations per prompt (left-padded batch generation)."""
     import torch
@@ -143,8 +121,10 @@ def sample_pairs(model, tokenizer, prompts, max_new_tokens: int, temperature: fl
     return texts[:n], texts[n:]
 
 
-def online_align(cfg: OnlineConfig, annotator=None) -> dict:
-    """Run online CW-DPO; ``annotator`` is any object with ``score_pairs`` (default: load cfg.annotator)."""
+def online_align(cfg: OnlineConfig, annotator) -> dict:
+    """Run online CW-DPO with ``annotator``: any object with ``score_pairs(prompts, a, b)`` → margins
+    (the CLI passes :func:`cwpo.annotator.load_annotator` of ``cfg.annotator``; ``align`` does not
+    import the annotator package)."""
     import torch
     from peft import get_peft_model
     from transformers import set_seed
@@ -157,17 +137,17 @@ def online_align(cfg: OnlineConfig, annotator=None) -> dict:
     from cwpo.models import resolve_model
     from cwpo.models.adapter_base import record_base
     from cwpo.models.loading import load_causal_lm
+    from cwpo.models.logprobs import text_response_logprobs
     from cwpo.outputs import clear_output, write_manifest
     from cwpo.weighting import confidence
 
     clear_output(cfg.output, "align-online", overwrite=cfg.overwrite)  # before any work
     prompts = read_prompts(cfg.prompts)
-    if annotator is None:
-        if not cfg.annotator:
-            raise ConfigError("online align needs --annotator (a weak annotator folder)")
-        from cwpo.annotator import load_annotator
-
-        annotator = load_annotator(cfg.annotator)
+    if annotator is None or not callable(getattr(annotator, "score_pairs", None)):
+        raise ConfigError(
+            "online align needs a weak annotator: an object with score_pairs(prompts, a, b), e.g. "
+            "cwpo.annotator.load_annotator(cfg.annotator)"
+        )
     loss_type = LossType.parse(cfg.loss)
     weighting = get_weighting(cfg.weighting)
     set_seed(cfg.seed)
@@ -191,10 +171,10 @@ def online_align(cfg: OnlineConfig, annotator=None) -> dict:
         weights = weighting(margins).float()
         model.train()
         with torch.no_grad(), model.disable_adapter():
-            ref_c, _ = sequence_logps_with_grad(model, tok, batch, chosen, cfg.max_length)
-            ref_r, _ = sequence_logps_with_grad(model, tok, batch, rejected, cfg.max_length)
-        pol_c, n_c = sequence_logps_with_grad(model, tok, batch, chosen, cfg.max_length)
-        pol_r, n_r = sequence_logps_with_grad(model, tok, batch, rejected, cfg.max_length)
+            ref_c, _ = text_response_logprobs(model, tok, batch, chosen, cfg.max_length)
+            ref_r, _ = text_response_logprobs(model, tok, batch, rejected, cfg.max_length)
+        pol_c, n_c = text_response_logprobs(model, tok, batch, chosen, cfg.max_length)
+        pol_r, n_r = text_response_logprobs(model, tok, batch, rejected, cfg.max_length)
         loss, per = weighted_preference_loss(
             loss_type,
             pol_c,

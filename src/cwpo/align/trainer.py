@@ -35,6 +35,7 @@ from trl.trainer.dpo_trainer import DataCollatorForPreference
 
 from cwpo.errors import ConfigError
 from cwpo.losses import LossType, logged_implicit_reward, weighted_preference_loss
+from cwpo.models import fast_head
 
 TESTED_TRL = (1, 16)  # the minor release this subclass is tested against
 
@@ -184,14 +185,12 @@ class WeightedDPOTrainer(DPOTrainer):
         """Σ log π(y|x) per row.
 
         One process, plain text batches (the default): the LM head runs at the response tokens
-        only (``cw_response_head``, :mod:`cwpo.align.fast_head`) and the rows run in groups of
+        only (``cw_response_head``, :mod:`cwpo.models.fast_head`) and the rows run in groups of
         similar length, each cut to its own longest row (``cw_length_groups``; rows are
         right-padded, so cutting columns changes no real token). Both match TRL's one padded
         fused-head forward to float rounding (``tests/align/test_fast_paths.py``,
         ``test_fast_head.py``). Otherwise: TRL's fused-LM-head forward as is.
         """
-        from cwpo.align import fast_head
-
         non_model = {"completion_mask", "ref_chosen_logps", "ref_rejected_logps", "weight"}
         model_kwargs = {k: v for k, v in inputs.items() if k not in non_model}
         model_kwargs["use_cache"] = False

@@ -7,8 +7,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import torch
-
 from cwpo.errors import ConfigError
 
 OBJECTIVES = ("bt", "pairrm", "dpo")
@@ -122,22 +120,3 @@ def encode_pairs(
             out.truncated.append(cut)
         return out
     raise ConfigError(f"unknown objective {objective!r}; valid: {', '.join(OBJECTIVES)}")
-
-
-def length_buckets(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Indices sorted by length (longest first, ties by index) cut into batches."""
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-
-
-def collate(seqs: Sequence[list[int]], starts: Sequence[int], pad_id: int):
-    """Right-padded ids, attention mask, and a mask of response tokens (positions ≥ start)."""
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    attn = torch.zeros((len(seqs), width), dtype=torch.long)
-    resp = torch.zeros((len(seqs), width), dtype=torch.bool)
-    for row, (s, st) in enumerate(zip(seqs, starts, strict=True)):
-        ids[row, : len(s)] = torch.tensor(s, dtype=torch.long)
-        attn[row, : len(s)] = 1
-        resp[row, st : len(s)] = True
-    return ids, attn, resp

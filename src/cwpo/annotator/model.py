@@ -26,16 +26,10 @@ from pathlib import Path
 
 import torch
 
-from cwpo.annotator.encoding import (  # noqa: F401  (also imported from here)
-    OBJECTIVES,
-    EncodedPairs,
-    collate,
-    encode_pairs,
-    length_buckets,
-    pair_separator,
-)
+from cwpo.annotator.encoding import OBJECTIVES, EncodedPairs, encode_pairs
 from cwpo.atomic_files import read_json
 from cwpo.errors import ConfigError, ModelNotFoundError
+from cwpo.models.logprobs import collate, length_buckets, response_logprobs
 
 POOLINGS = ("mean", "cls", "response")
 ANNOTATOR_FILE = "annotator.json"
@@ -62,7 +56,7 @@ def mean_pool(hidden: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
 def scalar_scores(model, ids, attn, pooling: str = "cls", resp: torch.Tensor | None = None) -> torch.Tensor:
     """The scalar head's output per sequence (float32), on the ``pooling`` of the sequence.
 
-    ``resp`` (bool [rows, length], response tokens; :func:`cwpo.annotator.encoding.collate`) is
+    ``resp`` (bool [rows, length], response tokens; :func:`cwpo.models.logprobs.collate`) is
     needed by ``response`` pooling only.
     """
     if pooling == "cls":
@@ -77,29 +71,6 @@ def scalar_scores(model, ids, attn, pooling: str = "cls", resp: torch.Tensor | N
     # a Linear head takes the pooled vector; RoBERTa-style heads read position 0 of a sequence
     out = head(pooled) if isinstance(head, torch.nn.Linear) else head(pooled.unsqueeze(1))
     return out.reshape(len(ids), -1)[:, 0].float()
-
-
-def response_logprobs(model, ids, attn, resp) -> torch.Tensor:
-    """Σ log p(token | prefix) over response tokens, per sequence (differentiable).
-
-    Where the model's LM head allows it, the head runs at the response tokens only, a tile at a
-    time (:func:`cwpo.align.fast_head.response_logps`, the alignment's path): the full ``[rows,
-    length, vocab]`` logits of a 49k-word head took 15.5 GB for a batch of 8 HH pairs at 256 tokens.
-    Equal to the full-logits path to float rounding (``tests/annotator/test_response_logprobs.py``).
-    """
-    from cwpo.align.fast_head import causal_lm, response_logps, supports
-
-    if supports(causal_lm(model)):
-        return response_logps(model, ids, attn, resp)
-    return full_logits_response_logprobs(model, ids, attn, resp)
-
-
-def full_logits_response_logprobs(model, ids, attn, resp) -> torch.Tensor:
-    """:func:`response_logprobs` through the model's full logits (any head)."""
-    logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1].float()
-    logp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-    mask = resp[:, 1:]
-    return (logp * mask).sum(-1)
 
 
 def _weights_present(folder: Path) -> bool:

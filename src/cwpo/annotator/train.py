@@ -30,21 +30,13 @@ import torch
 from cwpo.annotator.backbone import _load_backbone
 from cwpo.annotator.calibration import calibration_report, fit_temperature
 from cwpo.annotator.config import MIN_EARLY_STOPPING_PAIRS, MIN_TRAIN_PAIRS, TrainAnnotatorConfig
-from cwpo.annotator.model import (
-    ANNOTATOR_FILE,
-    REFERENCE_DIR,
-    Annotator,
-    collate,
-    encode_pairs,
-    head_module,
-    length_buckets,
-    response_logprobs,
-    scalar_scores,
-)
+from cwpo.annotator.encoding import encode_pairs
+from cwpo.annotator.model import ANNOTATOR_FILE, REFERENCE_DIR, Annotator, head_module, scalar_scores
 from cwpo.annotator.reward_model_losses import bt_loss, pairrm_loss
 from cwpo.atomic_files import write_json
 from cwpo.errors import ConfigError, DataError, warn
 from cwpo.hashing import hash_config, sha256_path
+from cwpo.models.logprobs import collate, length_buckets, response_logprobs
 from cwpo.outputs import atomic_dir, guard_output, write_manifest
 from cwpo.runtime import resolve_bf16
 

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 
 from cwpo.config import add_config_args, build_config, config_from_args, load_yaml
+from cwpo.errors import ConfigError
 from cwpo.losses import LOSS_NAMES
 
 HELP = (
@@ -42,18 +43,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.online:
         from cwpo.align.online import OnlineConfig, online_align
+        from cwpo.annotator import load_annotator
 
         names = {f.name for f in dataclasses.fields(OnlineConfig)}
         values = load_yaml(args.config) if getattr(args, "config", None) else {}
         values.update({k: v for k, v in vars(args).items() if k in names})
         cfg = build_config(OnlineConfig, values, "command line")
-        res = online_align(cfg)
+        if not cfg.annotator:
+            raise ConfigError("online align needs --annotator (a weak annotator folder)")
+        res = online_align(cfg, load_annotator(cfg.annotator))
         print(f"online align: {res['rounds']} rounds, final loss {res['final_loss']:.4f} -> {res['output']}")
         return 0
     given = [n for n in _ONLINE_ONLY if n in vars(args)]
     if given:
-        from cwpo.errors import ConfigError
-
         raise ConfigError(f"{', '.join('--' + g.replace('_', '-') for g in given)} only apply with --online")
     from cwpo.align.align import AlignConfig, align
     from cwpo.console import training_bar

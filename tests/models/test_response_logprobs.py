@@ -1,11 +1,10 @@
-"""The DPO annotator's Σ log p(response) through the response-only LM head equals the full-logits path."""
+"""The Σ log p(response) through the response-only LM head equals the full-logits path."""
 
 from __future__ import annotations
 
 import torch
 
-from cwpo.annotator.encoding import collate
-from cwpo.annotator.model import full_logits_response_logprobs, response_logprobs
+from cwpo.models.logprobs import collate, full_logits_response_logprobs, response_logprobs
 
 
 def test_response_only_head_equals_full_logits_values_and_gradients(tiny_causal_lm_dir):
