@@ -49,6 +49,7 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports  # the architecture contract in pyproject.toml ([tool.importlinter])
 
 # pytest exits 5 when it collects no test; that is not a failure of the set-up.
 test: lint

@@ -1,0 +1,1 @@
+"""Experiments: the pipeline with cached stages, grids of methods, benchmark tracks, the report."""
