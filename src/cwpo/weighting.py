@@ -8,13 +8,14 @@ the formula is defined.
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 
-from cwpo.errors import ConfigError
+from cwpo.errors import ConfigError, DataError
 
 
 def confidence(margin: torch.Tensor | float) -> torch.Tensor | float:
@@ -31,6 +32,25 @@ def confidence(margin: torch.Tensor | float) -> torch.Tensor | float:
 def margin_from_confidence(c: torch.Tensor) -> torch.Tensor:
     """|Δ| = 2·atanh(c), the inverse of :func:`confidence` (c is clipped below 1 to stay finite)."""
     return 2 * torch.atanh(c.clamp(0, 1 - 1e-7))
+
+
+def check_weights(
+    weights: Sequence, where: str, column: str = "weight", learning: bool = True
+) -> list[float]:
+    """The weights as floats, or a :class:`DataError` naming ``where``, the row (1-based) and ``column``.
+
+    A weight must be a finite number >= 0 (NaN makes every parameter NaN, a negative weight trains
+    toward the rejected response); with ``learning``, at least one must be > 0 (all zero: the loss
+    is 0 and nothing is learned).
+    """
+    out = []
+    for i, w in enumerate(weights, 1):
+        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(w) or w < 0:
+            raise DataError(f"column {column!r} must be a finite number >= 0, got {w!r}", where, i)
+        out.append(float(w))
+    if learning and out and not any(out):
+        raise DataError(f"every {column!r} is 0: the weighted loss would be 0 and nothing learned", where)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -160,7 +160,7 @@ def test_loss_and_tau_follow_the_config(tmp_path, tiny_causal_lm_dir):
         return WeightedDPOTrainer(
             model=AutoModelForCausalLM.from_pretrained(tiny_causal_lm_dir),
             args=args,
-            train_dataset=Dataset.from_list(ROWS),
+            train_dataset=Dataset.from_list([dict(r, weight=1.0) for r in ROWS]),
             processing_class=tok,
         )
 

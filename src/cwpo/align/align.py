@@ -24,7 +24,7 @@ from cwpo.align.training_pairs import read_training_pairs
 from cwpo.config import check
 from cwpo.errors import ConfigError, DataError
 from cwpo.losses import LOSS_NAMES, LossType
-from cwpo.weighting import get_weighting, margin_from_confidence
+from cwpo.weighting import check_weights, get_weighting, margin_from_confidence
 
 
 @dataclass
@@ -118,8 +118,14 @@ def pair_weights(rows: list[dict], weighting: str, path: str = "train") -> list[
 def prepare_rows(cfg: AlignConfig) -> tuple[list[dict], dict]:
     """Labeled pairs with a ``weight`` column (filters applied) and a summary of what was done."""
     rows, label_source = read_training_pairs(cfg.train)
-    weights = pair_weights(rows, cfg.weighting, cfg.train)
+    weights = check_weights(pair_weights(rows, cfg.weighting, cfg.train), cfg.train, learning=False)
     w = get_weighting(cfg.weighting)
+    if not any(weights):
+        raise DataError(
+            f"weighting {w.name!r} ({w.formula}) gives every pair weight 0 (every confidence or margin is 0): "
+            "nothing would be learned; check the annotation, or use --weighting none",
+            cfg.train,
+        )
     out = [
         {"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"], "weight": float(wt)}
         for r, wt in zip(rows, weights, strict=True)

@@ -22,6 +22,7 @@ those:
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 import warnings
@@ -36,6 +37,7 @@ from trl.trainer.dpo_trainer import DataCollatorForPreference
 from cwpo.errors import ConfigError
 from cwpo.losses import LossType, logged_implicit_reward, weighted_preference_loss
 from cwpo.models import fast_head
+from cwpo.weighting import check_weights
 
 TESTED_TRL = (1, 16)  # the minor release this subclass is tested against
 
@@ -76,12 +78,40 @@ class WeightedDPOConfig(DPOConfig):
 
 @dataclass
 class WeightedPreferenceCollator(DataCollatorForPreference):
-    """TRL's preference collator plus a float ``weight`` tensor [B] (1.0 where a row has none)."""
+    """TRL's preference collator plus a float ``weight`` tensor [B]; a row without a finite weight
+    >= 0 is refused (never silently weight 1)."""
 
     def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         out = super().torch_call(examples)
-        out["weight"] = torch.tensor([float(ex.get("weight", 1.0)) for ex in examples], dtype=torch.float32)
+        if any("weight" not in ex for ex in examples):
+            raise ConfigError(
+                f"a batch row has no {WEIGHT!r} column (it has {sorted(examples[0])}): {_ADD_WEIGHT}"
+            )
+        weights = check_weights([ex["weight"] for ex in examples], "batch", learning=False)
+        out["weight"] = torch.tensor(weights, dtype=torch.float32)
         return out
+
+
+WEIGHT = "weight"
+_ADD_WEIGHT = "WeightedDPOTrainer weighs each pair's loss by it; add one (1.0 everywhere is plain DPO)"
+
+
+def check_weight_column(dataset, name: str, learning: bool) -> None:
+    """Refuse a dataset (or dict of datasets) without a valid ``weight`` column, naming the row.
+
+    A dataset that does not list its columns (an ``IterableDataset``) is checked batch by batch
+    by :class:`WeightedPreferenceCollator` instead.
+    """
+    if isinstance(dataset, dict):
+        for key, part in dataset.items():
+            check_weight_column(part, f"{name}[{key!r}]", learning)
+        return
+    columns = getattr(dataset, "column_names", None)
+    if not isinstance(columns, list):
+        return
+    if WEIGHT not in columns:
+        raise ConfigError(f"{name} has no {WEIGHT!r} column (it has {columns}): {_ADD_WEIGHT}")
+    check_weights(dataset[WEIGHT], name, learning=learning)
 
 
 def length_groups(attention_mask: torch.Tensor, slack: float = 0.8, min_rows: int = 4):
@@ -156,6 +186,9 @@ class WeightedDPOTrainer(DPOTrainer):
                 f"DPOConfig.loss_type {train_args.loss_type} does not match cw_loss {self.cw_loss.value!r} "
                 f"(expected [{self.cw_loss.trl_name!r}])"
             )
+        datasets = inspect.signature(DPOTrainer.__init__).bind_partial(self, *args, **kwargs).arguments
+        check_weight_column(datasets.get("train_dataset"), "train_dataset", learning=True)
+        check_weight_column(datasets.get("eval_dataset"), "eval_dataset", learning=False)
         if kwargs.get("data_collator") is None and train_args is not None:
             tok = kwargs.get("processing_class")
             pad_id = (
