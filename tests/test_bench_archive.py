@@ -1,16 +1,19 @@
-"""A stage cache archived without model weights and restored elsewhere: the run resumes, nothing reruns."""
+"""A stage cache archived without what a command rebuilds (model files, data splits) and restored
+elsewhere: the run resumes and nothing reruns; a stage that needs a left-out model says so."""
 
 from __future__ import annotations
 
 import importlib
 import json
+import shutil
 
 import pytest
 from tests.experiments.test_pipeline import _pairs_file, _recipe
 
+from benchmarks.tracks.archived_stages import archive_stages, restore_stages
 from cwpo.errors import CWPOError
 from cwpo.experiments import pipeline
-from cwpo.experiments.archive import STUB, archive_stages, restore_stages
+from cwpo.experiments.cache import LEFT_OUT
 
 
 @pytest.fixture(scope="module")
@@ -30,21 +33,24 @@ def _forbid_training(monkeypatch):
         monkeypatch.setattr(importlib.import_module(module), name, forbidden)
 
 
-def test_archive_leaves_out_weights_but_keeps_the_sft_model(archived):
+def test_archive_leaves_out_model_files_and_data_splits(archived):
     tmp, _, _, summary = archived
     stages = tmp / "archive" / "stages"
     names = sorted(d.name.split("-")[0] for d in stages.iterdir())
-    assert names.count("align") == 3 and names.count("evaluate") == 3 and "sft" in names
-    assert sorted(s.split("-")[0] for s in summary["stubs"]) == ["align", "align", "align", "annotator"]
+    assert names.count("align") == 3 and names.count("evaluate") == 3 and "sft" in names and "data" in names
+    stubs = sorted(s.split("-")[0] for s in summary["stubs"])
+    assert stubs == ["align", "align", "align", "annotator", "data", "sft"]
     for stage in stages.iterdir():
-        weights = list(stage.rglob("*.safetensors"))
-        if stage.name.startswith("sft-"):
-            assert weights and not (stage / STUB).exists()
-        else:
-            assert not weights
-        if stage.name.startswith(("align-", "annotator-")):
-            dropped = json.loads((stage / STUB).read_text())["dropped"]
+        assert not list(stage.rglob("*.safetensors")), stage
+        assert not list(stage.rglob("tokenizer*")), stage
+        if stage.name.startswith(("align-", "annotator-", "sft-")):
+            dropped = json.loads((stage / LEFT_OUT).read_text())["dropped"]
             assert any(d.endswith(".safetensors") for d in dropped)
+        if stage.name.startswith("data-"):  # rebuilt from the recipe and the source: its manifest only
+            assert sorted(f.name for f in stage.iterdir()) == [LEFT_OUT, "manifest.json"]
+            assert json.loads((stage / LEFT_OUT).read_text())["recompute"] is True
+        if stage.name.startswith("evaluate-"):  # the per-prompt rows an audit reads are kept
+            assert list(stage.rglob("*.jsonl*")), stage
     # no absolute path of the machine it came from
     for f in stages.rglob("*.json"):
         assert str(tmp / "first") not in f.read_text(), f
@@ -62,14 +68,21 @@ def test_restored_cache_resumes_without_training(archived, monkeypatch):
     assert restore_stages(tmp / "archive", tmp / "cache2") == []
 
 
-def test_a_new_method_trains_from_the_restored_sft_model_and_labels(
+def test_a_new_method_needs_the_left_out_sft_model_and_trains_once_it_is_deleted(
     archived, tiny_causal_lm_dir, tiny_encoder_dir
 ):
-    tmp, recipe, _, _ = archived
+    tmp, recipe, first, _ = archived
     restore_stages(tmp / "archive", tmp / "cache3")
     recipe = _recipe(recipe.data["source"], tiny_causal_lm_dir, tiny_encoder_dir, methods=("cw", "top30"))
+    with pytest.raises(CWPOError, match=r"stage .*needs the .*sft-\w+.*delete that folder"):
+        pipeline.run_recipe(recipe, tmp / "third", progress=False, stages_dir=tmp / "cache3")
+    for stub in (tmp / "cache3" / "stages").glob("sft-*"):
+        shutil.rmtree(stub)  # what the message says: the SFT stage is computed again, same key
     rows = pipeline.run_recipe(recipe, tmp / "third", progress=False, stages_dir=tmp / "cache3")["rows"]
     assert [r["method"] for r in rows] == ["cw", "top30"]
+    assert (
+        rows[0]["pref_acc"] == next(r for r in first["rows"] if r["method"] == "cw")["pref_acc"]
+    )  # archived
     assert 0.0 <= rows[1]["pref_acc"] <= 1.0
 
 
@@ -78,5 +91,5 @@ def test_a_stage_that_needs_a_stub_model_stops_with_one_line(archived, tiny_caus
     restore_stages(tmp / "archive", tmp / "cache4")
     recipe = _recipe(recipe.data["source"], tiny_causal_lm_dir, tiny_encoder_dir, methods=("cw",))
     recipe.evaluate = {**recipe.evaluate, "batch_size": 4}  # a new evaluation of the archived policy
-    with pytest.raises(CWPOError, match="without its model files"):
+    with pytest.raises(CWPOError, match="copied without its model or data files"):
         pipeline.run_recipe(recipe, tmp / "fourth", progress=False, stages_dir=tmp / "cache4")

@@ -1,20 +1,24 @@
-"""A stage cache without its model weights: small enough to keep in git, restorable on a new machine.
+"""A stage cache without what a command rebuilds: small enough to keep in git, restorable elsewhere.
 
 A bench that needs more hours than one sitting, on machines that do not keep their files between
 sittings, continues only from what it saved. :func:`archive_stages` copies every complete stage
-of a cache folder (see :mod:`cwpo.experiments.cache`) into an archive folder:
+of a cache folder (see :mod:`cwpo.experiments.cache`) into an archive folder, keeping what resuming
+and auditing need and nothing a command can rebuild:
 
-- stages named in ``whole`` (default: the SFT model, which every later stage reads) keep all
-  their files; every other stage keeps its manifest, metrics, labels and evaluation rows but not
-  the weights and tokenizer of a model folder, nor ``checkpoints/`` (an align or annotator stage
-  becomes a *stub*: ``ARCHIVED.json`` lists what was left out);
-- absolute paths of the cache (``manifest.json`` inputs, adapter base folders) become
-  placeholders, and JSON Lines files of 64 KiB or more are gzipped (byte-stable: no timestamp).
+- every stage keeps its manifest, metrics, labels, annotations, pair pools and evaluation rows,
+  but not the weights, adapter and tokenizer of a model folder, nor ``checkpoints/`` (the SFT,
+  align and annotator stages become *stubs*);
+- stages named in ``manifest_only`` (default: ``data``, a split of a shared data set that the
+  recipe and that data set rebuild in seconds) keep only their manifest, marked to be computed
+  again (same key) the first time a run meets them;
+- a stub lists what was left out in :data:`cwpo.experiments.cache.LEFT_OUT`; absolute paths of the
+  cache (``manifest.json`` inputs, adapter base folders) become placeholders, and JSON Lines files
+  of 64 KiB or more are gzipped (byte-stable: no timestamp).
 
 :func:`restore_stages` writes the archived stages that the cache lacks back into it, placeholders
 replaced by the new cache's paths, so a run with the same recipe finds them cached (stage keys
-hash configs, not paths). A stage that has to be computed from a stub's model stops with one line
-(:func:`check_inputs`) instead of loading a model that is not there.
+hash configs, not paths). A stage that has to be computed from a stub (a new method from the SFT
+model, say) stops with one line naming the stub's folder: deleting it computes that stage anew.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ from pathlib import Path
 
 from cwpo.atomic_files import read_json, write_json
 from cwpo.errors import CWPOError
+from cwpo.experiments.cache import LEFT_OUT
+from cwpo.models import resolve_model
 
-STUB = "ARCHIVED.json"
 CACHE_TOKEN = "@CACHE@"
 MODEL_TOKEN = "@MODEL@"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
@@ -46,27 +51,25 @@ def _model_path(stage: Path) -> str | None:
     ref = read_json(stage / "manifest.json").get("config", {}).get("config", {}).get("model")
     if not isinstance(ref, str):
         return None
-    from cwpo.models import resolve_model
-
     try:
         return str(resolve_model(ref, check_hub=False))
     except CWPOError:
         return None
 
 
-def _files(stage: Path, whole: bool) -> tuple[list[Path], list[str]]:
+def _files(stage: Path, manifest_only: bool) -> tuple[list[Path], list[str]]:
     """The files of a stage folder to archive, and those left out (relative paths)."""
     keep, dropped = [], []
-    model_dirs = set()
-    if not whole:
-        model_dirs = {d for d in [stage, *stage.rglob("*")] if d.is_dir() and _is_model_dir(d)}
+    model_dirs = {d for d in [stage, *stage.rglob("*")] if d.is_dir() and _is_model_dir(d)}
     for f in sorted(stage.rglob("*")):
         if not f.is_file():
             continue
         rel = f.relative_to(stage)
-        if "checkpoints" in rel.parts or rel.name == STUB:
+        if "checkpoints" in rel.parts or rel.name == LEFT_OUT:
             continue
-        if f.parent in model_dirs and f.name not in KEEP_IN_MODEL:
+        if (manifest_only and rel.as_posix() != "manifest.json") or (
+            f.parent in model_dirs and f.name not in KEEP_IN_MODEL
+        ):
             dropped.append(rel.as_posix())
             continue
         keep.append(f)
@@ -121,7 +124,9 @@ def _complete_stages(stages: Path) -> list[Path]:
     )
 
 
-def archive_stages(cache: str | Path, archive: str | Path, whole: tuple[str, ...] = ("sft",)) -> dict:
+def archive_stages(
+    cache: str | Path, archive: str | Path, manifest_only: tuple[str, ...] = ("data",)
+) -> dict:
     """Copy the complete stages of ``cache`` that ``archive`` lacks; return counts and stub names."""
     cache, archive = Path(cache).resolve(), Path(archive)
     added, stubs = [], []
@@ -129,17 +134,21 @@ def archive_stages(cache: str | Path, archive: str | Path, whole: tuple[str, ...
         target = archive / "stages" / stage.name
         if target.exists():
             continue
-        keep, dropped = _files(stage, whole=read_json(stage / "manifest.json").get("stage") in whole)
+        kind = read_json(stage / "manifest.json").get("stage")
+        recompute = kind in manifest_only
+        keep, dropped = _files(stage, manifest_only=recompute)
         model = _model_path(stage)
         pairs = [(str(cache), CACHE_TOKEN), *([(model, MODEL_TOKEN)] if model else [])]
-        if (stage / STUB).exists():  # restored from an archive: what it already lacked
-            dropped = sorted({*read_json(stage / STUB)["dropped"], *dropped})
+        if (stage / LEFT_OUT).exists():  # restored from an archive: what it already lacked
+            dropped = sorted({*read_json(stage / LEFT_OUT)["dropped"], *dropped})
 
-        def fill(tmp: Path, stage=stage, keep=keep, dropped=dropped, pairs=pairs) -> None:
+        def fill(
+            tmp: Path, stage=stage, keep=keep, dropped=dropped, pairs=pairs, recompute=recompute
+        ) -> None:
             for f in keep:
                 _copy_out(f, tmp / f.relative_to(stage), pairs)
             if dropped:
-                write_json(tmp / STUB, {"dropped": dropped})
+                write_json(tmp / LEFT_OUT, {"dropped": dropped, **({"recompute": True} if recompute else {})})
 
         if _publish(target, fill):
             added.append(stage.name)
@@ -185,16 +194,6 @@ def _publish(target: Path, fill) -> bool:
         return True
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def check_inputs(stage: str, inputs: dict) -> None:
-    """Refuse to compute ``stage`` from an archived stub: its model files were left out."""
-    for what, art in inputs.items():
-        if (Path(art.path) / STUB).exists():
-            raise CWPOError(
-                f"stage {stage} needs the {what} stage {art.path}, restored from an archive without its "
-                f"model files ({STUB}): delete that folder to compute it again"
-            )
 
 
 def _mkdir(path: Path) -> Path:

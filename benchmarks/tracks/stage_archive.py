@@ -2,7 +2,7 @@
 
 ``restore`` writes the archive's stages into a cache (the recipe benches also do this before each
 run); ``save`` adds the cache's complete stages to the archive, without model weights (see
-:mod:`cwpo.experiments.archive`). A bench run only reads the archive: saving is this explicit
+:mod:`benchmarks.tracks.archived_stages`). A bench run only reads the archive: saving is this explicit
 command, so a run changes no tracked file but its own results.
 
     python -m benchmarks.tracks.stage_archive save|restore [--cache runs/bench/cache] [--archive benchmarks/archive/bench]
@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmarks.result_files import REPO, bench_parser
+from benchmarks.tracks.archived_stages import archive_stages, restore_stages
 from cwpo.atomic_files import read_json
-from cwpo.experiments.archive import archive_stages, restore_stages
 from cwpo.runtime import bf16_is_faster
 
 # the benches' stage cache without model weights: a bench longer than one sitting, on machines

@@ -9,6 +9,15 @@ stage and reuses every finished one.
 Several runs may share one cache folder at the same time: a stage is computed under an exclusive
 lock on ``locks/<name>-<key>.lock``, so a second run that needs the same stage waits for the first
 and then reuses its result instead of computing it again into the same scratch folder.
+
+A stage folder may have been copied with some of its files left out (its model weights, say, by a
+tool that keeps a cache small enough to move): it then holds :data:`LEFT_OUT`, the list of those
+files. It still counts as cached for every stage that needs only its manifest, metrics and the
+files it kept; a stage that would have to be computed from it stops with one line instead of
+loading files that are not there. A stage whose every output was left out because computing it
+again takes seconds (``"recompute": true`` in that list: a data split, say) is computed again, same
+key, the first time a run meets it; a cache-only look (``run_recipe(cache_only=True)``) counts it
+as cached.
 """
 
 from __future__ import annotations
@@ -24,11 +33,14 @@ from pathlib import Path
 
 from cwpo.atomic_files import read_json
 from cwpo.console import STAGE_WHAT, stage_line
-from cwpo.experiments.archive import check_inputs
+from cwpo.errors import CWPOError
 from cwpo.hashing import hash_config
 from cwpo.outputs import atomic_dir, write_manifest
 
 log = logging.getLogger("cwpo.run")
+
+# in a stage folder: the files left out of it (``{"dropped": [relative paths], "recompute": bool}``)
+LEFT_OUT = "ARCHIVED.json"
 
 # set by run_recipe(cache_only=True): a stage that is not cached is not computed (see StageNotCached)
 CACHE_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("cwpo_cache_only", default=False)
@@ -86,6 +98,22 @@ def _cached(folder: Path, key: str) -> Artifact | None:
     return None
 
 
+def _to_recompute(folder: Path) -> bool:
+    """A stage whose outputs were left out to be computed again when a run meets it."""
+    marker = folder / LEFT_OUT
+    return marker.exists() and bool(read_json(marker).get("recompute")) and not CACHE_ONLY.get()
+
+
+def check_inputs(stage: str, inputs: dict[str, Artifact]) -> None:
+    """Refuse to compute ``stage`` from an input stage whose files were left out (:data:`LEFT_OUT`)."""
+    for what, art in inputs.items():
+        if (Path(art.path) / LEFT_OUT).exists():
+            raise CWPOError(
+                f"stage {stage} needs the {what} stage {art.path}, which was copied without its model "
+                f"or data files ({LEFT_OUT}): delete that folder to compute it again"
+            )
+
+
 def run_stage(
     root: str | Path,
     name: str,
@@ -108,9 +136,12 @@ def run_stage(
     found = _cached(folder, key)  # the common case needs no lock
     if found is None and CACHE_ONLY.get():
         raise StageNotCached(label or name)
-    if found is None:
+    if found is None or _to_recompute(folder):
         with _stage_lock(root / "locks" / f"{name}-{key[:16]}.lock", label or name):
             found = _cached(folder, key)  # another run may have finished it while we waited
+            if found is not None and _to_recompute(folder):
+                shutil.rmtree(folder)  # its outputs were left out: computed again, same key
+                found = None
             if found is None:
                 check_inputs(label or name, inputs)
                 work = root / "work" / f"{name}-{key[:16]}"
