@@ -4,6 +4,9 @@ Specs:
 
 * ``vader``: the VADER sentiment lexicon (``vaderSentiment``), the compound score in [-1, 1] of
   the *response* alone (the IMDb controlled-sentiment track: a positive continuation wins).
+* ``afinn``: the AFINN word list (``afinn``), the summed valence of the response's words: a second
+  sentiment scorer, independent of VADER's rules, to check that a policy tuned on VADER-derived
+  labels did not learn VADER's quirks (reward hacking).
 * a local folder or hub id of a sequence-classification reward model (the paper's
   Skywork-Reward-V2, OpenAssistant deberta-v3-large-v2, ...): batched, fp32, no gradient. With
   one output the score is that logit; with two it is logit[1] - logit[0] (the log-odds of label 1,
@@ -27,7 +30,7 @@ from cwpo.errors import ConfigError, ModelNotFoundError
 GoldFn = Callable[[Sequence[str], Sequence[str]], list]
 
 ALTERNATIVES = (
-    "'vader' (VADER sentiment of the response, offline), a local folder of a sequence-classification "
+    "'vader' (VADER sentiment of the response, offline), 'afinn' (AFINN word valence, offline), a local folder of a sequence-classification "
     "reward model, a hub id such as Skywork/Skywork-Reward-V2-Llama-3.1-8B (needs the hub), or "
     "'module:function' (a callable (prompts, responses) -> list of floats)"
 )
@@ -70,6 +73,25 @@ class VaderGold:
 
     def describe(self) -> dict:
         return {"gold": "vader", "kind": "lexicon", "package": "vaderSentiment"}
+
+
+class AfinnGold:
+    """AFINN valence of each response (the sum over its words; the prompt is ignored)."""
+
+    name = "afinn"
+
+    def __init__(self):
+        try:
+            from afinn import Afinn
+        except ImportError:
+            raise ConfigError("gold 'afinn' needs the afinn package: pip install afinn") from None
+        self._afinn = Afinn()
+
+    def __call__(self, prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
+        return [float(self._afinn.score(r)) for r in responses]
+
+    def describe(self) -> dict:
+        return {"gold": "afinn", "kind": "lexicon", "package": "afinn"}
 
 
 def hh_messages(prompt: str, response: str) -> list[dict]:
@@ -222,6 +244,8 @@ def get_gold(spec: str, *, batch_size: int = 16, max_length: int = 512, text_for
         raise ConfigError(f"no gold reward given; choose {ALTERNATIVES}")
     if spec.lower() == "vader":
         return _Checked(VaderGold(), "vader")
+    if spec.lower() == "afinn":
+        return _Checked(AfinnGold(), "afinn")
     path = Path(spec).expanduser()
     if path.exists():
         return _Checked(

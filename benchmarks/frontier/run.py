@@ -1,0 +1,306 @@
+"""Run units of the reward–KL frontier bench: (regime, method, seed, lr) -> one training run with
+policy snapshots, each snapshot scored on the validation and the test prompts.
+
+Every step is a stage of the stage cache (``--cache``, outside the repository), so a unit killed at
+any point resumes where it stopped; the data stages (SFT model, pool, labels, annotator) are those
+of the v2 evidence bench, restored from ``benchmarks/archive/bench`` when the cache lacks them.
+After each finished unit its stages are added to the archive and one line per scored snapshot to
+``benchmarks/frontier/results/points.jsonl`` (the index :mod:`benchmarks.frontier.analyze` reads).
+
+    OMP_NUM_THREADS=1 python -m benchmarks.frontier.run --regime noisefree --methods human cw \
+        --seeds 0 --lrs 5e-4 [--max-minutes 110] [--plan benchmarks/frontier/plan.yaml]
+
+``--max-minutes``: start no new unit after that long (a part of at most 2 hours); run the same
+command again to continue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import yaml
+from benchmarks.frontier.train_rows import check_method, label_stats, read_jsonl, train_rows
+
+from cwpo.console import training_bar
+from cwpo.evaluate.frontier import point_summary, score_checkpoint
+from cwpo.experiments.archive import archive_stages, restore_stages
+from cwpo.experiments.cache import Artifact, run_stage
+from cwpo.experiments.frontier import bt_temperature_for
+from cwpo.experiments.point_runner import PointRunner, decided_precision
+from cwpo.experiments.recipe import load_recipe
+from cwpo.io import now_iso, write_json, write_jsonl
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+POINTS = HERE / "results" / "points.jsonl"
+ARCHIVE = REPO / "benchmarks" / "archive" / "bench"
+
+
+def load_plan(path: Path) -> dict:
+    plan = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for name, spec in plan["methods"].items():
+        check_method(name, spec)
+    return plan
+
+
+def snapshot_steps(n_pairs: int, batch: int, checkpoints: list[float]) -> tuple[dict[int, float], int]:
+    """Optimizer steps of the snapshots (step -> epochs) and steps per epoch (one process)."""
+    per_epoch = math.ceil(n_pairs / batch)
+    return {max(1, round(e * per_epoch)): e for e in checkpoints}, per_epoch
+
+
+def regime_recipe(plan: dict, regime: str, seed: int):
+    """The recipe of one seed of a regime (its simulated humans), and the regime's settings."""
+    recipe = load_recipe(REPO / plan["recipe"])
+    spec = dict(plan["regimes"][regime])
+    sent = {**recipe.sentiment, "eval_set": "test", "human_flip": spec.get("human_flip", 0.0)}
+    sent["human_temperature"] = spec.get("human_temperature", 0.0)
+    return dataclasses.replace(recipe, sentiment=sent), spec
+
+
+class Unit:
+    """The data stages of one (regime, seed), shared by its methods and learning rates."""
+
+    def __init__(self, plan: dict, regime: str, seed: int, cache: Path):
+        self.plan, self.regime, self.seed, self.cache = plan, regime, seed, cache
+        recipe, spec = regime_recipe(plan, regime, seed)
+        if "bt_agreement" in spec:  # the BT temperature that gives the target agreement on this pool
+            probe = PointRunner(cache, {"seed": seed}, recipe, progress=False)
+            probe.data()
+            pool = read_jsonl(probe.pairs_art.path / "pairs.jsonl")
+            t = bt_temperature_for([r["gold_a"] - r["gold_b"] for r in pool], spec["bt_agreement"])
+            recipe = dataclasses.replace(
+                recipe, sentiment={**recipe.sentiment, "human_temperature": round(t, 4)}
+            )
+        self.recipe = recipe
+        self.pr = PointRunner(cache, {"seed": seed}, recipe, progress=True)
+        self.data = self.pr.data()
+        self.sft = self.pr.sft_art
+        self.ann, self.weak = self.pr.annotator(self.data, "annotator")
+        self.files = {
+            "annotated": self.weak.path / "annotated.jsonl",
+            "pool": self.pr.pairs_art.path / "pairs.jsonl",
+            "labeled": self.pr.files["labeled"],
+            "all_human": self.pr.files["all_human"],
+        }
+        self.agreement = self.data.metrics.get("human_gold_agreement")
+        cfg = self.pr._sentiment_cfg()
+        ev = plan["eval"]
+        from cwpo.experiments import sentiment as st
+
+        self.prompts = {
+            "val": st.test_prompts(dataclasses.replace(cfg, eval_set="val"), seed)[: ev["n_val_prompts"]],
+            "test": st.test_prompts(dataclasses.replace(cfg, eval_set="test"), seed)[: ev["n_test_prompts"]],
+        }
+
+    def align(self, name: str, lr: float) -> tuple[Artifact, dict[int, float]]:
+        from cwpo.align.align import AlignConfig, align
+        from cwpo.align.snapshots import SnapshotCallback
+
+        spec = check_method(name, self.plan["methods"][name])
+        rows = train_rows(spec, self.files, self.seed)
+        settings = self.recipe.align
+        steps, per_epoch = snapshot_steps(len(rows), settings["batch_size"], self.plan["checkpoints"])
+        epochs = self.plan["grid"]["epochs"]
+        # rDPO at the regime's true flip rate (1 - the simulated humans' agreement with the gold)
+        epsilon = round(1 - self.agreement, 4) if spec[2] == "rdpo" else settings.get("epsilon", 0.1)
+        values = {
+            **settings,
+            "lr": lr,
+            "epochs": epochs,
+            "loss": spec[2],
+            "epsilon": epsilon,
+            "seed": self.seed,
+        }
+        key = {
+            "align": {**decided_precision(values), "weighting": "confidence"},
+            "method": list(spec),
+            "snapshots": sorted(steps),
+        }
+        sft_model = self.sft.path / "model"
+
+        def fn(out: Path, work: Path) -> dict:
+            write_jsonl(work / "train.jsonl", rows)
+            weighting = "none" if all(r["confidence"] == 1.0 for r in rows) else "confidence"
+            model_dir = work / "model"
+            cfg = AlignConfig(
+                **{
+                    **values,
+                    "weighting": weighting,
+                    "train": str(work / "train.jsonl"),
+                    "policy": str(sft_model),
+                    "output": str(model_dir),
+                    "resume": (model_dir / "checkpoints").exists(),
+                }
+            )
+            callbacks = [
+                training_bar(f"align[{name}]", True),
+                SnapshotCallback(work / "snapshots", steps, str(sft_model)),
+            ]
+            metrics = align(cfg, callbacks=callbacks)
+            shutil.move(str(work / "snapshots"), str(out / "snapshots"))
+            shutil.copy(model_dir / "metrics.json", out / "metrics.json")
+            return {**metrics, "n_pairs": len(rows), "steps_per_epoch": per_epoch, "epsilon": epsilon}
+
+        art = run_stage(
+            self.cache,
+            "frontier-align",
+            key,
+            {"sft": self.sft, "labels": self.data, "weak": self.weak, "pool": self.pr.pairs_art},
+            fn,
+            label=f"align[{name}, lr={lr}]",
+            what=f"{spec[2].upper()} on {spec[0]} labels, weights {spec[1]}, {epochs} epochs, snapshots",
+        )
+        return art, steps
+
+    def score(self, label: str, policy: Path, policy_art: Artifact | None, step: int, split: str) -> Artifact:
+        ev = self.plan["eval"]
+        prompts = self.prompts[split]
+        config = {
+            "eval": ev,
+            "split": split,
+            "step": step,
+            "gold": self.recipe.sentiment["gold"],
+            "seed": self.seed,
+            "prompt_ids": [p["id"] for p in prompts],
+        }
+
+        def fn(out: Path, work: Path) -> dict:
+            rows = score_checkpoint(
+                str(policy),
+                str(self.sft.path / "model"),
+                prompts,
+                gold=self.recipe.sentiment["gold"],
+                second_gold=ev["second_gold"],
+                n_samples=ev["n_samples"],
+                seed=self.seed,
+                max_new_tokens=ev["max_new_tokens"],
+                temperature=ev["temperature"],
+                batch_size=ev["batch_size"],
+                cache_dir=self.cache / "frontier-cache",
+                progress=True,
+            )
+            write_jsonl(out / "rows.jsonl", rows)
+            summary = point_summary(rows)
+            write_json(out / "summary.json", summary)
+            return summary
+
+        inputs = {"sft": self.sft, **({"policy": policy_art} if policy_art else {})}
+        return run_stage(
+            self.cache, "frontier-eval", config, inputs, fn, label=f"score[{label}, step {step}, {split}]",
+            what="reward, GRA, KL, second scorer, fluency",
+        )  # fmt: skip
+
+
+def run_unit(u: Unit, name: str, lr: float, splits: list[str]) -> list[dict]:
+    art, steps = u.align(name, lr)
+    out = []
+    points = [(0, 0.0, u.sft.path / "model", None)] + [
+        (s, e, art.path / "snapshots" / f"step-{s}", art) for s, e in sorted(steps.items())
+    ]
+    for step, epochs, policy, policy_art in points:
+        for split in splits:
+            ev = u.score(f"{name}, lr={lr}", policy, policy_art, step, split)
+            out.append(
+                {
+                    "regime": u.regime,
+                    "method": name,
+                    "seed": u.seed,
+                    "lr": lr,
+                    "step": step,
+                    "epochs": epochs,
+                    "split": split,
+                    "stage": ev.path.name,
+                    "align_stage": art.path.name,
+                    "human_gold_agreement": u.agreement,
+                    "human_temperature": u.recipe.sentiment["human_temperature"],
+                    **ev.metrics,
+                }
+            )
+    return out
+
+
+def record(points: list[dict]) -> None:
+    """Add (or replace) the index lines of these points."""
+    key = ("regime", "method", "seed", "lr", "step", "split")
+    old = read_jsonl(POINTS) if POINTS.exists() else []
+    new = {tuple(p[k] for k in key): p for p in points}
+    kept = [p for p in old if tuple(p[k] for k in key) not in new]
+    POINTS.parent.mkdir(parents=True, exist_ok=True)
+    write_jsonl(POINTS, kept + list(new.values()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--plan", type=Path, default=HERE / "plan.yaml")
+    ap.add_argument("--regime", required=True)
+    ap.add_argument("--methods", nargs="+", required=True)
+    ap.add_argument("--seeds", nargs="+", type=int, required=True)
+    ap.add_argument("--lrs", nargs="+", type=float, required=True)
+    ap.add_argument("--splits", nargs="+", default=["val", "test"], choices=["val", "test"])
+    ap.add_argument("--cache", type=Path, default=REPO / "runs" / "bench" / "cache")
+    ap.add_argument("--archive", type=Path, default=ARCHIVE, help="'' : no archive")
+    ap.add_argument("--max-minutes", type=float, default=110.0)
+    ap.add_argument("--checkpoints", nargs="+", type=float, help="override the plan's (epochs)")
+    ap.add_argument("--epochs", type=float, help="override the plan's last checkpoint (epochs)")
+    ap.add_argument("--n-test-prompts", type=int, help="override the plan's (a pilot)")
+    ap.add_argument("--n-val-prompts", type=int, help="override the plan's (a pilot)")
+    args = ap.parse_args(argv)
+    try:
+        plan = load_plan(args.plan)
+    except (OSError, ValueError, KeyError) as e:
+        print(f"error: plan {args.plan}: {e}", file=sys.stderr)
+        return 2
+    for flag, value in (("regime", [args.regime]), ("methods", args.methods)):
+        table = plan["regimes"] if flag == "regime" else plan["methods"]
+        unknown = [v for v in value if v not in table]
+        if unknown:
+            print(f"error: --{flag}: unknown {unknown}; the plan has {sorted(table)}", file=sys.stderr)
+            return 2
+    if args.checkpoints:
+        plan["checkpoints"] = args.checkpoints
+    if args.epochs:
+        plan["grid"]["epochs"] = args.epochs
+    if args.n_test_prompts:
+        plan["eval"]["n_test_prompts"] = args.n_test_prompts
+    if args.n_val_prompts:
+        plan["eval"]["n_val_prompts"] = args.n_val_prompts
+    args.cache.mkdir(parents=True, exist_ok=True)
+    archive = Path(args.archive) if str(args.archive) else None
+    if archive:
+        restore_stages(archive, args.cache)
+    start = time.time()
+    for seed in args.seeds:
+        unit = Unit(plan, args.regime, seed, args.cache)
+        stats_file = HERE / "results" / "label_stats.json"
+        stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
+        stats[f"{args.regime}/{seed}"] = {
+            **label_stats(unit.files),
+            "human_gold_agreement": unit.agreement,
+            "human_temperature": unit.recipe.sentiment["human_temperature"],
+        }
+        write_json(stats_file, stats)
+        for name in args.methods:
+            for lr in args.lrs:
+                if (time.time() - start) / 60 > args.max_minutes:
+                    print(f"stopped after {args.max_minutes} minutes; run the same command again to continue")
+                    return 0
+                t = time.time()
+                points = run_unit(unit, name, lr, args.splits)
+                record(
+                    [{**p, "unit_seconds": round(time.time() - t, 1), "recorded": now_iso()} for p in points]
+                )
+                if archive:
+                    archive_stages(args.cache, archive)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""The frontier bench's training pairs: label sources and weight constructions as data."""
+
+import json
+from collections import Counter
+
+import pytest
+from benchmarks.frontier.run import snapshot_steps
+from benchmarks.frontier.train_rows import check_method, label_stats, train_rows
+
+from cwpo.experiments.frontier import effective_sample_size
+
+
+@pytest.fixture
+def files(tmp_path):
+    pool, annotated = [], []
+    for i in range(40):
+        ga, gb = (i % 7) / 7, ((i * 3) % 5) / 5
+        pool.append(
+            {
+                "prompt_id": i,
+                "prompt": f"p{i}",
+                "response_a": f"a{i}",
+                "response_b": f"b{i}",
+                "gold_a": ga,
+                "gold_b": gb,
+            }
+        )
+        weak = "a" if i % 3 else "b"
+        chosen, rejected = (f"a{i}", f"b{i}") if weak == "a" else (f"b{i}", f"a{i}")
+        annotated.append(
+            {"prompt_id": i, "prompt": f"p{i}", "chosen": chosen, "rejected": rejected, "confidence": (i + 1) / 41,
+             "human_label": "a" if ga >= gb else "b"}
+        )  # fmt: skip
+    out = {"pool": tmp_path / "pairs.jsonl", "annotated": tmp_path / "annotated.jsonl"}
+    for key, rows in (("pool", pool), ("annotated", annotated)):
+        out[key].write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return out
+
+
+def test_weight_constructions(files):
+    c = [(i + 1) / 41 for i in range(40)]
+    cw = train_rows(("weak", "c", "dpo"), files, seed=0)
+    assert [r["confidence"] for r in cw] == c and cw[0]["chosen"] == "b0"
+    shuffled = train_rows(("weak", "shuffled_c", "dpo"), files, seed=0)
+    assert Counter(r["confidence"] for r in shuffled) == Counter(c)  # the same distribution
+    assert [r["confidence"] for r in shuffled] != c
+    assert [r["chosen"] for r in shuffled] == [r["chosen"] for r in cw]  # the same labels
+    human_c = train_rows(("human", "c", "dpo"), files, seed=0)
+    assert human_c[0]["chosen"] == "a0" and [r["confidence"] for r in human_c] == c  # human labels x c
+    oracle = train_rows(("human", "oracle_c", "dpo"), files, seed=0)
+    by_gap = sorted(range(40), key=lambda i: abs((i % 7) / 7 - ((i * 3) % 5) / 5))
+    assert [oracle[i]["confidence"] for i in by_gap] == sorted(c)
+    ess = train_rows(("weak", "ess_subset", "dpo"), files, seed=0)
+    assert len(ess) == round(effective_sample_size(c)) and {r["confidence"] for r in ess} == {1.0}
+    top = train_rows(("weak", "top-30", "dpo"), files, seed=0)
+    assert len(top) == 12 and min(r["confidence"] for r in top) == 1.0
+
+
+def test_label_stats_and_method_checks(files):
+    stats = label_stats(files)
+    assert stats["n_pairs"] == 40 and -1 <= stats["corr_c_gold_gap"] <= 1
+    assert 0 <= stats["weak_label_acc"] <= 1
+    with pytest.raises(ValueError, match="no confidence"):
+        check_method("x", ["human_all", "c", "dpo"])
+    with pytest.raises(ValueError, match="weights"):
+        check_method("x", ["weak", "nope", "dpo"])
+
+
+def test_snapshot_steps():
+    steps, per_epoch = snapshot_steps(1445, 16, [0.25, 1.0, 3.0])
+    assert per_epoch == 91 and steps == {23: 0.25, 91: 1.0, 273: 3.0}
