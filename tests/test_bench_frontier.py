@@ -31,8 +31,13 @@ def files(tmp_path):
             {"prompt_id": i, "prompt": f"p{i}", "chosen": chosen, "rejected": rejected, "confidence": (i + 1) / 41,
              "human_label": "a" if ga >= gb else "b"}
         )  # fmt: skip
-    out = {"pool": tmp_path / "pairs.jsonl", "annotated": tmp_path / "annotated.jsonl"}
-    for key, rows in (("pool", pool), ("annotated", annotated)):
+    unlabeled = [
+        {k: p[k] for k in ("prompt_id", "prompt", "response_a", "response_b")}
+        | {"human_label": a["human_label"]}
+        for p, a in zip(pool, annotated, strict=True)
+    ]
+    out = {k: tmp_path / f"{k}.jsonl" for k in ("pool", "annotated", "unlabeled")}
+    for key, rows in (("pool", pool), ("annotated", annotated), ("unlabeled", unlabeled)):
         out[key].write_text("".join(json.dumps(r) + "\n" for r in rows))
     return out
 
@@ -47,6 +52,9 @@ def test_weight_constructions(files):
     assert [r["chosen"] for r in shuffled] == [r["chosen"] for r in cw]  # the same labels
     human_c = train_rows(("human", "c", "dpo"), files, seed=0)
     assert human_c[0]["chosen"] == "a0" and [r["confidence"] for r in human_c] == c  # human labels x c
+    human = train_rows(("human", "none", "dpo"), files, seed=0)  # from D_u's file, no annotator
+    assert [(r["chosen"], r["rejected"]) for r in human] == [(r["chosen"], r["rejected"]) for r in human_c]
+    assert {r["confidence"] for r in human} == {1.0}
     oracle = train_rows(("human", "oracle_c", "dpo"), files, seed=0)
     by_gap = sorted(range(40), key=lambda i: abs((i % 7) / 7 - ((i * 3) % 5) / 5))
     assert [oracle[i]["confidence"] for i in by_gap] == sorted(c)

@@ -26,7 +26,13 @@ import time
 from pathlib import Path
 
 import yaml
-from benchmarks.frontier.train_rows import check_method, label_stats, read_jsonl, train_rows
+from benchmarks.frontier.train_rows import (
+    check_method,
+    label_stats,
+    needs_annotation,
+    read_jsonl,
+    train_rows,
+)
 
 from cwpo.console import training_bar
 from cwpo.evaluate.frontier import point_summary, score_checkpoint
@@ -83,9 +89,9 @@ class Unit:
         self.pr = PointRunner(cache, {"seed": seed}, recipe, progress=True)
         self.data = self.pr.data()
         self.sft = self.pr.sft_art
-        self.ann, self.weak = self.pr.annotator(self.data, "annotator")
+        self.weak: Artifact | None = None  # the annotator's labels, trained when a method needs them
         self.files = {
-            "annotated": self.weak.path / "annotated.jsonl",
+            "unlabeled": self.pr.files["unlabeled"],
             "pool": self.pr.pairs_art.path / "pairs.jsonl",
             "labeled": self.pr.files["labeled"],
             "all_human": self.pr.files["all_human"],
@@ -100,11 +106,18 @@ class Unit:
             "test": st.test_prompts(dataclasses.replace(cfg, eval_set="test"), seed)[: ev["n_test_prompts"]],
         }
 
+    def annotate(self) -> None:
+        if self.weak is None:
+            _, self.weak = self.pr.annotator(self.data, "annotator")
+            self.files["annotated"] = self.weak.path / "annotated.jsonl"
+
     def align(self, name: str, lr: float) -> tuple[Artifact, dict[int, float]]:
         from cwpo.align.align import AlignConfig, align
         from cwpo.align.snapshots import SnapshotCallback
 
         spec = check_method(name, self.plan["methods"][name])
+        if needs_annotation(spec):
+            self.annotate()
         rows = train_rows(spec, self.files, self.seed)
         settings = self.recipe.align
         steps, per_epoch = snapshot_steps(len(rows), settings["batch_size"], self.plan["checkpoints"])
@@ -144,7 +157,9 @@ class Unit:
                 training_bar(f"align[{name}]", True),
                 SnapshotCallback(work / "snapshots", steps, str(sft_model)),
             ]
+            cpu = time.process_time()
             metrics = align(cfg, callbacks=callbacks)
+            metrics["cpu_seconds"] = round(time.process_time() - cpu, 1)  # of this process, all threads
             shutil.move(str(work / "snapshots"), str(out / "snapshots"))
             shutil.copy(model_dir / "metrics.json", out / "metrics.json")
             return {**metrics, "n_pairs": len(rows), "steps_per_epoch": per_epoch, "epsilon": epsilon}
@@ -153,7 +168,12 @@ class Unit:
             self.cache,
             "frontier-align",
             key,
-            {"sft": self.sft, "labels": self.data, "weak": self.weak, "pool": self.pr.pairs_art},
+            {
+                "sft": self.sft,
+                "labels": self.data,
+                "pool": self.pr.pairs_art,
+                **({"weak": self.weak} if needs_annotation(spec) else {}),
+            },
             fn,
             label=f"align[{name}, lr={lr}]",
             what=f"{spec[2].upper()} on {spec[0]} labels, weights {spec[1]}, {epochs} epochs, snapshots",
@@ -173,6 +193,7 @@ class Unit:
         }
 
         def fn(out: Path, work: Path) -> dict:
+            cpu = time.process_time()
             rows = score_checkpoint(
                 str(policy),
                 str(self.sft.path / "model"),
@@ -190,7 +211,7 @@ class Unit:
             write_jsonl(out / "rows.jsonl", rows)
             summary = point_summary(rows)
             write_json(out / "summary.json", summary)
-            return summary
+            return {**summary, "cpu_seconds": round(time.process_time() - cpu, 1)}
 
         inputs = {"sft": self.sft, **({"policy": policy_art} if policy_art else {})}
         return run_stage(
@@ -225,6 +246,18 @@ def run_unit(u: Unit, name: str, lr: float, splits: list[str]) -> list[dict]:
                 }
             )
     return out
+
+
+def write_label_stats(unit: Unit) -> None:
+    """corr(c, |gold gap|), corr(c, label correct) and the ESS of c, per regime and seed."""
+    path = HERE / "results" / "label_stats.json"
+    stats = json.loads(path.read_text()) if path.exists() else {}
+    stats[f"{unit.regime}/{unit.seed}"] = {
+        **label_stats(unit.files),
+        "human_gold_agreement": unit.agreement,
+        "human_temperature": unit.recipe.sentiment["human_temperature"],
+    }
+    write_json(path, stats)
 
 
 def record(points: list[dict]) -> None:
@@ -279,14 +312,6 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     for seed in args.seeds:
         unit = Unit(plan, args.regime, seed, args.cache)
-        stats_file = HERE / "results" / "label_stats.json"
-        stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
-        stats[f"{args.regime}/{seed}"] = {
-            **label_stats(unit.files),
-            "human_gold_agreement": unit.agreement,
-            "human_temperature": unit.recipe.sentiment["human_temperature"],
-        }
-        write_json(stats_file, stats)
         for name in args.methods:
             for lr in args.lrs:
                 if (time.time() - start) / 60 > args.max_minutes:
@@ -294,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
                     return 0
                 t = time.time()
                 points = run_unit(unit, name, lr, args.splits)
+                if unit.weak is not None:
+                    write_label_stats(unit)
                 record(
                     [{**p, "unit_seconds": round(time.time() - t, 1), "recorded": now_iso()} for p in points]
                 )

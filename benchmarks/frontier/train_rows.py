@@ -56,6 +56,11 @@ def check_method(name: str, spec) -> tuple[str, str, str]:
     return labels, weights, loss
 
 
+def needs_annotation(spec) -> bool:
+    """Whether a method reads the weak annotator's output (its labels or its confidence)."""
+    return spec[0] == "weak" or spec[1] != "none"
+
+
 def _pair(row: dict, pool_row: dict, label: str) -> tuple[str, str]:
     a, b = pool_row["response_a"], pool_row["response_b"]
     return (a, b) if label == "a" else (b, a)
@@ -69,8 +74,20 @@ def train_rows(spec, files: dict, seed: int) -> list[dict]:
         return [{**r, "confidence": 1.0} for r in read_jsonl(files["all_human"])]
     if labels == "human_labeled":
         return [{**r, "confidence": 1.0} for r in read_jsonl(files["labeled"])]
-    annotated = read_jsonl(files["annotated"])
     pool = {r["prompt_id"]: r for r in read_jsonl(files["pool"])}
+    if not needs_annotation(spec):  # human labels of D_u, weight 1: no annotator needed
+        return [
+            {
+                "prompt": r["prompt"],
+                "chosen": c,
+                "rejected": j,
+                "prompt_id": r["prompt_id"],
+                "confidence": 1.0,
+            }
+            for r in read_jsonl(files["unlabeled"])
+            for c, j in [_pair(r, pool[r["prompt_id"]], r["human_label"])]
+        ]
+    annotated = read_jsonl(files["annotated"])
     rows = []
     for r in annotated:
         if labels == "weak":
