@@ -4,9 +4,9 @@ import json
 from collections import Counter
 
 import pytest
+
 from benchmarks.frontier.run import snapshot_steps
 from benchmarks.frontier.train_rows import check_method, label_stats, train_rows
-
 from cwpo.experiments.frontier import effective_sample_size
 
 

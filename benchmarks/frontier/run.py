@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import yaml
+
 from benchmarks.frontier.train_rows import (
     check_method,
     label_stats,
@@ -33,7 +34,7 @@ from benchmarks.frontier.train_rows import (
     read_jsonl,
     train_rows,
 )
-
+from cwpo.atomic_files import write_json, write_jsonl
 from cwpo.console import training_bar
 from cwpo.evaluate.frontier import point_summary, score_checkpoint
 from cwpo.experiments.archive import archive_stages, restore_stages
@@ -41,7 +42,7 @@ from cwpo.experiments.cache import Artifact, run_stage
 from cwpo.experiments.frontier import bt_temperature_for
 from cwpo.experiments.point_runner import PointRunner, decided_precision
 from cwpo.experiments.recipe import load_recipe
-from cwpo.io import now_iso, write_json, write_jsonl
+from cwpo.machine import now_iso
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent

@@ -1,20 +1,21 @@
 """Policy snapshots at chosen optimizer steps, for reward–KL frontiers along one training run.
 
 :class:`SnapshotCallback` saves the trainable model (a LoRA adapter, or the full model) into
-``<folder>/step-<N>`` when the Trainer finishes step N, with the adapter's base set to the folder
-it was trained from (as :func:`cwpo.align.common.save_final` does), so each snapshot loads as a
+``<folder>/step-<N>`` when the Trainer finishes step N, with the adapter's base recorded as the
+final model's is (:func:`cwpo.models.adapter_base.record_base`), so each snapshot loads as a
 policy on its own. A snapshot already on disk (a resumed run) is left as it is; one is written
 into a temporary folder and renamed, so a killed run never leaves half a snapshot.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
 from transformers import TrainerCallback
+
+from cwpo.models.adapter_base import ADAPTER_CONFIG, record_base
 
 
 def snapshot_dir(folder: str | Path, step: int) -> Path:
@@ -35,9 +36,6 @@ class SnapshotCallback(TrainerCallback):
         tmp = self.folder / f".step-{step}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(str(tmp))
-        adapter_cfg = tmp / "adapter_config.json"
-        if adapter_cfg.exists():
-            data = json.loads(adapter_cfg.read_text())
-            data["base_model_name_or_path"] = self.base_path
-            adapter_cfg.write_text(json.dumps(data, indent=2))
+        if (tmp / ADAPTER_CONFIG).exists():
+            record_base(tmp, self.base_path, final_dir=final)
         tmp.rename(final)

@@ -1,0 +1,352 @@
+"""frontier.json from the scored snapshots: frontiers, matched-KL claims, tuned points, controls.
+
+Reads the index ``results/points.jsonl`` (written by :mod:`benchmarks.frontier.run`) and, per
+point, its per-prompt rows from the stage cache (or the stage archive). Every interval, p-value,
+MDE and verdict comes from :mod:`cwpo.stats` (crossed bootstrap over seeds x prompts; one Holm
+family per regime).
+
+- ``frontier``: per regime and method, at its selected learning rate, each snapshot's KL, gold
+  reward and GRA on the test prompts (means over seeds x prompts, with CIs);
+- ``tuned``: the grid, the selection rule (validation prompts only), each method's chosen
+  (lr, snapshot) and its test values; and every method at the one shared setting;
+- ``matched_kl``: CW against each baseline (and each control against CW) at KL levels both reach:
+  per level the paired difference, over the levels their mean (the claim), a dominance summary;
+- ``equal_steps``: methods trained on fewer pairs against CW at the same optimizer steps;
+- ``controls``, ``second_gold``, ``fluency``, ``label_stats``, ``stats``.
+
+    python -m benchmarks.frontier.analyze [--cache runs/bench/cache] [--levels 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.frontier.run import ARCHIVE, HERE, POINTS, REPO
+from benchmarks.frontier.train_rows import read_jsonl
+from cwpo.atomic_files import write_json
+from cwpo.evaluate.frontier import outcome_value
+from cwpo.experiments.frontier import common_levels, dominance, interpolate
+from cwpo.machine import now_iso
+from cwpo.stats import STATS_META, Claim, crossed_bootstrap, judge, paired_estimate
+
+BASELINES = ("human", "ws", "human100", "human_rdpo", "human_dl")
+CONTROLS = ("shuffled_c", "human_x_c", "human_x_oracle", "ws_ess")
+HEADLINE = ("human", "ws", "cw", "human100")  # the methods whose mean picks the shared setting
+FEWER_PAIRS = ("human_dl",)
+PAPER = {"cw_vs_human": 1.9}  # GRA points, the paper's sentiment margin of CW over Human
+
+
+def per_prompt(rows: list[dict]) -> dict[str, np.ndarray]:
+    """Per prompt (sorted ids) the means over samples of reward, GRA outcome, log-ratio, second."""
+    by: dict = {}
+    for r in rows:
+        by.setdefault(r["prompt_id"], []).append(r)
+    ids = sorted(by)
+    cols = {
+        "reward": lambda r: r["gold"],
+        "gra": lambda r: outcome_value(r["gold"], r["gold_ref"]),
+        "kl": lambda r: r["logp"] - r["logp_ref"],
+        "second": lambda r: r["second"],
+        "second_gra": lambda r: outcome_value(r["second"], r["second_ref"]),
+    }
+    return {k: np.array([np.mean([f(r) for r in by[i]]) for i in ids]) for k, f in cols.items()} | {
+        "ids": np.array(ids)
+    }
+
+
+class Points:
+    """The index, grouped: (regime, method, lr, split) -> seed -> sorted [(step, point, values)]."""
+
+    def __init__(self, index: list[dict], cache: Path):
+        self.cache, self.groups, self._rows = cache, {}, {}
+        for p in index:
+            key = (p["regime"], p["method"], p["lr"], p["split"])
+            self.groups.setdefault(key, {}).setdefault(p["seed"], []).append(p)
+        for seeds in self.groups.values():
+            for pts in seeds.values():
+                pts.sort(key=lambda p: p["step"])
+
+    def rows(self, point: dict) -> dict[str, np.ndarray]:
+        if point["stage"] in self._rows:
+            return self._rows[point["stage"]]
+        for root in (self.cache, ARCHIVE):
+            folder = root / "stages" / point["stage"]
+            if (folder / "rows.jsonl").exists() or (folder / "rows.jsonl.gz").exists():
+                self._rows[point["stage"]] = per_prompt(read_jsonl(folder / "rows.jsonl"))
+                return self._rows[point["stage"]]
+        raise FileNotFoundError(f"rows of {point['stage']} in neither {self.cache} nor {ARCHIVE}")
+
+    def run(self, regime, method, lr, split, seeds=None) -> dict[int, tuple[list[dict], dict]]:
+        """seed -> (points, {metric: [steps, prompts]})."""
+        out = {}
+        for seed, pts in sorted(self.groups.get((regime, method, lr, split), {}).items()):
+            if seeds is not None and seed not in seeds:
+                continue
+            vals = [self.rows(p) for p in pts]
+            out[seed] = (pts, {k: np.stack([v[k] for v in vals]) for k in vals[0] if k != "ids"})
+        return out
+
+    def lrs(self, regime, method) -> list[float]:
+        return sorted({k[2] for k in self.groups if k[0] == regime and k[1] == method})
+
+
+N_BOOT = {"n": 4000}  # bootstrap replicates (analyze(n_boot=...) sets it; tests use fewer)
+
+
+def est(matrix) -> dict:
+    return crossed_bootstrap(np.asarray(matrix), n_boot=N_BOOT["n"]).to_dict()
+
+
+def diff(a, b):
+    return paired_estimate(a, b, method="crossed", n_boot=N_BOOT["n"])
+
+
+def select(points: Points, regime: str, method: str) -> dict | None:
+    """The rule: the (lr, snapshot) with the highest mean validation GRA over seeds (step 0, the
+    SFT model itself, excluded); ties go to the smaller KL."""
+    best = None
+    for lr in points.lrs(regime, method):
+        run = points.run(regime, method, lr, "val")
+        if not run:
+            continue
+        steps = sorted({p["step"] for pts, _ in run.values() for p in pts} - {0})
+        for step in steps:
+            have = [(pts, v) for pts, v in run.values() if any(p["step"] == step for p in pts)]
+            if len(have) < len(run):
+                continue
+            gra = np.mean([v["gra"][[p["step"] for p in pts].index(step)].mean() for pts, v in have])
+            kl = np.mean([v["kl"][[p["step"] for p in pts].index(step)].mean() for pts, v in have])
+            epochs = have[0][0][[p["step"] for p in have[0][0]].index(step)]["epochs"]
+            cand = {"lr": lr, "step": step, "epochs": epochs, "val_gra": float(gra), "val_kl": float(kl)}
+            if best is None or (cand["val_gra"], -cand["val_kl"]) > (best["val_gra"], -best["val_kl"]):
+                best = cand
+    return best
+
+
+def at_point(points: Points, regime, method, lr, step, split="test") -> dict | None:
+    """[seeds, prompts] matrices of every metric at one snapshot, seeds in order."""
+    run = points.run(regime, method, lr, split)
+    mats, seeds = {}, []
+    for seed, (pts, v) in run.items():
+        steps = [p["step"] for p in pts]
+        if step not in steps:
+            continue
+        seeds.append(seed)
+        for k, m in v.items():
+            mats.setdefault(k, []).append(m[steps.index(step)])
+    if not seeds:
+        return None
+    return {"seeds": seeds, **{k: np.stack(m) for k, m in mats.items()}}
+
+
+def frontier(points: Points, regime, method, lr) -> list[dict]:
+    run = points.run(regime, method, lr, "test")
+    steps = sorted({p["step"] for pts, _ in run.values() for p in pts})
+    out = []
+    for step in steps:
+        m = at_point(points, regime, method, lr, step)
+        if m is None or len(m["seeds"]) < len(run):
+            continue
+        epochs = next(p["epochs"] for pts, _ in run.values() for p in pts if p["step"] == step)
+        out.append({"step": step, "epochs": epochs, **{k: est(m[k]) for k in ("kl", "reward", "gra")}})
+    return out
+
+
+def matched(
+    points: Points, regime, a, lr_a, b, lr_b, metric: str, n_levels: int, x: str = "kl"
+) -> dict | None:
+    """a − b at common levels of ``x`` (KL, or optimizer steps), over the seeds both have."""
+    ra, rb = points.run(regime, a, lr_a, "test"), points.run(regime, b, lr_b, "test")
+    seeds = sorted(set(ra) & set(rb))
+    if not seeds:
+        return None
+
+    def xs(run, seed):
+        pts, v = run[seed]
+        return v["kl"].mean(axis=1) if x == "kl" else np.array([p["step"] for p in pts], dtype=float)
+
+    runs = [xs(ra, s) for s in seeds] + [xs(rb, s) for s in seeds]
+    levels = common_levels(runs, n_levels + 1)[1:]  # the lowest common level is the SFT model (0)
+    if not levels:
+        return {"seeds": seeds, "levels": [], "note": f"no common {x} range"}
+    ma = np.stack([interpolate(xs(ra, s), ra[s][1][metric], levels) for s in seeds], axis=1)
+    mb = np.stack([interpolate(xs(rb, s), rb[s][1][metric], levels) for s in seeds], axis=1)
+    per_level = [diff(ma[i], mb[i]).to_dict() for i in range(len(levels))]
+    overall = diff(ma.mean(axis=0), mb.mean(axis=0))
+    return {
+        "x": x,
+        "seeds": seeds,
+        "levels": levels,
+        "per_level": per_level,
+        "mean_over_levels": overall.to_dict(),
+        "dominance": dominance(per_level),
+        "_estimate": overall,
+    }
+
+
+def analyze(points: Points, n_levels: int, n_boot: int = 4000) -> dict:
+    N_BOOT["n"] = n_boot
+    regimes = sorted({k[0] for k in points.groups})
+    out: dict = {"regimes": {}, "stats": STATS_META}
+    for regime in regimes:
+        methods = sorted({k[1] for k in points.groups if k[0] == regime})
+        tuned = {m: select(points, regime, m) for m in methods}
+        grid_lrs = sorted({lr for m in methods for lr in points.lrs(regime, m)})
+        shared = _shared(points, regime, [m for m in HEADLINE if m in methods])
+        r: dict = {
+            "frontier": {m: frontier(points, regime, m, tuned[m]["lr"]) for m in methods if tuned[m]},
+            "tuned": {
+                "grid": {"lr": grid_lrs, "length": "every snapshot (epochs) of each run"},
+                "rule": "highest mean validation GRA over seeds (300 validation prompts, never test); "
+                "ties to the smaller KL",
+                "chosen": tuned,
+                "shared_setting": shared,
+                "test_at_chosen": {},
+                "test_at_shared": {},
+            },
+            "matched_kl": {},
+            "equal_steps": {},
+            "controls": {},
+            "second_gold": {},
+            "fluency": {},
+        }
+        for m in methods:
+            t = tuned[m]
+            if not t:
+                continue
+            at = at_point(points, regime, m, t["lr"], t["step"])
+            if at is not None:
+                r["tuned"]["test_at_chosen"][m] = {k: est(at[k]) for k in ("gra", "reward", "kl")}
+                r["second_gold"][m] = {k: est(at[k]) for k in ("second", "second_gra")}
+                r["fluency"][m] = _fluency(points, regime, m, t)
+            if shared:
+                s = at_point(points, regime, m, shared["lr"], shared["step"])
+                if s is not None:
+                    r["tuned"]["test_at_shared"][m] = {k: est(s[k]) for k in ("gra", "reward", "kl")}
+        claims = []
+        if "cw" in methods and tuned.get("cw"):
+            pairs = [("cw", b) for b in BASELINES if b in methods and tuned.get(b)]
+            pairs += [(c, "cw") for c in CONTROLS if c in methods and tuned.get(c)]
+            pairs += [(c, "ws") for c in CONTROLS if c in methods and tuned.get(c) and "ws" in methods]
+            for a, b in pairs:
+                for metric in ("gra", "reward"):
+                    res = matched(points, regime, a, tuned[a]["lr"], b, tuned[b]["lr"], metric, n_levels)
+                    if res and "_estimate" in res:
+                        name = f"{a}_vs_{b}_{metric}_at_matched_kl"
+                        claims.append(Claim(name, res.pop("_estimate"), +1, PAPER.get(f"{a}_vs_{b}")))
+                        r["matched_kl"][name] = res
+                    elif res:
+                        r["matched_kl"][f"{a}_vs_{b}_{metric}_at_matched_kl"] = res
+            for b in FEWER_PAIRS:
+                if b in methods and tuned.get(b):
+                    res = matched(
+                        points, regime, "cw", tuned["cw"]["lr"], b, tuned[b]["lr"], "gra", n_levels, "step"
+                    )
+                    if res:
+                        res.pop("_estimate", None)
+                        r["equal_steps"][f"cw_vs_{b}_gra"] = res
+            for b in [m for m in methods if m != "cw" and tuned.get(m)]:
+                a_t, b_t = (at_point(points, regime, x, tuned[x]["lr"], tuned[x]["step"]) for x in ("cw", b))
+                if a_t is None or b_t is None:
+                    continue
+                seeds = sorted(set(a_t["seeds"]) & set(b_t["seeds"]))
+                ia = [a_t["seeds"].index(s) for s in seeds]
+                ib = [b_t["seeds"].index(s) for s in seeds]
+                e = diff(a_t["gra"][ia], b_t["gra"][ib])
+                claims.append(Claim(f"cw_vs_{b}_gra_at_tuned", e, +1, PAPER.get(f"cw_vs_{b}")))
+        for c in CONTROLS:
+            if c in methods and tuned.get(c):
+                r["controls"][c] = {
+                    "test_at_chosen": r["tuned"]["test_at_chosen"].get(c),
+                    "at_matched_kl": {
+                        k: v for k, v in r["matched_kl"].items() if k.startswith(f"{c}_vs_") and "_gra_" in k
+                    },
+                }
+        r["verdicts"] = judge(claims)
+        out["regimes"][regime] = r
+    stats_file = HERE / "results" / "label_stats.json"
+    out["label_stats"] = json.loads(stats_file.read_text()) if stats_file.exists() else {}
+    return out
+
+
+def _shared(points: Points, regime: str, methods: list[str]) -> dict | None:
+    """The one setting for all: the (lr, step) with the best mean validation GRA over the methods."""
+    scores: dict = {}
+    for m in methods:
+        for lr in points.lrs(regime, m):
+            for pts, v in points.run(regime, m, lr, "val").values():
+                for i, p in enumerate(pts):
+                    if p["step"]:
+                        scores.setdefault((lr, p["step"], p["epochs"]), {}).setdefault(m, []).append(
+                            v["gra"][i].mean()
+                        )
+    full = {
+        k: np.mean([np.mean(s) for s in by.values()]) for k, by in scores.items() if len(by) == len(methods)
+    }
+    if not full:
+        return None
+    (lr, step, epochs), gra = max(full.items(), key=lambda kv: kv[1])
+    return {
+        "lr": lr,
+        "step": step,
+        "epochs": epochs,
+        "val_gra_mean_over_methods": float(gra),
+        "methods": methods,
+    }
+
+
+def _fluency(points: Points, regime, method, t) -> dict:
+    """Perplexity under the SFT model, distinct-1/2 and length at the chosen point (mean, range over seeds)."""
+    pts = [
+        p
+        for seeds in points.groups.get((regime, method, t["lr"], "test"), {}).values()
+        for p in seeds
+        if p["step"] == t["step"]
+    ]
+    out = {}
+    for k in ("sft_perplexity", "distinct_1", "distinct_2", "mean_tokens"):
+        vals = [p[k] for p in pts if p.get(k) is not None]
+        if vals:
+            out[k] = {
+                "mean": float(np.mean(vals)),
+                "min": float(min(vals)),
+                "max": float(max(vals)),
+                "n_seeds": len(vals),
+            }
+    sft = [
+        p
+        for seeds in points.groups.get((regime, method, t["lr"], "test"), {}).values()
+        for p in seeds
+        if p["step"] == 0
+    ]
+    if sft:
+        out["sft_model"] = {
+            k: float(np.mean([p[k] for p in sft])) for k in ("sft_perplexity", "distinct_1", "distinct_2")
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cache", type=Path, default=REPO / "runs" / "bench" / "cache")
+    ap.add_argument("--levels", type=int, default=5, help="KL levels per matched comparison")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "frontier.json")
+    args = ap.parse_args(argv)
+    if not POINTS.exists():
+        print(f"error: no scored points yet ({POINTS}); run benchmarks.frontier.run first", file=sys.stderr)
+        return 2
+    result = analyze(Points(read_jsonl(POINTS), args.cache), args.levels)
+    result["command"] = "python -m benchmarks.frontier.analyze"
+    result["date"] = now_iso()
+    write_json(args.out, result)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

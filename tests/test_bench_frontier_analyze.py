@@ -1,0 +1,83 @@
+"""benchmarks/frontier/analyze.py on synthetic scored snapshots: selection on validation prompts,
+matched-KL claims (a method better only because it moved further is not better at matched KL)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks.frontier.analyze import N_BOOT, Points, analyze, matched, select
+
+
+def _rows(seed: int, kl: float, reward_at: float, n: int = 12) -> list[dict]:
+    """Per prompt one sample whose log-ratio is ``kl`` and gold reward ``reward_at`` + prompt noise."""
+    rng = np.random.default_rng(seed * 1000 + int(kl * 100))
+    return [
+        {"prompt_id": i, "sample": 0, "response": "w", "gold": reward_at + 0.05 * rng.standard_normal(),
+         "gold_ref": 0.5 * np.sin(7 * i), "second": 1.0, "second_ref": 0.0, "logp": -1.0, "logp_ref": -1.0 - kl, "n_tokens": 3}
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def _index(tmp_path, curves: dict) -> list[dict]:
+    """curves: method -> list of (kl, reward) snapshots (step 0 first); the same for every seed."""
+    index = []
+    for method, pts in curves.items():
+        for seed in (0, 1, 2):
+            for step, (kl, reward) in enumerate(pts):
+                for split in ("val", "test"):
+                    stage = f"frontier-eval-{method}-{seed}-{step}-{split}"
+                    folder = tmp_path / "stages" / stage
+                    folder.mkdir(parents=True)
+                    rows = _rows(seed, kl, reward + 0.01 * seed)
+                    (folder / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+                    index.append(
+                        {"regime": "noisefree", "method": method, "seed": seed, "lr": 5e-4, "step": step * 10,
+                         "epochs": step * 0.5, "split": split, "stage": stage, "sft_perplexity": 9.0,
+                         "distinct_1": 0.5, "distinct_2": 0.8, "mean_tokens": 3.0}
+                    )  # fmt: skip
+    return index
+
+
+@pytest.fixture(autouse=True)
+def few_replicates():
+    N_BOOT["n"] = 200
+    yield
+    N_BOOT["n"] = 4000
+
+
+def test_a_method_that_only_moves_further_is_not_better_at_matched_kl(tmp_path):
+    # the same reward-KL curve (reward = KL / 10); cw travels to KL 8, human stops at KL 4
+    curve = lambda kls: [(k, k / 10) for k in kls]  # noqa: E731
+    points = Points(_index(tmp_path, {"cw": curve([0, 2, 4, 8]), "human": curve([0, 1, 2, 4])}), tmp_path)
+    assert select(points, "noisefree", "cw")["step"] == 30  # the furthest snapshot has the best val GRA
+    res = matched(points, "noisefree", "cw", 5e-4, "human", 5e-4, "reward", 4)
+    assert res["levels"] == pytest.approx([1.0, 2.0, 3.0, 4.0])  # inside both ranges only
+    assert (
+        abs(res["mean_over_levels"]["mean"]) < 0.02
+        and res["mean_over_levels"]["lo"] < 0 < res["mean_over_levels"]["hi"]
+    )
+    out = analyze(points, 4, n_boot=200)
+    r = out["regimes"]["noisefree"]
+    # at the tuned points cw's reward looks far better; at matched KL the claim is not resolved
+    assert (
+        r["tuned"]["test_at_chosen"]["cw"]["reward"]["mean"]
+        > r["tuned"]["test_at_chosen"]["human"]["reward"]["mean"] + 0.3
+    )
+    verdicts = {v["name"]: v["verdict"] for v in r["verdicts"]}
+    assert verdicts["cw_vs_human_reward_at_matched_kl"] == "unresolved"
+    assert len(r["frontier"]["cw"]) == 4 and {"kl", "reward", "gra"} <= set(r["frontier"]["cw"][0])
+    assert out["stats"]["multiplicity"] == "holm" and out["stats"]["mde_power"] == 0.8
+
+
+def test_a_better_curve_holds_at_matched_kl(tmp_path):
+    points = Points(
+        _index(tmp_path, {"cw": [(0, 0.0), (2, 0.4), (4, 0.8)], "human": [(0, 0.0), (2, 0.2), (4, 0.4)]}),
+        tmp_path,
+    )
+    res = matched(points, "noisefree", "cw", 5e-4, "human", 5e-4, "reward", 4)
+    assert res["dominance"]["summary"] == "a dominates"
+    verdicts = {
+        v["name"]: v["verdict"] for v in analyze(points, 4, n_boot=200)["regimes"]["noisefree"]["verdicts"]
+    }
+    assert verdicts["cw_vs_human_reward_at_matched_kl"] == "holds"
