@@ -3,9 +3,11 @@
 Reads ``tracks/results/sentiment.json`` (sentiment track v2: noise-free and crowd-like simulated
 humans, split curve), ``annotator/results/annotator.json`` (HH-RLHF annotator track) and
 ``tracks/results/robustness.json`` (poisoned and imbalanced D_l, annotator side) and writes
-``summary/report/verdicts.md`` and ``summary/report/regimes.png`` (GRA of every method in both
+``summary/report/README.md`` and ``summary/report/regimes.png`` (GRA of every method in both
 human regimes, with 95% CIs). Every number comes from those files; a claim whose part has not run
-says so. Nothing here trains or samples: re-run it after any bench part.
+says so. Nothing here trains or samples: re-run it after any bench part. The report's page,
+``summary/report/README.md``, is that table, the plots, then the hand-written findings
+(``summary/report/findings.md``, appended as written).
 
     python -m benchmarks.summary.verdicts
 """
@@ -200,14 +202,33 @@ def plot_regimes(sent: dict, path: Path) -> bool:
     return True
 
 
+# plots of the studies' own reports shown under the verdicts: (caption, path from REPORT)
+PLOTS = [
+    ("Sentiment, crowd-like humans: each method's GRA with its 95% CI", "../../tracks/report/sentiment-v2-crowd/gra_ci.png"),
+    ("Split curve: CW-DPO on D_u against DPO on D_l alone", "../../tracks/report/sentiment-v2-split/split_ratio.png"),
+    ("HH-RLHF annotators: accuracy by confidence", "../../annotator/report/hh-annotator/accuracy_by_confidence.png"),
+    ("Poisoned D_l: the weak labels' agreement with the humans", "../../tracks/report/robustness-poison/weak_label_acc_vs_poison_frac.png"),
+]  # fmt: skip
+
+
+def page(sent: dict, ann: dict, rob: dict | None, findings: str) -> str:
+    """The report's page: the verdicts, the plots that exist, then the findings as written."""
+    plots = [f"![{caption}]({rel})" for caption, rel in PLOTS if (REPORT / rel).exists()]
+    return "\n".join([render(sent, ann, rob), *plots, "", findings.strip(), ""])
+
+
 def main() -> None:
     bench_parser(__doc__).parse_args()
     sent, ann, rob = _load("sentiment"), _load("annotator"), _load("robustness")
     REPORT.mkdir(parents=True, exist_ok=True)
     plot_regimes(sent, REPORT / "regimes.png")
-    out = REPORT / "verdicts.md"
+    findings = REPORT / "findings.md"
+    out = REPORT / "README.md"
     tmp = out.with_suffix(".md.tmp")
-    tmp.write_text(render(sent, ann, rob), encoding="utf-8")
+    tmp.write_text(
+        page(sent, ann, rob, findings.read_text(encoding="utf-8") if findings.exists() else ""),
+        encoding="utf-8",
+    )
     tmp.replace(out)
     print(f"wrote {out}")
 
