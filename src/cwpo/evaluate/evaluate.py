@@ -13,6 +13,7 @@ responses (or against the prompts file's ``chosen`` column with ``judge_against=
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -21,6 +22,7 @@ from cwpo.atomic_files import write_json, write_jsonl, write_text
 from cwpo.config import check, to_dict
 from cwpo.distributed import ranks
 from cwpo.errors import DataError, warn
+from cwpo.evaluate.metric_registry import METRICS
 from cwpo.hashing import hash_config, sha256_path
 from cwpo.models.adapter_base import base_mismatch
 from cwpo.outputs import atomic_dir, guard_output, write_manifest
@@ -160,17 +162,14 @@ def summary_markdown(summary: dict) -> str:
         "| metric | value (%) | std over 3 subsets | 95% CI | wins / ties / losses | n |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for label, key, name in (
-        (f"GRA ({summary.get('gold')})", "gra", "gra"),
-        (f"preference accuracy (β={summary.get('beta')})", "preference_accuracy", "accuracy"),
-        (f"judge win-rate ({summary.get('judge_model')})", "judge", "win_rate"),
-    ):
-        m = summary.get(key)
-        if not m or m.get(name) is None:
+    fields = defaultdict(lambda: None, summary)
+    for metric in METRICS.values():
+        m = summary.get(metric.summary_key)
+        if not m or m.get(metric.value_key) is None:
             continue
         lines.append(
-            f"| {label} | {_fmt(m[name])} | {_fmt(m['std'])} | [{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}] "
-            f"| {m['wins']} / {m['ties']} / {m['losses']} | {m['n']} |"
+            f"| {metric.eval_label.format_map(fields)} | {_fmt(m[metric.value_key])} | {_fmt(m['std'])} "
+            f"| [{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}] | {m['wins']} / {m['ties']} / {m['losses']} | {m['n']} |"
         )
     g = summary.get("gra")
     if g:
@@ -319,7 +318,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         "policy": model_content_id(cfg.policy),
         "reference": model_content_id(cfg.reference),
     }
-    metrics = {k: summary[k] for k in ("gra", "preference_accuracy", "judge") if k in summary}
+    metrics = {m.summary_key: summary[m.summary_key] for m in METRICS.values() if m.summary_key in summary}
     with atomic_dir(cfg.output) as out:
         for name, rows in outputs.items():
             write_jsonl(out / name, rows)

@@ -14,6 +14,7 @@ import numpy as np
 
 from cwpo.atomic_files import read_json, write_text
 from cwpo.errors import CWPOError
+from cwpo.evaluate.metric_registry import METRICS, headline_metric
 from cwpo.experiments.plotting import pyplot, savefig
 from cwpo.experiments.report_curves import annotator_study_lines, level_label, plot_grid_curves
 from cwpo.experiments.report_evidence import evidence_section, has_gold_rows
@@ -39,10 +40,6 @@ def _read_rows(root: Path) -> list[dict]:
             f"{root} holds no results.jsonl: not a folder written by `cwpo run` (or it has not finished a point)"
         )
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def _metric(rows: list[dict]) -> str:
-    return "gra" if any(r.get("gra") is not None for r in rows) else "pref_acc"
 
 
 def _fmt(mean, std=None) -> str:
@@ -177,7 +174,7 @@ def plot_methods(rows: list[dict], out: Path, metric: str, keys: list[str]) -> l
         ax.bar(np.arange(len(methods)) + gi * width, means, width, yerr=stds, capsize=3, label=label)
     ax.set_xticks(np.arange(len(methods)) + width * (len(groups) - 1) / 2, methods, rotation=30)
     ax.axhline(50, color="k", lw=0.8, ls=":")
-    ax.set_ylabel({"gra": "GRA vs SFT (%)", "pref_acc": "preference accuracy (%)"}[metric])
+    ax.set_ylabel(METRICS[metric].axis_label)
     ax.set_title("Methods (mean ± std over seeds)")
     if keys:
         ax.legend(fontsize=8)
@@ -236,7 +233,11 @@ def claims(rows: list[dict], metric: str, keys: list[str]) -> list[str]:
                 continue
             b = {r["seed"]: r.get(metric) for r in by_method[better]}
             w = {r["seed"]: r.get(metric) for r in by_method[worse]}
-            diffs = [b[s] - w[s] for s in b if s in w and b[s] is not None and w[s] is not None]
+            diffs = [
+                METRICS[metric].better(b[s], w[s])
+                for s in b
+                if s in w and b[s] is not None and w[s] is not None
+            ]
             label = f"{text}{f' [{where}]' if where else ''}"
             if len(diffs) == 1:
                 way = "same direction as" if diffs[0] > 0 else "opposite direction to"
@@ -278,12 +279,9 @@ def write_report(
     if all(r["method"] == "annotator" for r in rows):
         return _write_annotator_report(root, out, rows, summary)
     paper = summary.get("paper") or {}
-    metric = _metric(rows)
+    headline = headline_metric(rows)
+    metric, metric_name = headline.name, headline.title
     keys = _grid_keys(rows)
-    metric_name = {
-        "gra": "Gold Reward Accuracy vs the SFT model (%)",
-        "pref_acc": "Preference accuracy on held-out human pairs (%)",
-    }[metric]
     lines = [f"# cwpo report: {summary.get('recipe', root.name)}", ""]
     lines += [
         f"Results folder: `{root.name}`; track: {summary.get('track', '?')}; "

@@ -7,20 +7,36 @@ import math
 import statistics
 from collections import defaultdict
 
+from cwpo.evaluate.metric_registry import METRICS
 from cwpo.experiments.cache import Artifact
+
+# the annotator's numbers a results row carries, summarized over seeds beside the evaluation metrics
+ANNOTATOR_METRICS = (
+    "annotator_eval_acc",
+    "annotator_eval_acc_top30",
+    "weak_label_acc",
+    "annotator_eval_ece",
+    "mean_confidence",
+)
+
+
+def seed_summarized() -> list[str]:
+    """The columns :func:`summarize` averages over seeds: every registered metric and its subset
+    std, then the annotator's numbers."""
+    return [
+        *(column for m in METRICS.values() for column in (m.name, f"{m.name}_subset_std")),
+        *ANNOTATOR_METRICS,
+    ]
 
 
 def flatten_eval(summary: dict) -> dict:
     """The numbers of an evaluation summary (cwpo.evaluate) that results rows carry."""
     out = {}
-    for key, name, value in (
-        ("gra", "gra", "gra"),
-        ("preference_accuracy", "pref_acc", "accuracy"),
-        ("judge", "win_rate", "win_rate"),
-    ):
-        part = summary.get(key) or {}
+    for metric in METRICS.values():
+        part = summary.get(metric.summary_key) or {}
         if part:
-            out[name] = part.get(value)
+            name = metric.name
+            out[name] = part.get(metric.value_key)
             out[f"{name}_subset_std"] = part.get("std")
             out[f"{name}_ci"] = [part.get("ci_low"), part.get("ci_high")]
             out[f"{name}_ties"] = part.get("ties")
@@ -73,18 +89,7 @@ def summarize(rows: list[dict], grid_keys: list[str]) -> list[dict]:
             "n_seeds": len(members),
             "seeds": [m["seed"] for m in members],
         }
-        for metric in (
-            "gra",
-            "gra_subset_std",
-            "pref_acc",
-            "pref_acc_subset_std",
-            "win_rate",
-            "annotator_eval_acc",
-            "annotator_eval_acc_top30",
-            "weak_label_acc",
-            "annotator_eval_ece",
-            "mean_confidence",
-        ):
+        for metric in seed_summarized():
             mean, std = _mean_std([m.get(metric) for m in members])
             if mean is not None:
                 entry[metric] = mean

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from cwpo.evaluate.metric_registry import headline_metric
+
 
 def format_summary(groups: list[dict]) -> str:
     """One line per (grid point, method): the main metric, mean ± std over seeds, and the accuracy of
     the weak labels on D_u against the human (or gold) labels, the number the method's labels rest on."""
     if not groups:
         return "(no results)"
-    metric = "gra" if any("gra" in g for g in groups) else "pref_acc"
-    label = {"gra": "GRA vs SFT", "pref_acc": "pref. accuracy"}[metric]
+    headline = headline_metric(groups)
+    metric, label = headline.name, headline.label
     keys = [k for k in groups[0] if "." in k]
     lines = []
     head = " ".join(f"{k.split('.')[-1]:>12s}" for k in keys)
