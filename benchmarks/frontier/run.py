@@ -34,10 +34,10 @@ from benchmarks.frontier.train_rows import (
     read_jsonl,
     train_rows,
 )
+from benchmarks.tracks.archived_stages import archive_stages, restore_stages
 from cwpo.atomic_files import write_json, write_jsonl
 from cwpo.console import training_bar
 from cwpo.evaluate.frontier import point_summary, score_checkpoint
-from cwpo.experiments.archive import archive_stages, restore_stages
 from cwpo.experiments.cache import Artifact, run_stage
 from cwpo.experiments.frontier import bt_temperature_for
 from cwpo.experiments.point_runner import PointRunner, decided_precision
