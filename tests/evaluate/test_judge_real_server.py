@@ -8,70 +8,19 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from cwpo.atomic_files import read_json, write_jsonl
 from cwpo.evaluate.judge import parse_verdict
+from local_server import Server
 
 KEY = "sk-REAL-SERVER-SECRET-0123"
 SERVED = '"POST /v1/chat/completions HTTP/1.1" 200'
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """``transformers serve MODEL_FOLDER`` on a free port; every life has its own log file."""
-
-    def __init__(self, model: str, folder: Path):
-        self.model, self.folder, self.port = model, folder, free_port()
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-        self.proc: subprocess.Popen | None = None
-        self.logs: list[Path] = []
-
-    def start(self, wait: float = 240.0) -> None:
-        exe = Path(sys.executable).with_name("transformers")
-        log = self.folder / f"server-{len(self.logs)}.log"
-        self.logs.append(log)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-        with open(log, "wb") as out:
-            self.proc = subprocess.Popen(
-                [str(exe), "serve", self.model, "--host", "127.0.0.1", "--port", str(self.port), "--device", "cpu"],
-                stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-            )  # fmt: skip
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"transformers serve exited {self.proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.5)
-        pytest.fail(f"transformers serve did not answer in {wait:.0f} s:\n{log.read_text()[-3000:]}")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=30)
-        self.proc = None
-
-    def served(self) -> int:
-        """Chat completions answered (HTTP 200), over every life of the server."""
-        return sum(log.read_text(errors="replace").count(SERVED) for log in self.logs if log.exists())
 
 
 @pytest.fixture
@@ -79,7 +28,7 @@ def judge_server(tmp_path_factory, request):
     from cwpo.models import resolve_model
 
     model = resolve_model("smollm2-135m-instruct", check_hub=False)
-    server = Server(model, tmp_path_factory.mktemp("judge-server"))
+    server = Server.transformers_serve(model, tmp_path_factory.mktemp("judge-server"))
     request.addfinalizer(server.kill)  # stopped whatever happens
     server.start()
     return server

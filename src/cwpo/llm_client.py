@@ -148,8 +148,9 @@ class JudgeClient:
                 self.sleep(wait)
             self._last = time.monotonic()
 
-    def _post(self, payload: dict) -> str:
-        """One attempt. Returns the answer text; raises _Retry or JudgeError."""
+    def _post(self, payload: dict) -> dict:
+        """One attempt. Returns the answer text and the per-token log-probabilities the server sent
+        (``logprobs.content`` of the OpenAI format, or None); raises _Retry or JudgeError."""
         data = json.dumps(payload).encode()
         headers = {"Content-Type": "application/json"}
         if self.key:
@@ -178,28 +179,41 @@ class JudgeClient:
                 raise _Retry(f"no answer within {self.timeout:g} s", None) from None
             raise _Retry(f"{type(reason).__name__}: {reason}", None) from None
         try:
-            answer = json.loads(body)["choices"][0]["message"]["content"]
+            choice = json.loads(body)["choices"][0]
+            answer = choice["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError):
             raise _Retry(f"malformed response body: {body[:200]!r}", None) from None
         if not isinstance(answer, str):
             raise _Retry(f"malformed response: content is {type(answer).__name__}", None)
-        return answer
+        logprobs = choice.get("logprobs") if isinstance(choice, dict) else None
+        content = logprobs.get("content") if isinstance(logprobs, dict) else None
+        return {"answer": answer, "logprobs": content if isinstance(content, list) else None}
 
     def complete(self, messages: list[dict]) -> str:
         """The answer to ``messages`` (cached by content hash; retried with backoff)."""
-        payload = self._payload(messages)
+        return self.complete_choice(messages)["answer"]
+
+    def complete_choice(self, messages: list[dict], extra: dict | None = None) -> dict:
+        """``{"answer": text, "logprobs": [per-token entries] or None}`` for ``messages``.
+
+        ``extra``: request fields added to (or replacing) the default ones, e.g. ``{"logprobs":
+        True, "top_logprobs": 5}`` or a sampling ``{"temperature": 1.0, "seed": 3}``; they are part
+        of the request's content hash, so each distinct request is cached on its own.
+        """
+        payload = {**self._payload(messages), **(extra or {})}
         cache_file = None
         if self.cache_dir is not None:
             cache_file = self.cache_dir / f"{hash_config(payload)}.json"
             if cache_file.exists():
                 try:
+                    cached = read_json(cache_file)
                     self.stats["cache_hits"] += 1
-                    return read_json(cache_file)["answer"]
+                    return {"answer": cached["answer"], "logprobs": cached.get("logprobs")}
                 except (ValueError, KeyError):
-                    self.stats["cache_hits"] -= 1  # a damaged cache entry is asked again
+                    pass  # a damaged cache entry is asked again
         for attempt in range(self.max_retries + 1):
             try:
-                answer = self._post(payload)
+                choice = self._post(payload)
                 break
             except _Retry as r:
                 last = self._redact(" ".join(r.reason.split()))
@@ -220,5 +234,5 @@ class JudgeClient:
                     )
                 self.sleep(delay)
         if cache_file is not None:
-            write_json(cache_file, {"request": payload, "answer": answer})
-        return answer
+            write_json(cache_file, {"request": payload, **choice})
+        return choice
