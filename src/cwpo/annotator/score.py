@@ -43,7 +43,9 @@ FORMAT_VERSION = 1
 
 @dataclass
 class AnnotateConfig:
-    annotator: str = field(default="", metadata={"help": "annotator directory (from cwpo train-annotator)"})
+    annotator: str = field(
+        default="", metadata={"help": "annotator directory (from cwpo train-annotator); or give --llm-url"}
+    )
     input: str = field(default="", metadata={"help": "pairs to label (unlabeled, or labeled: chosen=a)"})
     output: str = field(default="", metadata={"help": "labeled output JSONL"})
     batch_size: int = field(default=32, metadata={"help": "sequences per forward pass"})
@@ -62,9 +64,46 @@ class AnnotateConfig:
         metadata={"help": "replace an earlier cwpo output of this stage at --output (never other files)"},
     )
 
+    llm_url: str = field(
+        default="",
+        metadata={"help": "an LLM behind this OpenAI-compatible endpoint annotates (env CWPO_LLM_URL)"},
+    )
+    llm_model: str = field(default="", metadata={"help": "the LLM's model name (env CWPO_LLM_MODEL)"})
+    llm_key: str | None = field(
+        default=None, metadata={"help": "API key (env OPENAI_API_KEY; never written)"}
+    )
+    llm_probability: Literal["auto", "logprobs", "samples"] = field(
+        default="auto", metadata={"help": "P(A) from answer-token log-probs, k samples, or auto"}
+    )
+    llm_samples: int = field(default=8, metadata={"help": "answers sampled per order (sampling path)"})
+    llm_sample_temperature: float = field(default=1.0, metadata={"help": "temperature of sampled answers"})
+    llm_template: Literal["chatbot", "summary", "sentiment"] = field(
+        default="chatbot",
+        metadata={"help": "pairwise prompt: the paper's chatbot or summary, or sentiment (more positive)"},
+    )
+    llm_timeout: float = field(default=60.0, metadata={"help": "seconds per LLM request attempt"})
+    llm_retries: int = field(default=5, metadata={"help": "retries per LLM request (backoff 1, 2, 4, ... s)"})
+    llm_rate_limit: float = field(default=2.0, metadata={"help": "LLM requests per second"})
+    calibration: str = field(
+        default="", metadata={"help": "labelled pairs (D_l) to fit the LLM's confidence temperature on"}
+    )
+
     def __post_init__(self):
         errors = []
-        for name in ("annotator", "input", "output"):
+        self.llm_url = self.llm_url or os.environ.get("CWPO_LLM_URL", "")
+        self.llm_model = self.llm_model or os.environ.get("CWPO_LLM_MODEL", "")
+        llm = bool(self.llm_url or self.llm_model)
+        if llm and self.annotator:
+            errors.append(
+                "give either --annotator (a trained weak annotator) or --llm-url/--llm-model, not both"
+            )
+        if llm and not (self.llm_url and self.llm_model):
+            errors.append(
+                "an LLM annotator needs both --llm-url and --llm-model (or CWPO_LLM_URL/CWPO_LLM_MODEL)"
+            )
+        if self.calibration and not llm:
+            errors.append("--calibration fits the LLM annotator's temperature: it needs --llm-url")
+        for name in ("input", "output") if llm else ("annotator", "input", "output"):
             if not getattr(self, name):
                 errors.append(f"{name} is required")
         for name in ("batch_size", "chunk_size"):

@@ -21,6 +21,8 @@ def run(args) -> int:
     from cwpo.config import config_from_args
 
     cfg = config_from_args(AnnotateConfig, args)
+    if cfg.llm_url:
+        return _run_llm(cfg)
     stats = annotate(
         cfg.annotator,
         cfg.input,
@@ -47,4 +49,45 @@ def run(args) -> int:
             print(
                 f"  agreement with the {stats['n_human_labels']} human labels: {stats['human_agreement']:.4f}"
             )
+    return 0
+
+
+def _run_llm(cfg) -> int:
+    from cwpo.annotator.llm import LLMAnnotatorConfig, annotate_llm
+    from cwpo.models.registry import cache_dir
+
+    llm = LLMAnnotatorConfig(
+        url=cfg.llm_url,
+        model=cfg.llm_model,
+        template=cfg.llm_template,
+        probability=cfg.llm_probability,
+        samples=cfg.llm_samples,
+        sample_temperature=cfg.llm_sample_temperature,
+        timeout=cfg.llm_timeout,
+        retries=cfg.llm_retries,
+        rate_limit=cfg.llm_rate_limit,
+    )
+    stats = annotate_llm(
+        llm,
+        cfg.input,
+        cfg.output,
+        calibration=cfg.calibration or None,
+        key=cfg.llm_key,
+        cache_dir=cache_dir() / "llm-annotator",
+        overwrite=cfg.overwrite,
+        progress=cfg.progress,
+    )
+    line = f"{stats['n_output']} of {stats['n_input']} pairs labeled by {stats['annotator']} into {stats['output']}"
+    line += f" (P(A) from {stats['probability_source']}; {stats['n_unparsed']} without a verdict left out)"
+    if stats.get("cached"):
+        line += " [already up to date]"
+    print(line)
+    if stats["calibration"]:
+        before, after = stats["calibration"]["before"], stats["calibration"]["after"]
+        print(
+            f"  temperature {stats['temperature']:.3g} fitted on {stats['n_calibration']} labelled pairs: "
+            f"ECE {before['ece']:.3f} -> {after['ece']:.3f}, accuracy {after['accuracy']:.3f}"
+        )
+    if stats.get("human_agreement") is not None:
+        print(f"  agreement with the {stats['n_human_labels']} human labels: {stats['human_agreement']:.4f}")
     return 0

@@ -33,7 +33,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cwpo.cli.train_annotator",
         "train the weak annotator (BT, PairRM or WS-DPO) on labeled pairs",
     ),
-    "annotate": ("cwpo.cli.annotate", "label unlabeled pairs with the weak annotator and a confidence"),
+    "annotate": (
+        "cwpo.cli.annotate",
+        "label unlabeled pairs with the weak annotator (or any LLM endpoint) and a confidence",
+    ),
+    "select": ("cwpo.cli.select", "choose the next pairs for humans to label (random, uncertainty, diverse)"),
     "sft": ("cwpo.cli.sft", "supervised fine-tuning of the strong model on (prompt, chosen)"),
     "align": ("cwpo.cli.align", "confidence-weighted DPO / IPO / rDPO (and every baseline) on TRL"),
     "evaluate": ("cwpo.cli.evaluate", "gold reward accuracy, preference accuracy, LLM-judge win-rate"),

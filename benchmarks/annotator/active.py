@@ -1,0 +1,227 @@
+"""Active labelling on the sentiment track: which pairs should the humans label, at equal budgets?
+
+Pool: the sentiment evidence bench's pair pool (2,065 IMDb pairs, both responses scored by VADER;
+``archive/bench/stages/pairs-*/pairs.jsonl.gz``), split once (seed 0) into the selectable pool
+and 500 fixed evaluation pairs that no strategy can select. Simulated humans label what a strategy
+selects, in two regimes: ``noisefree`` (the gold's order) and ``crowd_bt`` (Bradley-Terry noise,
+P(a) = sigma((g_a - g_b) / T), with T calibrated on the pool to 67.5% agreement with the gold,
+like HH-RLHF crowd workers; labels drawn per seed). For each regime, strategy (``random``,
+``uncertainty``, ``uncertain_diverse``) and seed: a random start of 2.5% of the selectable pool,
+then rounds of selection up to 10%, 20% and 30% of it (:func:`cwpo.experiments.active.run_rounds`),
+the MiniLM-L6 Bradley-Terry annotator with the library defaults retrained each round.
+
+Measured at each budget: the annotator's gold accuracy on the 500 fixed pairs (the fair
+comparison: the same pairs for every strategy) and on the rest of the pool (what alignment would
+train on; it differs by strategy). Claims: active minus random at each (regime, budget, strategy),
+seed-paired, Student t over seeds (``cwpo.stats``); all of them one Holm family.
+
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.annotator.active --workers 2   # every piece, then the results
+    .venv/bin/python -m benchmarks.annotator.active --regimes noisefree --strategies random --seeds 0  # one piece
+    .venv/bin/python -m benchmarks.annotator.active --summarize   # results from the finished pieces only
+
+Pieces resume from ``runs/bench/active/`` (untracked: each round ends with a ``round.json``);
+the committed result is ``annotator/results/active.json`` with per round the accuracies behind it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import itertools
+import json
+import math
+import random
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from benchmarks.result_files import REPO, bench_parser, module_command, repo_env, write_result
+from cwpo.atomic_files import read_json, write_jsonl
+from cwpo.experiments.active import ActiveConfig, run_rounds
+from cwpo.experiments.simulate import bt_preference_prob, gold_agreement, simulate_labels
+from cwpo.stats import STATS_META, Claim, judge, t_estimate
+
+RESULT = REPO / "benchmarks" / "annotator" / "results" / "active.json"
+RUNS = REPO / "runs" / "bench" / "active"
+REGIMES = ("noisefree", "crowd_bt")
+STRATEGIES = ("random", "uncertainty", "uncertain_diverse")
+SEEDS = (0, 1, 2)
+SHARES = (0.025, 0.10, 0.20, 0.30)  # the random start, then the budgets compared
+N_EVAL = 500
+CROWD_AGREEMENT = 0.675
+
+
+def pool_file() -> Path:
+    (path,) = sorted((REPO / "benchmarks" / "archive" / "bench" / "stages").glob("pairs-*/pairs.jsonl.gz"))
+    return path
+
+
+def read_pool() -> list[dict]:
+    with gzip.open(pool_file(), "rt", encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh if line.strip()]
+    return [r for r in rows if r["response_a"] != r["response_b"]]
+
+
+def crowd_temperature(rows: list[dict], target: float = CROWD_AGREEMENT) -> float:
+    """T at which Bradley-Terry humans agree with the gold on ``target`` of the decided pairs
+    (expected agreement, no sampling: mean of max(P, 1 - P) over pairs; bisection on log T)."""
+
+    def agreement(t: float) -> float:
+        decided = [(r["gold_a"], r["gold_b"]) for r in rows if r["gold_a"] != r["gold_b"]]
+        return sum(max(p, 1 - p) for p in (bt_preference_prob(a, b, t) for a, b in decided)) / len(decided)
+
+    lo, hi = math.log(1e-4), math.log(100.0)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if agreement(math.exp(mid)) > target else (lo, mid)
+    return math.exp((lo + hi) / 2)
+
+
+def split(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    order = list(range(len(rows)))
+    random.Random(0).shuffle(order)
+    held = set(order[:N_EVAL])
+    return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
+
+
+def labelled(rows: list[dict], regime: str, seed: int, temperature: float) -> list[dict]:
+    t = 0.0 if regime == "noisefree" else temperature
+    labels = simulate_labels([r["gold_a"] for r in rows], [r["gold_b"] for r in rows], t, seed=1000 + seed)
+    return [{**r, "human_label": lab} for r, lab in zip(rows, labels, strict=True)]
+
+
+def piece_dir(regime: str, strategy: str, seed: int) -> Path:
+    return RUNS / regime / strategy / f"seed{seed}"
+
+
+def run_piece(regime: str, strategy: str, seed: int) -> dict:
+    rows = read_pool()
+    pool, held = split(rows)
+    temperature = crowd_temperature(rows)
+    work = piece_dir(regime, strategy, seed)
+    work.mkdir(parents=True, exist_ok=True)
+    pool_path, eval_path = work / "pool.jsonl", work / "eval.jsonl"
+    pool_rows = labelled(pool, regime, seed, temperature)
+    if not pool_path.exists():
+        write_jsonl(pool_path, pool_rows)
+        write_jsonl(eval_path, labelled(held, regime, seed, temperature))
+    budgets = [round(s * len(pool)) for s in SHARES]
+    cfg = ActiveConfig(pool=str(pool_path), workdir=str(work / "rounds"), budgets=budgets, strategy=strategy,
+                       eval_pairs=str(eval_path), seed=seed, annotator={"backbone": "minilm-l6"})  # fmt: skip
+    started = time.time()
+    out = run_rounds(
+        cfg,
+        progress=lambda m: print(f"  {regime}/{strategy}/seed{seed}: round {m['round']} done", flush=True),
+    )
+    out["seconds_this_run"] = time.time() - started
+    out["human_gold_agreement"] = gold_agreement(
+        [r["human_label"] for r in pool_rows],
+        [r["gold_a"] for r in pool_rows],
+        [r["gold_b"] for r in pool_rows],
+    )
+    return out
+
+
+def finished(regime: str, strategy: str, seed: int) -> dict | None:
+    rounds = piece_dir(regime, strategy, seed) / "rounds"
+    files = [rounds / f"round-{r:02d}" / "round.json" for r in range(len(SHARES) + 1)]
+    if not all(f.exists() for f in files):
+        return None
+    return {"rounds": [read_json(f)["metrics"] for f in files]}
+
+
+def summarize(started: float, output: Path) -> dict:
+    rows = read_pool()
+    pool, _held = split(rows)
+    budgets = [round(s * len(pool)) for s in SHARES]
+    acc: dict = {}  # (regime, strategy, seed) -> {budget: {"eval": acc, "rest": acc}}
+    for regime, strategy, seed in itertools.product(REGIMES, STRATEGIES, SEEDS):
+        done = finished(regime, strategy, seed)
+        if done is None:
+            continue
+        acc[(regime, strategy, seed)] = {
+            m["trained_on"]: {"eval": m["eval"]["gold_accuracy"], "rest": m["rest"]["gold_accuracy"]}
+            for m in done["rounds"]
+            if "trained_on" in m
+        }
+    metrics: dict = {"budgets": {f"{s:.3f}": b for s, b in zip(SHARES, budgets, strict=True)},
+                     "n_pool": len(pool), "n_eval": N_EVAL, "crowd_temperature": crowd_temperature(rows),
+                     "by_regime": {}, "stats": STATS_META}  # fmt: skip
+    claims = []
+    for regime in REGIMES:
+        per = metrics["by_regime"].setdefault(regime, {})
+        for share, budget in zip(SHARES[1:], budgets[1:], strict=True):
+            level = per.setdefault(f"{share:.0%}", {"labels": budget})
+            for strategy in STRATEGIES:
+                seeds = [s for s in SEEDS if (regime, strategy, s) in acc]
+                level[strategy] = {
+                    where: [acc[(regime, strategy, s)][budget][where] for s in seeds]
+                    for where in ("eval", "rest")
+                } | {"seeds": seeds}
+            for strategy in STRATEGIES[1:]:
+                seeds = [s for s in SEEDS if (regime, strategy, s) in acc and (regime, "random", s) in acc]
+                if len(seeds) < 2:
+                    continue
+                diffs = [acc[(regime, strategy, s)][budget]["eval"] - acc[(regime, "random", s)][budget]["eval"]
+                         for s in seeds]  # fmt: skip
+                claims.append(Claim(f"{regime} {share:.0%} {strategy} > random", t_estimate(diffs)))
+    metrics["claims"] = judge(claims)
+    metrics["pieces_finished"] = [f"{r}/{st}/seed{s}" for (r, st, s) in acc]
+    write_result(output, metrics, started)
+    return metrics
+
+
+def main() -> None:
+    parser = bench_parser(__doc__)
+    parser.add_argument("--regimes", nargs="+", choices=REGIMES, default=list(REGIMES))
+    parser.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES))
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
+    parser.add_argument(
+        "--workers", type=int, default=0, help="run the pieces in this many single-thread processes"
+    )
+    parser.add_argument(
+        "--summarize", action="store_true", help="only write the results from finished pieces"
+    )
+    parser.add_argument("--no-summary", action="store_true", help=argparse.SUPPRESS)  # a worker's piece
+    parser.add_argument("--output", type=Path, default=RESULT)
+    args = parser.parse_args()
+    started = time.time()
+    if not args.summarize:
+        pieces = [
+            p for p in itertools.product(args.regimes, args.strategies, args.seeds) if finished(*p) is None
+        ]
+        if args.workers:
+
+            def one(piece):
+                cmd = module_command("benchmarks.annotator.active") + [
+                    "--regimes",
+                    piece[0],
+                    "--strategies",
+                    piece[1],
+                    "--seeds",
+                    str(piece[2]),
+                    "--no-summary",
+                ]
+                return subprocess.run(cmd, env={**repo_env(), "OMP_NUM_THREADS": "1"}).returncode  # fmt: skip
+
+            with ThreadPoolExecutor(args.workers) as pool:
+                if any(rc != 0 for rc in pool.map(one, pieces)):
+                    sys.exit(2)
+        else:
+            for piece in pieces:
+                print(f"active labelling: {'/'.join(map(str, piece))}", flush=True)
+                run_piece(*piece)
+        if args.no_summary:
+            return
+    metrics = summarize(started, args.output)
+    print(
+        json.dumps(
+            {c["name"]: (c["verdict"], round(c["estimate"]["mean"], 4)) for c in metrics["claims"]}, indent=1
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
