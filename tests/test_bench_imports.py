@@ -25,3 +25,14 @@ def test_benchmark_module_imports(module):
     importlib.import_module(module)  # top-level code only: every script runs its work under __main__
     source = (REPO / (module.replace(".", "/") + ".py")).read_text()
     assert "sys.path.insert" not in source and "noqa: E402" not in source
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_benchmark_module_has_a_readme_row(module):
+    rel = module.split(".", 1)[1].replace(".", "/") + ".py"  # benchmarks.speed.demo -> speed/demo.py
+    rows = [
+        line
+        for line in (REPO / "benchmarks" / "README.md").read_text().splitlines()
+        if line.startswith("| `")
+    ]
+    assert any(line.startswith(f"| `{rel}` |") for line in rows), f"benchmarks/README.md has no row for {rel}"
