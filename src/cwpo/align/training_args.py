@@ -25,7 +25,9 @@ def trainer_common_kwargs(cfg, output_dir: Path, autocast: bool) -> dict:
         "max_length": cfg.max_length,
         "bf16": autocast,
         "fp16": False,
-        "activation_checkpointing": False,
+        "activation_checkpointing": cfg.activation_checkpointing,
+        # non-reentrant: works with a frozen base (LoRA), whose inputs need no gradient
+        "activation_checkpointing_kwargs": {"use_reentrant": False} if cfg.activation_checkpointing else None,
         "use_cpu": not torch.cuda.is_available(),
         "report_to": report_targets(cfg.report_to) or "none",
         "logging_steps": 1,

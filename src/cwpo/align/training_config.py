@@ -42,6 +42,14 @@ class TrainingConfig:
         default=False,
         metadata={"help": "replace an earlier cwpo output of this stage at --output (never other files)"},
     )
+    activation_checkpointing: bool = field(
+        default=False,
+        metadata={"help": "recompute activations in the backward pass: less memory, ~30% more compute"},
+    )
+    load_in_4bit: bool = field(
+        default=False,
+        metadata={"help": "hold the frozen LoRA base in 4 bits (QLoRA; bitsandbytes, CUDA GPU only)"},
+    )
     report_to: str = field(
         default="none",
         metadata={
@@ -91,9 +99,31 @@ def report_to_errors(report_to: str | list[str]) -> list[str]:
     return []
 
 
+def bitsandbytes_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("bitsandbytes") is not None
+
+
+def load_in_4bit_errors(cfg) -> list[str]:
+    """A 4-bit base needs LoRA, bitsandbytes and a CUDA GPU: what is missing, in one line."""
+    import torch
+
+    if not cfg.load_in_4bit:
+        return []
+    if not cfg.lora:
+        return ["load_in_4bit holds a frozen base for LoRA: it needs lora (not full fine-tuning)"]
+    if not bitsandbytes_installed():
+        return ["load_in_4bit needs bitsandbytes (pip install bitsandbytes) and a CUDA GPU"]
+    if not torch.cuda.is_available():
+        return ["load_in_4bit needs a CUDA GPU (bitsandbytes' 4-bit training is GPU-only); none found"]
+    return []
+
+
 def training_errors(cfg) -> list[str]:
     """Checks shared by the SFT and align configs (all collected, reported together)."""
     errors = lora_errors(cfg) + bf16_errors(cfg.bf16) + report_to_errors(cfg.report_to)
+    errors += load_in_4bit_errors(cfg)
     if cfg.lr <= 0:
         errors.append(f"lr must be > 0, got {cfg.lr}")
     if cfg.epochs <= 0:

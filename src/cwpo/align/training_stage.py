@@ -54,7 +54,13 @@ def start_training(cfg, stage: str, model_ref: str) -> TrainingStart:
     ihash = inputs_hash(cfg.train, model_ref)
     weights_dtype, autocast = training_precision(cfg.bf16, cfg.lora)
     model, tokenizer = load_trainable(
-        model_ref, cfg.seed, cfg.lora, weights_dtype, training_attention(cfg.max_length)
+        model_ref,
+        cfg.seed,
+        cfg.lora,
+        "bfloat16" if cfg.load_in_4bit and autocast else weights_dtype,
+        training_attention(cfg.max_length),
+        load_in_4bit=cfg.load_in_4bit,
+        compute_dtype="bfloat16" if autocast else "float32",
     )
     return TrainingStart(
         trl_version=trl_version,

@@ -17,7 +17,7 @@ from cwpo.experiments.sentiment_stages import SentimentStages
 from cwpo.hashing import sha256_path
 
 # settings that change how a stage is watched or run, never what it computes
-UNKEYED = ("report_to",)
+UNKEYED = ("report_to", "activation_checkpointing")
 
 
 def decided_precision(section: dict) -> dict:
