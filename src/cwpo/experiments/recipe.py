@@ -107,17 +107,72 @@ def _placeholders(section: str, tmp: Path) -> dict:
     }[section]
 
 
-def _grid_errors(recipe: Recipe, classes: dict) -> list[str]:
+def settable(section: str, classes: dict) -> list[str]:
+    """The settings a recipe may give in ``section`` (its config's fields minus the managed ones)."""
+    return sorted({f.name for f in dataclasses.fields(classes[section]) if f.init} - MANAGED[section])
+
+
+def _section_errors(section: str, values: dict, classes: dict, tmp: Path) -> list[str]:
+    """Every problem of one section's settings, checked by building its stage config."""
+    managed = sorted(set(values) & MANAGED[section])
+    if managed:
+        return [f"{section}: {managed} are set by the runner and cannot be given"]
+    unknown = sorted(set(values) - {f.name for f in dataclasses.fields(classes[section])})
+    if unknown:
+        return [f"{section}: unknown setting(s) {unknown}; valid: {settable(section, classes)}"]
+    if section == "evaluate" and values.get("judge_key"):
+        return [
+            "evaluate.judge_key: a recipe is saved with its run, so it cannot hold a key; "
+            "set OPENAI_API_KEY in the environment"
+        ]
+    values, type_errors = coerce(classes[section], values)
+    if type_errors:
+        return [f"{section}.{e}" for e in type_errors]
+    try:
+        classes[section](**{**_placeholders(section, tmp), **values})
+    except (ConfigError, TypeError) as e:
+        return [f"{section}: {e}"]
+    return []
+
+
+_GRID_TOP = {"strong_model": None, "sft_data": ("weak", "labeled")}  # recipe fields a grid may sweep
+
+
+def _grid_errors(recipe: Recipe, classes: dict, tmp: Path) -> list[str]:
+    """Every grid path names a setting a recipe may give, and each of its values is valid there
+    (the section is built with that value, as a run would build it)."""
     errors = []
     for path, values in recipe.grid.items():
         head, _, name = path.partition(".")
-        if head not in SECTIONS and head not in ("strong_model", "sft_data"):
-            errors.append(f"grid: {path!r} must start with a section name ({', '.join(SECTIONS)})")
+        if head in _GRID_TOP and not name:
+            allowed = _GRID_TOP[head]
+            if isinstance(values, list) and allowed:
+                errors += [
+                    f"grid: {head} must be one of {list(allowed)}, got {v!r}"
+                    for v in values
+                    if v not in allowed
+                ]
+        elif head not in SECTIONS:
+            errors.append(
+                f"grid: {path!r} must start with a section name ({', '.join(SECTIONS)}) "
+                f"or be one of {sorted(_GRID_TOP)}"
+            )
+            continue
+        elif name.split(".")[0] not in settable(head, classes):
+            why = "is set by the runner" if name in MANAGED[head] else f"names no setting of {head}"
+            errors.append(f"grid: {path!r} {why}; valid {head} settings: {settable(head, classes)}")
+            continue
         if not isinstance(values, list) or not values:
             errors.append(f"grid: {path!r} needs a non-empty list of values")
-        elif head in classes and name:
+            continue
+        if head in SECTIONS:
             for value in values:
-                errors += [f"grid: {head}.{e}" for e in coerce(classes[head], {name: value})[1]]
+                section = copy.deepcopy(getattr(recipe, head) or {})
+                _set_dotted(section, name, value)
+                for e in _section_errors(head, section, classes, tmp):  # a type error names the path
+                    errors.append(
+                        f"grid: {e}" if e.startswith(f"{path}:") else f"grid: {path}={value!r}: {e}"
+                    )
     return errors
 
 
@@ -149,31 +204,9 @@ def validate(recipe: Recipe) -> list[str]:
         (tmp / "placeholder.jsonl").write_text("")
         (tmp / "annotator.json").write_text("{}")
         for section in SECTIONS:
-            values = getattr(recipe, section) or {}
-            managed = sorted(set(values) & MANAGED[section])
-            if managed:
-                errors.append(f"{section}: {managed} are set by the runner and cannot be given")
-                continue
-            fields = {f.name for f in dataclasses.fields(classes[section])}
-            unknown = sorted(set(values) - fields)
-            if unknown:
-                errors.append(f"{section}: unknown setting(s) {unknown}")
-                continue
-            if section == "evaluate" and values.get("judge_key"):
-                errors.append(
-                    "evaluate.judge_key: a recipe is saved with its run, so it cannot hold a key; "
-                    "set OPENAI_API_KEY in the environment"
-                )
-                continue
-            values, type_errors = coerce(classes[section], values)
-            if type_errors:
-                errors += [f"{section}.{e}" for e in type_errors]
-                continue
-            try:
-                classes[section](**{**_placeholders(section, tmp), **values})
-            except (ConfigError, TypeError) as e:
-                errors.append(f"{section}: {e}")
-    return errors + _grid_errors(recipe, classes)
+            errors += _section_errors(section, getattr(recipe, section) or {}, classes, tmp)
+        errors += _grid_errors(recipe, classes, tmp)
+    return errors
 
 
 def _int_list(value) -> bool:
