@@ -42,6 +42,7 @@ from cwpo.experiments.cache import Artifact, run_stage
 from cwpo.experiments.frontier import bt_temperature_for
 from cwpo.experiments.point_runner import PointRunner, decided_precision
 from cwpo.experiments.recipe import load_recipe
+from cwpo.experiments.sentiment_track import sentiment_config
 from cwpo.machine import now_iso
 
 REPO = Path(__file__).resolve().parents[2]
@@ -98,7 +99,7 @@ class Unit:
             "all_human": self.pr.files["all_human"],
         }
         self.agreement = self.data.metrics.get("human_gold_agreement")
-        cfg = self.pr._sentiment_cfg()
+        cfg = sentiment_config(self.pr.r)
         ev = plan["eval"]
         from cwpo.experiments import sentiment as st
 

@@ -24,6 +24,7 @@ def run(args) -> int:
     from cwpo.experiments.recipe import load_recipe
     from cwpo.experiments.recipes import PACKAGE_CONFIGS
     from cwpo.experiments.report import write_report
+    from cwpo.experiments.report_evidence import has_gold_rows
     from cwpo.experiments.tables import format_summary
     from cwpo.outputs import guard_output
 
@@ -33,7 +34,7 @@ def run(args) -> int:
     print(f"cwpo demo: {recipe.description}")
     result = run_recipe(recipe, args.output, progress=not args.no_progress)
     print()
-    if recipe.track == "sentiment":
+    if has_gold_rows(result["rows"]):  # the demo's table compares against the gold reward
         from cwpo.experiments.demo_table import SCALE_UP, demo_sentence, demo_summary, format_demo_table
 
         summary = demo_summary(result["rows"])

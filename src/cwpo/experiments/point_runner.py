@@ -1,6 +1,6 @@
 """The stages of one grid point of a recipe (:class:`PointRunner`): data, annotators, SFT, align,
-evaluate, each through the stage cache (:func:`cwpo.experiments.cache.run_stage`). The sentiment
-track's data stages are the mixin :class:`cwpo.experiments.sentiment_stages.SentimentStages`;
+evaluate, each through the stage cache (:func:`cwpo.experiments.cache.run_stage`). The data and SFT
+stages, and the evaluation defaults, come from the recipe's track (:mod:`cwpo.experiments.tracks`);
 :mod:`cwpo.experiments.pipeline` runs the points of a recipe."""
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from cwpo.data.schema import read_pairs, write_pairs
 from cwpo.experiments.cache import Artifact, run_stage
 from cwpo.experiments.methods import Method
 from cwpo.experiments.recipe import Recipe
-from cwpo.experiments.sentiment_stages import SentimentStages
-from cwpo.hashing import sha256_path
+from cwpo.experiments.tracks import TRACKS
 
 # settings that change how a stage is watched or run, never what it computes
 UNKEYED = ("report_to", "activation_checkpointing")
@@ -40,44 +39,18 @@ def _move_model(src: Path, dst: Path) -> None:
     shutil.move(str(src), str(dst))
 
 
-class PointRunner(SentimentStages):
+class PointRunner:
     """The stages of one grid point. Stages whose configs match are shared through the cache."""
 
     def __init__(self, root: Path, point: dict, recipe: Recipe, progress: bool = True):
         self.root, self.point, self.r, self.progress = root, point, recipe, progress
         self.seed = point["seed"]
-        self.prompts_art: Artifact | None = None
+        self.track = TRACKS[recipe.track]
+        self.prompts_art: Artifact | None = None  # set by a track whose evaluation prompts are a stage
 
     # ---- data ---------------------------------------------------------------------------
     def data(self) -> Artifact:
-        if self.r.track == "sentiment":
-            return self._sentiment_data()
-        from cwpo.data.prepare import DataConfig, prepare_data
-
-        values = {**self.r.data, "seed": self.seed}
-        # settings that change nothing stay out of the cache key, so the clean level of every
-        # robustness study (no poison, no imbalance) is one shared stage
-        if not values.get("poison_frac"):
-            values.pop("poison_frac", None)
-            values.pop("poison_subset", None)
-        if values.get("labeled_mix") is None:
-            values.pop("labeled_mix", None)
-        from cwpo.data.load import resolve_source
-
-        src = Path(resolve_source(values["source"])).expanduser()
-        content = sha256_path(src) if src.exists() else values["source"]
-
-        def fn(out: Path, work: Path) -> dict:
-            return prepare_data(DataConfig(**{**values, "output": str(out / "data")}))
-
-        art = run_stage(self.root, "data", {"data": values, "content": content}, {}, fn)
-        self.files = {
-            "labeled": art.path / "data" / "labeled.jsonl",
-            "unlabeled": art.path / "data" / "unlabeled.jsonl",
-            "test": art.path / "data" / "test.jsonl",
-        }
-        self.prompts = self.files["test"]
-        return art
+        return self.track.data(self)
 
     # ---- annotators -----------------------------------------------------------------------
     def annotator(self, data: Artifact, section: str = "annotator") -> tuple[Artifact, Artifact]:
@@ -130,11 +103,11 @@ class PointRunner(SentimentStages):
         return ann, labels
 
     # ---- strong model -----------------------------------------------------------------------
-    def _sft_key(self, seed: int | None = None) -> dict:
+    def sft_key(self, seed: int | None = None) -> dict:
         seed = self.seed if seed is None else seed
         return {"sft": decided_precision(self.r.sft), "model": self.r.strong_model, "seed": seed}
 
-    def _train_sft(self, train_file: Path, out: Path, work: Path, seed: int | None = None) -> dict:
+    def train_sft(self, train_file: Path, out: Path, work: Path, seed: int | None = None) -> dict:
         from cwpo.align.sft import SFTConfig, sft
 
         model_dir = work / "model"
@@ -154,16 +127,7 @@ class PointRunner(SentimentStages):
         return metrics
 
     def sft(self, data: Artifact, weak: Artifact | None) -> Artifact:
-        if self.r.track == "sentiment":
-            return self.sft_art
-        use_weak = self.r.sft_data == "weak" and weak is not None
-        train = (weak.path / "annotated.jsonl") if use_weak else self.files["labeled"]
-
-        def fn(out: Path, work: Path) -> dict:
-            return self._train_sft(train, out, work)
-
-        inputs = {"labels": weak} if use_weak else {"data": data}
-        return run_stage(self.root, "sft", {**self._sft_key(), "sft_data": self.r.sft_data}, inputs, fn)
+        return self.track.sft(self, data, weak)
 
     def _train_file(self, method: Method, labels: dict[str, Artifact], work: Path) -> Path:
         if method.labels == "human":
@@ -224,13 +188,17 @@ class PointRunner(SentimentStages):
             what=_method_line(method),
         )
 
+    def evaluate_values(self) -> dict:
+        """The recipe's ``evaluate`` section and the seed, then what the track implies."""
+        values = {**self.r.evaluate, "seed": self.seed}
+        for key, value in self.track.evaluate_defaults(self.r).items():
+            values.setdefault(key, value)
+        return values
+
     def evaluate(self, name: str, policy: Artifact, sft: Artifact) -> Artifact:
         from cwpo.evaluate.evaluate import EvalConfig, evaluate
 
-        values = {**self.r.evaluate, "seed": self.seed}
-        if self.r.track == "sentiment":
-            values.setdefault("gold", self._sentiment_cfg().gold)
-            values.setdefault("max_new_tokens", self._sentiment_cfg().max_new_tokens)
+        values = self.evaluate_values()
         pairs = self.files.get("test")
         prompts = self.prompts
 

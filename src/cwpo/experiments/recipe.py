@@ -20,6 +20,7 @@ from pathlib import Path
 from cwpo.config import coerce, load_yaml
 from cwpo.errors import ConfigError
 from cwpo.experiments.methods import Method, resolve_methods
+from cwpo.experiments.tracks import TRACKS
 
 # fields the runner sets itself (paths between stages, the loss/weighting of a method, the seed)
 MANAGED = {
@@ -181,19 +182,15 @@ def validate(recipe: Recipe) -> list[str]:
     _, errors = coerce(Recipe, {f.name: getattr(recipe, f.name) for f in dataclasses.fields(Recipe)})
     if errors:  # a field of the wrong type (``data: hh``, ``methods: human``): nothing else is checkable
         return errors
-    if recipe.track not in ("pairs", "sentiment"):
-        errors.append(f"track must be 'pairs' or 'sentiment', got {recipe.track!r}")
+    track = TRACKS.get(recipe.track)
+    if track is None:
+        errors.append(f"track must be {' or '.join(map(repr, TRACKS))}, got {recipe.track!r}")
     if recipe.sft_data not in ("weak", "labeled"):
         errors.append(f"sft_data must be 'weak' or 'labeled', got {recipe.sft_data!r}")
     if not _int_list(recipe.seeds):
         errors.append(f"seeds must be a non-empty list of integers, got {recipe.seeds!r}")
-    if recipe.track == "pairs" and not recipe.data.get("source"):
-        errors.append("data.source is required for the pairs track")
-    hh_prompts = recipe.sentiment.get("prompt_source", "imdb") != "imdb"
-    if recipe.track == "sentiment" and not recipe.sentiment.get("imdb") and not hh_prompts:
-        errors.append(
-            "sentiment.imdb (the IMDb folder) is required for the sentiment track with IMDb prompts"
-        )
+    if track is not None:
+        errors += track.recipe_errors(recipe)
     try:
         errors += _method_seed_errors(recipe, set(resolve_methods(recipe.methods)))
     except ConfigError as e:
@@ -264,27 +261,7 @@ def restrict_seeds(recipe: Recipe, seeds: list[int]) -> None:
 
 def _input_errors(recipe: Recipe) -> list[str]:
     """Inputs a run reads that do not exist (checked without reading them)."""
-    from cwpo.data.load import check_source
-    from cwpo.errors import CWPOError
-
-    errors = []
-    if recipe.track == "pairs":
-        d = recipe.data
-        for source in dict.fromkeys([d["source"], *recipe.grid.get("data.source", [])]):
-            try:
-                check_source(source, d.get("format", "auto"), d.get("subset"), d.get("split", "test"))
-            except CWPOError as e:
-                errors.append(f"data.source: {e}")
-    elif recipe.sentiment.get("prompt_source", "imdb") != "imdb":
-        try:
-            check_source(recipe.sentiment["prompt_source"], "hh-rlhf", "hh", "test")
-        except CWPOError as e:
-            errors.append(f"sentiment.prompt_source: {e}")
-    else:
-        for imdb in dict.fromkeys([recipe.sentiment["imdb"], *recipe.grid.get("sentiment.imdb", [])]):
-            if not Path(imdb).expanduser().is_dir():
-                errors.append(f"sentiment.imdb: {imdb}: no such folder")
-    return errors + _model_errors(recipe)
+    return TRACKS[recipe.track].input_errors(recipe) + _model_errors(recipe)
 
 
 def _model_errors(recipe: Recipe) -> list[str]:

@@ -1,5 +1,5 @@
-"""The sentiment track's data stages of a grid point: SFT (or none), the pair pool, the fixed
-evaluation prompts and the simulated human labels (a mixin of :class:`cwpo.experiments.point_runner.PointRunner`)."""
+"""The sentiment track (:class:`SentimentTrack`): a grid point's SFT model (or none), pair pool, fixed
+evaluation prompts and simulated human labels, and the gold reward its evaluation uses."""
 
 from __future__ import annotations
 
@@ -12,19 +12,56 @@ from cwpo.experiments.cache import Artifact, run_stage
 from cwpo.hashing import sha256_path
 
 
-class SentimentStages:
-    """Needs from the runner: ``root``, ``seed``, ``r`` (the recipe), ``_sft_key``, ``_train_sft``."""
+def sentiment_config(recipe):
+    """The recipe's ``sentiment`` section as a :class:`cwpo.experiments.sentiment.SentimentConfig`."""
+    from cwpo.experiments.sentiment import SentimentConfig
 
-    def _sentiment_cfg(self):
-        from cwpo.experiments.sentiment import SentimentConfig
+    return SentimentConfig(**recipe.sentiment)
 
-        return SentimentConfig(**self.r.sentiment)
 
-    def _sentiment_data(self) -> Artifact:
+class SentimentTrack:
+    """Generated pairs scored by a real gold (IMDb or HH-RLHF prompts): see :mod:`cwpo.experiments.sentiment`.
+
+    Its data stages set on the runner ``files``, ``prompts`` (and ``prompts_art`` for the fixed
+    evaluation prompts), ``sft_art`` (the SFT model, trained here) and ``pairs_art`` (the pool).
+    """
+
+    name = "sentiment"
+
+    def recipe_errors(self, recipe) -> list[str]:
+        hh_prompts = recipe.sentiment.get("prompt_source", "imdb") != "imdb"
+        if not recipe.sentiment.get("imdb") and not hh_prompts:
+            return ["sentiment.imdb (the IMDb folder) is required for the sentiment track with IMDb prompts"]
+        return []
+
+    def input_errors(self, recipe) -> list[str]:
+        from cwpo.data.load import check_source
+        from cwpo.errors import CWPOError
+
+        errors = []
+        if recipe.sentiment.get("prompt_source", "imdb") != "imdb":
+            try:
+                check_source(recipe.sentiment["prompt_source"], "hh-rlhf", "hh", "test")
+            except CWPOError as e:
+                errors.append(f"sentiment.prompt_source: {e}")
+        else:
+            for imdb in dict.fromkeys([recipe.sentiment["imdb"], *recipe.grid.get("sentiment.imdb", [])]):
+                if not Path(imdb).expanduser().is_dir():
+                    errors.append(f"sentiment.imdb: {imdb}: no such folder")
+        return errors
+
+    def sft(self, runner, data: Artifact, weak: Artifact | None) -> Artifact:
+        return runner.sft_art  # trained with the data stages (on the track's own texts)
+
+    def evaluate_defaults(self, recipe) -> dict:
+        cfg = sentiment_config(recipe)
+        return {"gold": cfg.gold, "max_new_tokens": cfg.max_new_tokens}
+
+    def data(self, runner) -> Artifact:
         from cwpo.data.load import resolve_source
         from cwpo.experiments import sentiment as st
 
-        cfg = self._sentiment_cfg()
+        cfg = sentiment_config(runner.r)
         if cfg.prompt_source == "imdb":
             imdb = {s: sha256_path(Path(cfg.imdb) / f"{s}.jsonl.gz") for s in ("train", "test")}
         else:  # HH-RLHF first turns: the same files serve pool and evaluation prompts
@@ -41,32 +78,32 @@ class SentimentStages:
         )
         sft_fields = {k: getattr(cfg, k) for k in ("n_sft_texts", "sft_response_words", "prompt_words")}
         # v2 (pool_seed set): one SFT model and one pair pool shared by every seed
-        pool_seed = self.seed if cfg.pool_seed is None else cfg.pool_seed
+        pool_seed = runner.seed if cfg.pool_seed is None else cfg.pool_seed
 
         def sft_fn(out: Path, work: Path) -> dict:
             rows = st.sft_rows(cfg, pool_seed)
             write_jsonl(work / "sft_texts.jsonl", rows)
-            return self._train_sft(work / "sft_texts.jsonl", out, work, seed=pool_seed)
+            return runner.train_sft(work / "sft_texts.jsonl", out, work, seed=pool_seed)
 
         def base_fn(out: Path, work: Path) -> dict:  # no SFT: the strong model as it is
             from cwpo.models import resolve_model
 
-            shutil.copytree(resolve_model(self.r.strong_model), out / "model")
+            shutil.copytree(resolve_model(runner.r.strong_model), out / "model")
             return {"sft_steps": 0}
 
         if cfg.n_sft_texts:
-            self.sft_art = run_stage(
-                self.root,
+            runner.sft_art = run_stage(
+                runner.root,
                 "sft",
-                {"sentiment_sft": sft_fields, "imdb": imdb["train"], **self._sft_key(pool_seed)},
+                {"sentiment_sft": sft_fields, "imdb": imdb["train"], **runner.sft_key(pool_seed)},
                 {},
                 sft_fn,
             )
         else:
-            self.sft_art = run_stage(
-                self.root,
+            runner.sft_art = run_stage(
+                runner.root,
                 "sft",
-                {"no_sft": self.r.strong_model},
+                {"no_sft": runner.r.strong_model},
                 {},
                 base_fn,
                 what="no SFT: the strong model is the reference",
@@ -77,25 +114,25 @@ class SentimentStages:
         sample_fields = {**{k: getattr(cfg, k) for k in names}, **hh_fields}
 
         def pairs_fn(out: Path, work: Path) -> dict:
-            pairs, stats = st.sample_pairs(str(self.sft_art.path / "model"), cfg, pool_seed)
+            pairs, stats = st.sample_pairs(str(runner.sft_art.path / "model"), cfg, pool_seed)
             write_jsonl(out / "pairs.jsonl", pairs)
             if cfg.eval_set is None:
-                write_jsonl(out / "test_prompts.jsonl", st.test_prompts(cfg, self.seed))
+                write_jsonl(out / "test_prompts.jsonl", st.test_prompts(cfg, runner.seed))
             return stats
 
         pairs = run_stage(
-            self.root,
+            runner.root,
             "pairs",
             {"sample": sample_fields, "seed": pool_seed, "imdb": imdb},
-            {"sft": self.sft_art},
+            {"sft": runner.sft_art},
             pairs_fn,
         )
         if cfg.eval_set is None:
-            self.prompts = pairs.path / "test_prompts.jsonl"
+            runner.prompts = pairs.path / "test_prompts.jsonl"
         else:  # v2: fixed evaluation prompts, the same for every seed and every pool
 
             def prompts_fn(out: Path, work: Path) -> dict:
-                rows = st.test_prompts(cfg, self.seed)
+                rows = st.test_prompts(cfg, runner.seed)
                 write_jsonl(out / "prompts.jsonl", rows)
                 return {"prompts": len(rows)}
 
@@ -107,10 +144,10 @@ class SentimentStages:
                 **hh_fields,
             }
             prompts = run_stage(
-                self.root, "prompts", {"prompts": prompt_fields, "imdb": imdb["test"]}, {}, prompts_fn
+                runner.root, "prompts", {"prompts": prompt_fields, "imdb": imdb["test"]}, {}, prompts_fn
             )
-            self.prompts = prompts.path / "prompts.jsonl"
-            self.prompts_art = prompts  # an input of every evaluation (its key changes with the prompts)
+            runner.prompts = prompts.path / "prompts.jsonl"
+            runner.prompts_art = prompts  # an input of every evaluation (its key changes with the prompts)
 
         def labels_fn(out: Path, work: Path) -> dict:
             rows = [
@@ -118,20 +155,20 @@ class SentimentStages:
                 for x in (pairs.path / "pairs.jsonl").read_text(encoding="utf-8").splitlines()
                 if x
             ]
-            return st.label_and_split(rows, cfg, self.seed, out)
+            return st.label_and_split(rows, cfg, runner.seed, out)
 
         label_fields = {
             **({"human_flip": cfg.human_flip} if cfg.human_flip else {}),  # v1 keys unchanged
             "human_temperature": cfg.human_temperature,
             "labeled_frac": cfg.labeled_frac,
-            "seed": self.seed,
+            "seed": runner.seed,
         }
-        art = run_stage(self.root, "labels", label_fields, {"pairs": pairs}, labels_fn)
-        self.files = {
+        art = run_stage(runner.root, "labels", label_fields, {"pairs": pairs}, labels_fn)
+        runner.files = {
             "labeled": art.path / "labeled.jsonl",
             "unlabeled": art.path / "unlabeled.jsonl",
             "all_human": art.path / "all_human.jsonl",
             "test": None,
         }
-        self.pairs_art = pairs
+        runner.pairs_art = pairs
         return art
