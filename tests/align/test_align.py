@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,17 @@ def test_cw_dpo_writes_a_loadable_model(tmp_path, pairs_file, tiny_causal_lm_dir
     assert res["global_step"] == 2 and res["weighting_formula"] == "tanh(|d|/2)"
     metrics = json.loads((out / "metrics.json").read_text())
     assert [s["step"] for s in metrics["steps"]] == [1, 2]
-    assert all("step_time_s" in s and "rewards/margins" in s and "weight/mean" in s for s in metrics["steps"])
+    assert all("step_time_s" in s and "rewards/margins" in s for s in metrics["steps"])
+    # the weights are the confidences 0.08·i of the 8 pairs: a batch of 2 has the mean of two of them
+    weights = [0.08 * i for i in range(8)]
+    pair_means = {round((a + b) / 2, 4) for i, a in enumerate(weights) for b in weights[i + 1 :]}
+    assert res["weight_mean"] == pytest.approx(sum(weights) / 8)
+    assert all(round(s["weight/mean"], 4) in pair_means for s in metrics["steps"])
+    # step 1: the LoRA policy is the reference, so h = 0, every pair's loss is log 2, and the
+    # weighted loss is log 2 times the batch's mean weight
+    first = metrics["steps"][0]
+    assert first["loss/unweighted"] == pytest.approx(math.log(2), abs=1e-5)
+    assert first["loss"] == pytest.approx(math.log(2) * first["weight/mean"], abs=1e-5)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["stage"] == "align" and manifest["config"]["weighting"] == "confidence"
     from cwpo.models.loading import load_causal_lm

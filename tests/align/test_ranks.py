@@ -35,8 +35,8 @@ print("WORLD", s["world_size"], a["world_size"])
 """
 
 
-def _steps(folder: Path) -> list[float]:
-    return [s["loss"] for s in json.loads((folder / "metrics.json").read_text())["steps"]]
+def _steps(folder: Path, key: str = "loss") -> list[float]:
+    return [s[key] for s in json.loads((folder / "metrics.json").read_text())["steps"]]
 
 
 def _assert_same_model(a: Path, b: Path) -> None:
@@ -74,3 +74,7 @@ def test_sft_and_align_on_two_ranks_equal_one_process(
         assert _steps(two / stage) == pytest.approx(_steps(one / stage), rel=1e-5), stage
         assert len(_steps(one / stage)) == STEPS
         _assert_same_model(one / stage, two / stage)
+    # the logged weights are the global batch's (gathered over ranks), not rank 0's alone
+    weights = _steps(two / "align", "weight/mean")
+    assert weights == pytest.approx(_steps(one / "align", "weight/mean"), rel=1e-6)
+    assert all(0 < w < 1 for w in weights)

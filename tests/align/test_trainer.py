@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -75,7 +77,7 @@ def test_weight_one_equals_trl(tmp_path, tiny_causal_lm_dir, trl_loss, cw_loss):
         cw_loss=cw_loss,
     )
     batch = next(iter(ours.get_train_dataloader()))
-    assert batch["weight"].tolist() == [1.0] * 4
+    assert batch["weight"].tolist() == [1.0] * 4  # every weight is 1 here (the column itself: below)
     policy2, ref2 = _models(tiny_causal_lm_dir)
     theirs = DPOTrainer(
         model=policy2,
@@ -89,9 +91,83 @@ def test_weight_one_equals_trl(tmp_path, tiny_causal_lm_dir, trl_loss, cw_loss):
     # 1e-6, relative where the loss is above 1: IPO's loss here is ~25, where one fp32 ulp is 1.9e-6
     # (the response-only LM head sums in another order than TRL's full head, and threads reorder too)
     assert abs(ours_loss.item() - trl_loss_value.item()) <= 1e-6 * max(1.0, abs(trl_loss_value.item()))
-    assert ours_loss.item() > 0.05 or cw_loss == "rdpo"  # not the trivial h = 0 point
+    at_h0 = {"dpo": math.log(2), "rdpo": math.log(2), "ipo": (1 / (2 * 0.1)) ** 2}[cw_loss]
+    assert abs(ours_loss.item() - at_h0) > 0.01  # not the trivial h = 0 point
     mode = "train" if ours.model.training else "eval"
     assert ours._metrics[mode]["rewards/margins"][0] != 0.0
+
+
+WEIGHTS = [0.25, 0.9, 0.5, 0.05]  # distinct and none 1.0 (the collator's fallback for a missing weight)
+
+
+def _weighted_trainer(tmp_path, tok, model_dir, trl_loss, cw_loss, name):
+    policy, ref = _models(model_dir)
+    return WeightedDPOTrainer(
+        model=policy,
+        ref_model=ref,
+        args=_args(tmp_path, trl_loss, name),
+        train_dataset=Dataset.from_list([dict(r, weight=w) for r, w in zip(ROWS, WEIGHTS, strict=True)]),
+        processing_class=tok,
+        cw_loss=cw_loss,
+    )
+
+
+def test_weight_column_reaches_the_batch(tmp_path, tiny_causal_lm_dir):
+    """The Trainer keeps the ``weight`` column (remove_unused_columns would drop it) and the
+    collator carries each row's own weight, in row order."""
+    tok = AutoTokenizer.from_pretrained(tiny_causal_lm_dir)
+    trainer = _weighted_trainer(tmp_path, tok, tiny_causal_lm_dir, "sigmoid", "dpo", "col")
+    loaded = next(iter(trainer.get_train_dataloader()))  # shuffled rows, each with its weight
+    assert sorted(loaded["weight"].tolist()) == pytest.approx(sorted(WEIGHTS))
+    prompts = tok.batch_decode(loaded["input_ids"][:4], skip_special_tokens=True)
+    by_prompt = {r["prompt"].strip(): w for r, w in zip(ROWS, WEIGHTS, strict=True)}
+    expected = [next(w for p, w in by_prompt.items() if p in text) for text in prompts]
+    assert loaded["weight"].tolist() == pytest.approx(expected)
+    rows = [trainer.train_dataset[i] for i in range(4)]
+    assert trainer.data_collator(rows)["weight"].tolist() == pytest.approx(WEIGHTS)
+    assert trainer.data_collator(rows[::-1])["weight"].tolist() == pytest.approx(WEIGHTS[::-1])
+    no_weight = [{k: v for k, v in r.items() if k != "weight"} for r in rows[:2]]
+    assert trainer.data_collator(no_weight)["weight"].tolist() == [1.0, 1.0]
+
+
+@pytest.mark.parametrize(("trl_loss", "cw_loss"), [("sigmoid", "dpo"), ("ipo", "ipo"), ("robust", "rdpo")])
+def test_distinct_weights_equal_trl_per_row(tmp_path, tiny_causal_lm_dir, trl_loss, cw_loss):
+    """E[w·l] over a batch with distinct weights equals the mean of w_i times TRL's own loss of row
+    i alone, so a weight paired with another row's loss fails; the logged metrics are TRL's."""
+    tok = AutoTokenizer.from_pretrained(tiny_causal_lm_dir)
+    ours = _weighted_trainer(tmp_path, tok, tiny_causal_lm_dir, trl_loss, cw_loss, "ours")
+    rows = [ours.train_dataset[i] for i in range(4)]
+    batch = ours.data_collator(rows)
+    policy2, ref2 = _models(tiny_causal_lm_dir)
+    theirs = DPOTrainer(
+        model=policy2,
+        ref_model=ref2,
+        args=_args(tmp_path, trl_loss, "trl"),
+        train_dataset=Dataset.from_list(ROWS),
+        processing_class=tok,
+    )
+    ours.model.train()  # as in training: the "train" metrics, with the tokens counted
+    theirs.model.train()
+    per_row = []
+    for row in rows:
+        one = theirs.data_collator([{k: v for k, v in row.items() if k != "weight"}])
+        per_row.append(theirs.compute_loss(theirs.model, one).item())
+    trl_metrics = {k: list(v) for k, v in theirs._metrics["train"].items()}
+    loss = ours.compute_loss(ours.model, batch).item()
+    expected = sum(w * v for w, v in zip(WEIGHTS, per_row, strict=True)) / 4
+    swapped = sum(w * v for w, v in zip(WEIGHTS[::-1], per_row, strict=True)) / 4
+    tol = 1e-5 * max(1.0, abs(expected))
+    assert abs(expected - swapped) > 100 * tol  # the rows' losses differ enough to tell pairings apart
+    assert loss == pytest.approx(expected, abs=tol)
+    metrics = ours._metrics["train"]
+    assert metrics["weight/mean"] == [pytest.approx(sum(WEIGHTS) / 4)]
+    assert metrics["loss/unweighted"] == [pytest.approx(sum(per_row) / 4, abs=tol)]
+    for key in ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies"):
+        assert metrics[key] == [pytest.approx(sum(trl_metrics[key]) / 4, abs=1e-5)], key
+    for key in ("logps/chosen", "logps/rejected"):
+        assert metrics[key] == [pytest.approx(sum(trl_metrics[key]) / 4, rel=1e-5)], key
+    assert 0 < metrics["rewards/accuracies"][0] < 1  # a mix of right and wrong orderings
+    assert metrics["num_tokens"] == [batch["attention_mask"].sum().item()]
 
 
 def _grads(trainer, batch):

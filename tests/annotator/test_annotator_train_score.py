@@ -95,7 +95,13 @@ def test_pairrm_and_dpo_objectives(data, tiny_encoder_dir, tiny_causal_lm_dir, t
     assert (tmp_path / "dpo" / "reference" / "config.json").exists()
     ann = load_annotator(tmp_path / "dpo")
     margins = ann.score_pairs(p, c, r)
-    assert torch.isfinite(margins).all() and margins.abs().sum() > 0  # policy moved away from the reference
+    # trained on these pairs, the policy gives the chosen (kind, long) answer the higher implicit
+    # reward: every margin chosen - rejected is positive, and swapping the responses negates it
+    assert torch.isfinite(margins).all() and (margins > 0).all(), margins
+    torch.testing.assert_close(ann.score_pairs(p, r, c), -margins)
+    # the implicit reward is β·(log π − log π_ref): swapping policy and reference negates it
+    swapped = Annotator("dpo", ann.reference, ann.tokenizer, 64, reference=ann.model, beta=ann.beta)
+    torch.testing.assert_close(swapped.score_pairs(p, c, r), -margins)
     # the implicit reward is β·(log π − log π_ref): with the reference as policy it is exactly 0
     same = Annotator("dpo", ann.reference, ann.tokenizer, 64, reference=ann.reference)
     assert same.score_pairs(p, c, r).abs().max() == 0

@@ -3,6 +3,8 @@
 import json
 
 import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from cwpo.atomic_files import read_json, write_jsonl
 from cwpo.cli.main import main
@@ -46,6 +48,48 @@ def test_tiny_end_to_end_with_gold_pairs_and_judge(
     assert manifest["stage"] == "evaluate" and manifest["config"]["judge_key"] == "***"
     assert "sk-secret" not in (out / "manifest.json").read_text()
     assert len((out / "preference_rows.jsonl").read_text().splitlines()) == 4
+
+
+def _one_word_model(base_dir: str, word: str, out) -> str:
+    """The tiny model rewired to write ``word`` after any text: a large constant hidden
+    dimension (every token's embedding has 30 in dimension 0) read by an untied LM head that
+    only ``word``'s row can see (logit about 4·10 against 0 for every other token)."""
+    tok = AutoTokenizer.from_pretrained(base_dir)
+    (token,) = tok(word, add_special_tokens=False)["input_ids"]
+    model = AutoModelForCausalLM.from_pretrained(base_dir)
+    model.config.tie_word_embeddings = False
+    with torch.no_grad():
+        model.model.embed_tokens.weight[:, 0] = 30.0
+        model.model.norm.weight.zero_()
+        model.model.norm.weight[0] = 1.0
+        head = torch.zeros_like(model.lm_head.weight)
+        head[token, 0] = 10.0
+        model.lm_head.weight = torch.nn.Parameter(head)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return str(out)
+
+
+def test_policy_better_than_reference_and_swapped(tiny_causal_lm_dir, prompt_file, tmp_path):
+    """A policy that always writes " wonderful" against a reference that always writes " awful":
+    vader prefers the policy on every prompt (GRA 1); swapping the two gives GRA 0."""
+    good = _one_word_model(tiny_causal_lm_dir, " wonderful", tmp_path / "good")
+    bad = _one_word_model(tiny_causal_lm_dir, " awful", tmp_path / "bad")
+    results = {}
+    for name, policy, reference in (("good", good, bad), ("swapped", bad, good)):
+        cfg = EvalConfig(
+            policy=policy, reference=reference, prompts=str(prompt_file), gold="vader",
+            output=str(tmp_path / f"out-{name}"), max_new_tokens=4, batch_size=5, n_boot=50,
+            cache_dir=str(tmp_path / "cache"),
+        )  # fmt: skip
+        results[name] = evaluate(cfg, progress=False)
+        rows = [json.loads(x) for x in (tmp_path / f"out-{name}" / "rows.jsonl").read_text().splitlines()]
+        words = {"good": (" wonderful", " awful"), "swapped": (" awful", " wonderful")}[name]
+        assert all(r["policy_response"] == words[0] * 4 for r in rows), rows[0]
+        assert all(r["reference_response"] == words[1] * 4 for r in rows), rows[0]
+    good_gra, swapped_gra = results["good"]["gra"], results["swapped"]["gra"]
+    assert (good_gra["gra"], good_gra["wins"], good_gra["ties"]) == (1.0, 5, 0)
+    assert (swapped_gra["gra"], swapped_gra["losses"], swapped_gra["ties"]) == (0.0, 5, 0)
 
 
 def test_cli_runs_and_reports_errors_in_one_line(tiny_causal_lm_dir, prompt_file, tmp_path, capsys):

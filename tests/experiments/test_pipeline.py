@@ -62,7 +62,20 @@ def test_every_method_has_a_result_row(tiny_run):
     for r in rows:
         assert 0.0 <= r["pref_acc"] <= 1.0
         assert r["annotator_eval_acc"] is not None and r["weak_label_acc"] is not None
-    assert (r["weighting"] for r in rows)
+    assert [r["weighting"] for r in rows] == ["none", "none", "confidence"]
+    for r in rows:
+        # what the trainer saw: the weight of every batch and the loss with and without it
+        metrics = json.loads((Path(r["policy_dir"]) / "metrics.json").read_text())
+        steps = metrics["steps"]
+        assert len(steps) == 2
+        if r["method"] == "cw":  # confidences in [0, 1): the weighted loss E[w·l] is below E[l]
+            assert 0 < metrics["summary"]["weight_mean"] < 1
+            assert all(0 < s["weight/mean"] < 1 for s in steps)
+            assert all(s["loss"] < s["loss/unweighted"] - 1e-4 for s in steps)
+        else:  # weight 1 everywhere: the loss is the unweighted one
+            assert metrics["summary"]["weight_mean"] == 1.0
+            assert all(s["weight/mean"] == 1.0 for s in steps)
+            assert all(s["loss"] == pytest.approx(s["loss/unweighted"], rel=1e-5) for s in steps)
     results = tmp / "results"
     assert (results / "recipe.yaml").exists() and (results / "summary.json").exists()
     assert "stage data" in (results / "logs" / "run.log").read_text()
