@@ -66,3 +66,41 @@ def test_rejects_nan_margins():
     with pytest.raises(ValueError, match="NaN"):
         get_weighting("confidence")(torch.tensor([math.nan]))
     assert "top-N" in weighting_names()
+
+
+def test_margin_from_confidence_clips_to_a_finite_margin():
+    out = margin_from_confidence(torch.tensor([-0.1, 0.0, 1.0], dtype=torch.float64))
+    assert out[:2].tolist() == [0.0, 0.0]  # below 0 clipped to 0 (never a negative margin)
+    assert out[2].item() == pytest.approx(2 * math.atanh(1 - 1e-7)) and math.isfinite(out[2].item())
+
+
+def test_weights_are_computed_in_float64():
+    m32 = torch.tensor([0.1, 0.3], dtype=torch.float32)
+    w = get_weighting("confidence")(m32)
+    assert w.dtype == torch.float64
+    expected = [math.tanh(float(x) / 2) for x in m32.tolist()]  # the float32 inputs, in float64
+    assert w.tolist() == pytest.approx(expected, rel=1e-13, abs=0)
+
+
+def test_margin_errors_name_the_problem():
+    with pytest.raises(ValueError, match=r"^margins must be a 1-D sequence, got shape \(2, 1\)$"):
+        get_weighting("confidence")(torch.ones(2, 1))
+    with pytest.raises(ValueError, match="^margins contain NaN or inf$"):
+        get_weighting("tanh(|d|)")(torch.tensor([1.0, math.inf]))
+
+
+def test_top_n_rounding_and_ties():
+    # 10 pairs: top-35 keeps round(3.5) = 4; top-10 of 5 keeps round(0.5) = 0, raised to 1
+    assert get_weighting("top-35")(torch.arange(10.0)).tolist() == [0.0] * 6 + [1.0] * 4
+    assert get_weighting("top-10")(torch.arange(5.0)).tolist() == [0.0] * 4 + [1.0]
+    # ties keep the earlier rows: 8 equal margins, top-25 of 20 keeps rows 0..4
+    m = torch.tensor([1.0] * 8 + [0.0] * 12)
+    assert get_weighting("top-25")(m).tolist() == [1.0] * 5 + [0.0] * 15
+    assert get_weighting("top-50")(torch.tensor([])).tolist() == []
+
+
+def test_normalized_margin_edge_cases():
+    w = get_weighting("|d|/max|d|")
+    assert w(torch.tensor([0.5, -0.25])).tolist() == [1.0, 0.5]  # max below 1 still divides
+    assert w(torch.tensor([0.0, 0.0])).tolist() == [1.0, 1.0]  # all-zero margins: weight 1, not NaN
+    assert w(torch.tensor([])).tolist() == []
