@@ -127,7 +127,8 @@ def test_weight_column_reaches_the_batch(tmp_path, tiny_causal_lm_dir):
     assert trainer.data_collator(rows)["weight"].tolist() == pytest.approx(WEIGHTS)
     assert trainer.data_collator(rows[::-1])["weight"].tolist() == pytest.approx(WEIGHTS[::-1])
     no_weight = [{k: v for k, v in r.items() if k != "weight"} for r in rows[:2]]
-    assert trainer.data_collator(no_weight)["weight"].tolist() == [1.0, 1.0]
+    with pytest.raises(ConfigError, match="no 'weight' column"):  # never a silent weight 1
+        trainer.data_collator(no_weight)
 
 
 @pytest.mark.parametrize(("trl_loss", "cw_loss"), [("sigmoid", "dpo"), ("ipo", "ipo"), ("robust", "rdpo")])

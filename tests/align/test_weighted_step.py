@@ -23,6 +23,7 @@ import torch
 from trl import DPOTrainer
 
 from cwpo.align.trainer import WeightedDPOTrainer, WeightedPreferenceCollator
+from cwpo.errors import ConfigError, DataError
 from cwpo.losses import LossType
 
 PC = torch.tensor([-4.0, -6.0, -5.0], dtype=torch.float64)
@@ -199,5 +200,9 @@ def test_collator_weights_by_row():
     out = collate(rows)
     assert out["weight"].dtype == torch.float32 and out["weight"].tolist() == [0.25, 3.0]
     assert collate(rows[::-1])["weight"].tolist() == [3.0, 0.25]
-    assert collate([{k: v for k, v in rows[0].items() if k != "weight"}])["weight"].tolist() == [1.0]
+    with pytest.raises(ConfigError, match=r"^a batch row has no 'weight' column \(it has \['chosen_ids'"):
+        collate([{k: v for k, v in rows[0].items() if k != "weight"}])
+    with pytest.raises(DataError, match="finite number >= 0"):
+        collate([dict(rows[0], weight=-0.5)])
+    assert collate([dict(rows[0], weight=0)])["weight"].tolist() == [0.0]  # one zero-weight batch is fine
     assert out["input_ids"].shape[0] == 4  # chosen rows then rejected rows
