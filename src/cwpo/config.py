@@ -59,7 +59,12 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str,
         default = field.default if field.default is not dataclasses.MISSING else None
         if default is not None and default != "":
             help_text = f"{help_text} (default: {default})".strip()
-        kwargs: dict[str, Any] = {"dest": field.name, "default": argparse.SUPPRESS, "help": help_text}
+        # argparse %-formats help strings: a field's plain-text help may hold "%" ("~30% more compute")
+        kwargs: dict[str, Any] = {
+            "dest": field.name,
+            "default": argparse.SUPPRESS,
+            "help": help_text.replace("%", "%%"),
+        }
         if typing.get_origin(tp) is typing.Literal:
             kwargs["choices"] = list(typing.get_args(tp))
             kwargs["type"] = type(typing.get_args(tp)[0])
