@@ -1,4 +1,4 @@
-"""The BT annotator's defaults (issue 11): mean pooling, a faster head, early stopping (tiny models)."""
+"""The BT annotator's defaults: mean pooling, a faster head, early stopping (tiny models)."""
 
 from __future__ import annotations
 
