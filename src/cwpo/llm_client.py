@@ -29,6 +29,7 @@ from cwpo.errors import ConfigError, CWPOError
 from cwpo.hashing import hash_config
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+PROBE_TIMEOUT = 10.0  # seconds the reachability check waits for any answer
 
 
 class JudgeError(CWPOError):
@@ -188,6 +189,39 @@ class JudgeClient:
         logprobs = choice.get("logprobs") if isinstance(choice, dict) else None
         content = logprobs.get("content") if isinstance(logprobs, dict) else None
         return {"answer": answer, "logprobs": content if isinstance(content, list) else None}
+
+    def check_reachable(self, timeout: float | None = None) -> None:
+        """One ``GET <base>/models`` with a short timeout (``timeout``, default :data:`PROBE_TIMEOUT`,
+        at most ``self.timeout``): any HTTP answer
+        shows a server is there (a 404 too); no answer, or a refused key (401/403), is a
+        :class:`JudgeError` at once, so a judge that is down, or accepts connections and never
+        answers, is found in seconds, before the work whose results it would judge. No tokens
+        are spent."""
+        base = self.url[: -len("/chat/completions")] if self.url.endswith("/chat/completions") else self.url
+        headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
+        wait = min(PROBE_TIMEOUT if timeout is None else timeout, self.timeout)
+        try:
+            with urllib.request.urlopen(
+                urllib.request.Request(base + "/models", headers=headers), timeout=wait
+            ):
+                pass
+        except urllib.error.HTTPError as e:
+            if e.code in (401, 403):  # the chat requests would be refused the same way
+                raise JudgeError(
+                    f"judge endpoint {base} refused the key (HTTP {e.code} on GET {base}/models, checked "
+                    "before any work); check --judge-key / OPENAI_API_KEY"
+                ) from None
+            return  # the server answered (a server without /models answers 404)
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+            reason = getattr(e, "reason", e)
+            if isinstance(reason, TimeoutError):
+                why = f"accepts connections but sent no answer within {wait:g} s"
+            else:
+                why = f"cannot be reached ({type(reason).__name__}: {self._redact(str(reason))})"
+            raise JudgeError(
+                f"judge endpoint {base} {why} (checked before any work with GET {base}/models); "
+                "check that the server is up and serving"
+            ) from None
 
     def complete(self, messages: list[dict]) -> str:
         """The answer to ``messages`` (cached by content hash; retried with backoff)."""

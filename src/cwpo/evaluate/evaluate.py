@@ -20,11 +20,12 @@ from typing import Literal
 
 from cwpo.atomic_files import write_json, write_jsonl, write_text
 from cwpo.config import check, to_dict
+from cwpo.data.schema import read_pairs
 from cwpo.distributed import ranks
 from cwpo.errors import DataError, warn
 from cwpo.evaluate.metric_registry import METRICS
 from cwpo.hashing import hash_config, sha256_path
-from cwpo.models.adapter_base import base_mismatch
+from cwpo.models.adapter_base import base_mismatch, check_model
 from cwpo.outputs import atomic_dir, guard_output, write_manifest
 
 
@@ -193,6 +194,9 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     # checked before any work; an earlier output is replaced atomically at the end, so a failed
     # run leaves it intact
     guard_output(cfg.output, "evaluate", overwrite=cfg.overwrite)
+    for ref in (cfg.policy, cfg.reference):  # each loadable (an adapter: on the base it was trained on)
+        check_model(ref)
+    pairs = read_pairs(cfg.pairs, kind="labeled") if cfg.pairs else None  # a bad row stops us here
     if cfg.pairs:  # the implicit reward β·log π/πref means something only with the training reference
         mismatch = base_mismatch(cfg.policy, cfg.reference)
         if mismatch:
@@ -239,6 +243,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
             max_retries=cfg.judge_retries,
             cache_dir=cache / "judge",
         )
+        client.check_reachable()  # seconds, not the full retry budget after the generation
     if gold_fn is not None or judged:  # preference accuracy alone needs no generated text
         t = time.perf_counter()
         policy_out = generate_responses(cfg.policy, prompts, stats=gen_stats["policy"], **gen_kw)
@@ -275,11 +280,9 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
                 gold_policy=a, gold_reference=b, outcome="win" if a > b else ("tie" if a == b else "loss")
             )
     if cfg.pairs:
-        from cwpo.data.schema import read_pairs
         from cwpo.evaluate.preference import evaluate_preference
 
         t = time.perf_counter()
-        pairs = read_pairs(cfg.pairs, kind="labeled")
         summary["preference_accuracy"], pref_rows = evaluate_preference(
             cfg.policy, cfg.reference, pairs, beta=cfg.beta, batch_size=cfg.batch_size, max_length=cfg.max_length,
             n_boot=cfg.n_boot, seed=cfg.seed, cache_dir=cache / "logprobs",

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from cwpo.atomic_files import write_json
 from cwpo.errors import ModelNotFoundError, warn
+from cwpo.models import registry
 from cwpo.models.registry import OFFLINE_MODELS, is_hub_id, resolve_model
 
 ADAPTER_CONFIG = "adapter_config.json"
@@ -182,3 +183,15 @@ def base_mismatch(adapter_ref: str, given_base: str) -> str | None:
     if same_model(base, given_base):
         return None
     return f"{adapter_ref} was trained on {base}, not on {given_base}"
+
+
+def check_model(ref: str) -> None:
+    """A clear error now, before any work, unless ``ref`` can be loaded here: a packaged name, a
+    model folder or a reachable hub id, and for an adapter the base it was trained on (recursively).
+    Nothing is converted, downloaded or loaded."""
+    registry.check_model(ref)
+    if ref in OFFLINE_MODELS:
+        return
+    path = Path(resolve_model(ref, check_hub=False))
+    if (path / ADAPTER_CONFIG).exists():
+        check_model(adapter_base(path))
