@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from cwpo.align.hub import trainer_hub_kwargs
 from cwpo.align.stage_output import CHECKPOINTS
 from cwpo.align.training_config import report_targets
 
@@ -39,4 +40,5 @@ def trainer_common_kwargs(cfg, output_dir: Path, autocast: bool) -> dict:
         "disable_tqdm": False,
         "dataloader_num_workers": 0,
         "ddp_find_unused_parameters": False,
+        **trainer_hub_kwargs(cfg),
     }

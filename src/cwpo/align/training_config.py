@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cwpo.align.hub import hub_model_id_errors
 from cwpo.runtime import bf16_errors
 
 
@@ -44,11 +45,25 @@ class TrainingConfig:
     )
     activation_checkpointing: bool = field(
         default=False,
-        metadata={"help": "recompute activations in the backward pass: less memory, ~30% more compute"},
+        metadata={
+            "help": "recompute activations in the backward pass: less memory, about one more forward of compute"
+        },
     )
     load_in_4bit: bool = field(
         default=False,
         metadata={"help": "hold the frozen LoRA base in 4 bits (QLoRA; bitsandbytes, CUDA GPU only)"},
+    )
+    push_to_hub: bool = field(
+        default=False,
+        metadata={"help": "upload the final model to the Hugging Face Hub (the Trainer's push)"},
+    )
+    hub_model_id: str = field(
+        default="",
+        metadata={"help": "the hub repository, NAME or OWNER/NAME (default: the output folder's name)"},
+    )
+    hub_base_model: str = field(
+        default="",
+        metadata={"help": "hub id a pushed LoRA adapter names as its base (default: the base, if a hub id)"},
     )
     report_to: str = field(
         default="none",
@@ -123,7 +138,7 @@ def load_in_4bit_errors(cfg) -> list[str]:
 def training_errors(cfg) -> list[str]:
     """Checks shared by the SFT and align configs (all collected, reported together)."""
     errors = lora_errors(cfg) + bf16_errors(cfg.bf16) + report_to_errors(cfg.report_to)
-    errors += load_in_4bit_errors(cfg)
+    errors += load_in_4bit_errors(cfg) + hub_model_id_errors(cfg)
     if cfg.lr <= 0:
         errors.append(f"lr must be > 0, got {cfg.lr}")
     if cfg.epochs <= 0:

@@ -8,6 +8,7 @@ from typing import Any
 
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+from cwpo.align.hub import hub_base_model, name_hub_base
 from cwpo.align.stage_output import checkpoint_to_resume, inputs_hash, save_final
 from cwpo.align.trainable_model import load_trainable, training_attention, training_precision
 from cwpo.align.trainer import check_trl_version
@@ -41,6 +42,7 @@ class TrainingStart:
     autocast: bool
     model: Any
     tokenizer: Any
+    hub_base: str | None = None  # the hub id a pushed adapter names as its base
 
 
 def start_training(cfg, stage: str, model_ref: str) -> TrainingStart:
@@ -48,6 +50,7 @@ def start_training(cfg, stage: str, model_ref: str) -> TrainingStart:
     the output folder (resume or refuse, :func:`checkpoint_to_resume`), the inputs hash, the
     precision chosen for this machine and the trainable model (LoRA or full, seeded)."""
     trl_version = check_trl_version()
+    hub_base = hub_base_model(cfg, model_ref)  # refused before any work if it cannot be named
     output_dir = Path(cfg.output)
     resume_from = checkpoint_to_resume(output_dir, cfg.resume, stage, cfg.overwrite)
     base_path = model_ref  # recorded as an absolute folder or hub id when saved
@@ -72,6 +75,7 @@ def start_training(cfg, stage: str, model_ref: str) -> TrainingStart:
         autocast=autocast,
         model=model,
         tokenizer=tokenizer,
+        hub_base=hub_base,
     )
 
 
@@ -91,5 +95,6 @@ def finish_training(trainer, run: TrainingStart, cfg, stage: str, callbacks: lis
         "precision": {"weights": run.weights_dtype, "autocast_bf16": run.autocast},
     }
     metrics = {"summary": summary, "steps": steps}
+    name_hub_base(trainer, run.hub_base)  # the pushed copy; the local one records its own base
     save_final(trainer, run.output_dir, run.base_path, to_dict(cfg), stage, metrics, run.inputs_hash)
     return {"output": str(run.output_dir), **summary}
