@@ -36,3 +36,10 @@ def test_every_benchmark_module_has_a_readme_row(module):
         if line.startswith("| `")
     ]
     assert any(line.startswith(f"| `{rel}` |") for line in rows), f"benchmarks/README.md has no row for {rel}"
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_benchmark_script_takes_its_options_through_bench_parser(module):
+    source = (REPO / (module.replace(".", "/") + ".py")).read_text()
+    if 'if __name__ == "__main__":' in source:  # a script, not a module of one
+        assert "bench_parser(" in source and "ArgumentParser(" not in source

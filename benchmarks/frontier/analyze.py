@@ -19,7 +19,6 @@ family per regime).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 
 from benchmarks.frontier.run import ARCHIVE, HERE, POINTS, REPO
 from benchmarks.frontier.train_rows import read_jsonl
+from benchmarks.result_files import bench_parser
 from cwpo.atomic_files import write_json
 from cwpo.evaluate.frontier import outcome_value
 from cwpo.experiments.frontier import common_levels, dominance, interpolate
@@ -332,7 +332,7 @@ def _fluency(points: Points, regime, method, t) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = bench_parser(__doc__)
     ap.add_argument("--cache", type=Path, default=REPO / "runs" / "bench" / "cache")
     ap.add_argument("--levels", type=int, default=5, help="KL levels per matched comparison")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "frontier.json")

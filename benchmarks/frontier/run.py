@@ -16,7 +16,6 @@ command again to continue.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -34,6 +33,7 @@ from benchmarks.frontier.train_rows import (
     read_jsonl,
     train_rows,
 )
+from benchmarks.result_files import bench_parser
 from benchmarks.tracks.archived_stages import archive_stages, restore_stages
 from cwpo.atomic_files import write_json, write_jsonl
 from cwpo.console import training_bar
@@ -273,7 +273,7 @@ def record(points: list[dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = bench_parser(__doc__)
     ap.add_argument("--plan", type=Path, default=HERE / "plan.yaml")
     ap.add_argument("--regime", required=True)
     ap.add_argument("--methods", nargs="+", required=True)
