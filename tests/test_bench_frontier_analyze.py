@@ -19,20 +19,20 @@ def _rows(seed: int, kl: float, reward_at: float, n: int = 12) -> list[dict]:
     ]  # fmt: skip
 
 
-def _index(tmp_path, curves: dict) -> list[dict]:
+def _index(tmp_path, curves: dict, lr: float = 5e-4, seeds=(0, 1, 2)) -> list[dict]:
     """curves: method -> list of (kl, reward) snapshots (step 0 first); the same for every seed."""
     index = []
     for method, pts in curves.items():
-        for seed in (0, 1, 2):
+        for seed in seeds:
             for step, (kl, reward) in enumerate(pts):
                 for split in ("val", "test"):
-                    stage = f"frontier-eval-{method}-{seed}-{step}-{split}"
+                    stage = f"frontier-eval-{method}-{lr}-{seed}-{step}-{split}"
                     folder = tmp_path / "stages" / stage
                     folder.mkdir(parents=True)
                     rows = _rows(seed, kl, reward + 0.01 * seed)
                     (folder / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
                     index.append(
-                        {"regime": "noisefree", "method": method, "seed": seed, "lr": 5e-4, "step": step * 10,
+                        {"regime": "noisefree", "method": method, "seed": seed, "lr": lr, "step": step * 10,
                          "epochs": step * 0.5, "split": split, "stage": stage, "sft_perplexity": 9.0,
                          "distinct_1": 0.5, "distinct_2": 0.8, "mean_tokens": 3.0}
                     )  # fmt: skip
@@ -81,3 +81,11 @@ def test_a_better_curve_holds_at_matched_kl(tmp_path):
         v["name"]: v["verdict"] for v in analyze(points, 4, n_boot=200)["regimes"]["noisefree"]["verdicts"]
     }
     assert verdicts["cw_vs_human_reward_at_matched_kl"] == "holds"
+
+
+def test_grid_points_are_compared_on_the_seeds_every_lr_has(tmp_path):
+    # lr 1.5e-3 ran on seed 0 only; seed 0 is the best seed of lr 5e-4 too (seed offsets +0.01 each)
+    index = _index(tmp_path, {"cw": [(0, 0.0), (2, 0.2), (4, 0.4)]})
+    index += _index(tmp_path, {"cw": [(0, 0.0), (2, 0.3), (4, 0.5)]}, lr=1.5e-3, seeds=(0,))
+    chosen = select(Points(index, tmp_path), "noisefree", "cw")
+    assert (chosen["lr"], chosen["step"], chosen["tuning_seeds"]) == (1.5e-3, 20, [0])

@@ -106,12 +106,22 @@ def diff(a, b):
     return paired_estimate(a, b, method="crossed", n_boot=N_BOOT["n"])
 
 
+def tuning_seeds(points: Points, regime: str, methods: list[str]) -> set[int]:
+    """The seeds every learning rate of the grid was run with, for every method given: grid
+    points are compared on the same seeds (the second lr may have run on seed 0 only)."""
+    sets = [
+        set(points.groups.get((regime, m, lr, "val"), {})) for m in methods for lr in points.lrs(regime, m)
+    ]
+    return set.intersection(*sets) if sets else set()
+
+
 def select(points: Points, regime: str, method: str) -> dict | None:
-    """The rule: the (lr, snapshot) with the highest mean validation GRA over seeds (step 0, the
-    SFT model itself, excluded); ties go to the smaller KL."""
+    """The rule: the (lr, snapshot) with the highest mean validation GRA over the tuning seeds
+    (step 0, the SFT model itself, excluded); ties go to the smaller KL."""
     best = None
+    seeds = tuning_seeds(points, regime, [method])
     for lr in points.lrs(regime, method):
-        run = points.run(regime, method, lr, "val")
+        run = points.run(regime, method, lr, "val", seeds)
         if not run:
             continue
         steps = sorted({p["step"] for pts, _ in run.values() for p in pts} - {0})
@@ -122,7 +132,14 @@ def select(points: Points, regime: str, method: str) -> dict | None:
             gra = np.mean([v["gra"][[p["step"] for p in pts].index(step)].mean() for pts, v in have])
             kl = np.mean([v["kl"][[p["step"] for p in pts].index(step)].mean() for pts, v in have])
             epochs = have[0][0][[p["step"] for p in have[0][0]].index(step)]["epochs"]
-            cand = {"lr": lr, "step": step, "epochs": epochs, "val_gra": float(gra), "val_kl": float(kl)}
+            cand = {
+                "lr": lr,
+                "step": step,
+                "epochs": epochs,
+                "val_gra": float(gra),
+                "val_kl": float(kl),
+                "tuning_seeds": sorted(seeds),
+            }
             if best is None or (cand["val_gra"], -cand["val_kl"]) > (best["val_gra"], -best["val_kl"]):
                 best = cand
     return best
@@ -202,7 +219,7 @@ def analyze(points: Points, n_levels: int, n_boot: int = 4000) -> dict:
             "frontier": {m: frontier(points, regime, m, tuned[m]["lr"]) for m in methods if tuned[m]},
             "tuned": {
                 "grid": {"lr": grid_lrs, "length": "every snapshot (epochs) of each run"},
-                "rule": "highest mean validation GRA over seeds (300 validation prompts, never test); "
+                "rule": "highest mean validation GRA over seeds (the plan's validation prompts, never test); "
                 "ties to the smaller KL",
                 "chosen": tuned,
                 "shared_setting": shared,
@@ -277,9 +294,10 @@ def analyze(points: Points, n_levels: int, n_boot: int = 4000) -> dict:
 def _shared(points: Points, regime: str, methods: list[str]) -> dict | None:
     """The one setting for all: the (lr, step) with the best mean validation GRA over the methods."""
     scores: dict = {}
+    seeds = tuning_seeds(points, regime, methods)
     for m in methods:
         for lr in points.lrs(regime, m):
-            for pts, v in points.run(regime, m, lr, "val").values():
+            for pts, v in points.run(regime, m, lr, "val", seeds).values():
                 for i, p in enumerate(pts):
                     if p["step"]:
                         scores.setdefault((lr, p["step"], p["epochs"]), {}).setdefault(m, []).append(

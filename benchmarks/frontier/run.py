@@ -17,11 +17,13 @@ command again to continue.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import math
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -250,26 +252,40 @@ def run_unit(u: Unit, name: str, lr: float, splits: list[str]) -> list[dict]:
     return out
 
 
+@contextmanager
+def results_lock():
+    """Two workers of a part (one per core) update the same result files: one at a time."""
+    POINTS.parent.mkdir(parents=True, exist_ok=True)
+    with open(POINTS.parent / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def write_label_stats(unit: Unit) -> None:
     """corr(c, |gold gap|), corr(c, label correct) and the ESS of c, per regime and seed."""
     path = HERE / "results" / "label_stats.json"
-    stats = json.loads(path.read_text()) if path.exists() else {}
-    stats[f"{unit.regime}/{unit.seed}"] = {
+    entry = {
         **label_stats(unit.files),
         "human_gold_agreement": unit.agreement,
         "human_temperature": unit.recipe.sentiment["human_temperature"],
     }
-    write_json(path, stats)
+    with results_lock():
+        stats = json.loads(path.read_text()) if path.exists() else {}
+        stats[f"{unit.regime}/{unit.seed}"] = entry
+        write_json(path, stats)
 
 
 def record(points: list[dict]) -> None:
     """Add (or replace) the index lines of these points."""
     key = ("regime", "method", "seed", "lr", "step", "split")
-    old = read_jsonl(POINTS) if POINTS.exists() else []
-    new = {tuple(p[k] for k in key): p for p in points}
-    kept = [p for p in old if tuple(p[k] for k in key) not in new]
-    POINTS.parent.mkdir(parents=True, exist_ok=True)
-    write_jsonl(POINTS, kept + list(new.values()))
+    with results_lock():
+        old = read_jsonl(POINTS) if POINTS.exists() else []
+        new = {tuple(p[k] for k in key): p for p in points}
+        kept = [p for p in old if tuple(p[k] for k in key) not in new]
+        write_jsonl(POINTS, kept + list(new.values()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -327,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
                     [{**p, "unit_seconds": round(time.time() - t, 1), "recorded": now_iso()} for p in points]
                 )
                 if archive:
-                    archive_stages(args.cache, archive)
+                    with results_lock():
+                        archive_stages(args.cache, archive)
     return 0
 
 
