@@ -50,8 +50,14 @@ def tiny_model(out: Path) -> str:
     return str(out)
 
 
-def write_pairs(path: Path, n: int) -> None:
-    """``n`` synthetic preference pairs of varied length with a confidence column."""
+def write_pairs(path: Path, n: int, model: str, max_length: int) -> None:
+    """``n`` synthetic preference pairs of varied length with a confidence column, each shorter than
+    ``max_length`` tokens: TRL drops a pair that does not fit, and a number of pairs the global
+    batch does not divide ends in a partial batch that N processes fill with repeats (accelerate's
+    ``even_batches``), so the one- and N-process losses would differ on that step."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model)
     rows = []
     for i in range(n):
         words = " ".join(f"detail{j}" for j in range(i % 7 * 4))
@@ -63,6 +69,9 @@ def write_pairs(path: Path, n: int) -> None:
                 "confidence": round(0.05 + 0.9 * ((i * 37) % 100) / 100, 3),
             }
         )
+    longest = max(len(tok(r["prompt"] + r["chosen"])["input_ids"]) for r in rows)
+    if longest >= max_length:
+        raise SystemExit(f"--max-length {max_length} is too short for the smoke pairs ({longest} tokens)")
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
@@ -160,7 +169,7 @@ def main() -> None:
     work = Path(args.work or tempfile.mkdtemp(prefix="cwpo-gpu-smoke-"))
     if args.model == "tiny":
         args.model = tiny_model(work / "tiny-model")
-    write_pairs(work / "pairs.jsonl", args.steps * args.batch * args.processes)
+    write_pairs(work / "pairs.jsonl", args.steps * args.batch * args.processes, args.model, args.max_length)
     one = launch(args, work / "one", 1, args.batch * args.processes)
     many = launch(args, work / f"n{args.processes}", args.processes, args.batch)
     bf16 = one["precision"]["weights"] == "bfloat16" or one["precision"]["autocast_bf16"]
