@@ -47,14 +47,16 @@ class Ranks:
             torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.SUM)
         return tensor
 
-    def sum_gradients(self, model: torch.nn.Module) -> None:
-        """Sum every parameter's gradient over the ranks (each rank's loss is its share of the mean
-        over the global batch, so the sum is the one-process gradient of that mean)."""
+    def sum_gradients(self, params: list[torch.nn.Parameter]) -> None:
+        """Sum the gradients of ``params`` over the ranks (each rank's loss is its share of the mean
+        over the global batch, so the sum is the one-process gradient of that mean). A rank that
+        computed no gradient for a parameter contributes zeros, so every rank reduces the same list."""
         if self.world == 1:
             return
-        for p in model.parameters():
-            if p.grad is not None:
-                torch.distributed.all_reduce(p.grad, op=torch.distributed.ReduceOp.SUM)
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            torch.distributed.all_reduce(p.grad, op=torch.distributed.ReduceOp.SUM)
 
 
 @cache

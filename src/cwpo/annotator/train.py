@@ -13,7 +13,8 @@ held-out ``val_frac`` of D_l keeps the best epoch's weights), and no dropout on 
 probabilities (``attention_dropout: 0``, which lets the CPU use its fused attention kernel).
 Training runs in a plain loop with seeded shuffling, length-bucketed batches and bf16 autocast
 where the run-time probe finds it faster; the output folder is written atomically (a killed run
-leaves no half folder; re-running starts over).
+leaves no half folder; re-running starts over). Under ``accelerate launch`` each batch is split
+over the ranks and the gradients summed (:func:`_step`): the one-process training, data parallel.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from cwpo.annotator.encoding import encode_pairs
 from cwpo.annotator.model import ANNOTATOR_FILE, REFERENCE_DIR, Annotator, head_module, scalar_scores
 from cwpo.annotator.reward_model_losses import bt_loss, pairrm_loss
 from cwpo.atomic_files import write_json
+from cwpo.distributed import ranks
 from cwpo.errors import ConfigError, DataError, warn
 from cwpo.hashing import hash_config, sha256_path
 from cwpo.models.logprobs import collate, length_buckets, response_logprobs
@@ -94,13 +96,22 @@ def _amp(model, dtype):
 
 def _step(opt, loss, losses: list[float], bar, what: str) -> None:
     """One optimizer step on ``loss``, logged to ``losses`` and the bar; a non-finite loss stops
-    the run with one line (before it reaches the weights)."""
-    if not torch.isfinite(loss):
-        raise ConfigError(f"{what} loss became {float(loss)} at step {len(losses) + 1}; lower --lr")
+    the run with one line (before it reaches the weights).
+
+    Under a launcher ``loss`` is this rank's share of the global batch's mean (its examples' sum
+    over the global count): the loss and the gradients are summed over the ranks before the step,
+    which gives the one-process step on the whole batch.
+    """
+    dist = ranks()
+    total = dist.all_sum(loss.detach().float().clone())
+    if not torch.isfinite(total):
+        raise ConfigError(f"{what} loss became {float(total)} at step {len(losses) + 1}; lower --lr")
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    if loss.requires_grad:  # a rank without examples in this batch adds nothing
+        loss.backward()
+    dist.sum_gradients([p for group in opt.param_groups for p in group["params"]])
     opt.step()
-    losses.append(float(loss.detach()))
+    losses.append(float(total))
     bar.set_postfix(loss=f"{losses[-1]:.3f}")
     bar.update(1)
 
@@ -123,13 +134,19 @@ def _sft(model, tok, rows, cfg, autocast_dtype) -> list[float]:
     with _progress(steps, "sft", cfg.progress) as bar:
         for _ in range(cfg.sft_epochs):
             for batch in _batches(len(rows), cfg.batch_size, rng):
-                ids, attn, resp = collate(
-                    [enc.seq_a[i] for i in batch], [enc.start_a[i] for i in batch], tok.pad_token_id
-                )
-                ids, attn, resp = _to(model, ids, attn, resp)
-                with _amp(model, autocast_dtype):
-                    lp = response_logprobs(model, ids, attn, resp)
-                _step(opt, -lp.sum() / resp[:, 1:].sum().clamp(min=1), losses, bar, "SFT")
+                # token-weighted mean over the whole batch: each rank's tokens over the global count
+                n_tokens = sum(len(enc.seq_a[i]) - max(enc.start_a[i], 1) for i in batch)
+                local = _my_share(batch)
+                loss = torch.zeros(())
+                if local:
+                    ids, attn, resp = collate(
+                        [enc.seq_a[i] for i in local], [enc.start_a[i] for i in local], tok.pad_token_id
+                    )
+                    ids, attn, resp = _to(model, ids, attn, resp)
+                    with _amp(model, autocast_dtype):
+                        lp = response_logprobs(model, ids, attn, resp)
+                    loss = -lp.sum() / max(n_tokens, 1)
+                _step(opt, loss, losses, bar, "SFT")
     model.eval()
     return losses
 
@@ -184,26 +201,13 @@ def _train(model, reference, tok, rows, cfg, autocast_dtype, validate=None) -> t
     steps = cfg.epochs * math.ceil(len(rows) / cfg.batch_size)
     with _progress(steps, f"train {cfg.objective}", cfg.progress) as bar:
         for epoch in range(1, cfg.epochs + 1):
-            for batch in _batches(len(rows), cfg.batch_size, rng, lengths):
-                seqs = [enc.seq_a[i] for i in batch] + [enc.seq_b[i] for i in batch]
-                starts = [enc.start_a[i] for i in batch] + [enc.start_b[i] for i in batch]
-                ids, attn, resp = collate(seqs, starts, tok.pad_token_id)
-                k = len(batch)
-                ids, attn, resp = _to(model, ids, attn, resp)
-                with _amp(model, autocast_dtype):
-                    if cfg.objective == "dpo":
-                        lp = response_logprobs(model, ids, attn, resp)
-                        idx = torch.tensor(batch)
-                        ref_c, ref_r = ref_c.to(lp.device), ref_r.to(lp.device)
-                        per_example = bt_loss(
-                            cfg.beta * (lp[:k] - ref_c[idx]), cfg.beta * (lp[k:] - ref_r[idx])
-                        )
-                    else:
-                        s = scalar_scores(model, ids, attn, cfg.pooling, resp)
-                        per_example = (
-                            bt_loss(s[:k], s[k:]) if cfg.objective == "bt" else pairrm_loss(s[:k], s[k:])
-                        )
-                _step(opt, per_example.float().mean(), losses, bar, "training")
+            for full_batch in _batches(len(rows), cfg.batch_size, rng, lengths):
+                batch = _my_share(full_batch)
+                loss = torch.zeros(())
+                if batch:
+                    loss = _pair_losses(model, tok, enc, batch, cfg, autocast_dtype, ref_c, ref_r).sum()
+                    loss = loss / len(full_batch)  # this rank's share of the mean over the whole batch
+                _step(opt, loss, losses, bar, "training")
             if validate is None:
                 continue
             model.eval()
@@ -218,6 +222,31 @@ def _train(model, reference, tok, rows, cfg, autocast_dtype, validate=None) -> t
     if best is not None and best[1] != history[-1]["epoch"]:
         model.load_state_dict(best[2])
     return losses, {"val_curve": history, "best_epoch": best[1] if best else None}
+
+
+def _my_share(batch: list[int]) -> list[int]:
+    """This rank's examples of a batch (all of them in one process)."""
+    dist = ranks()
+    return batch[dist.rank :: dist.world]
+
+
+def _pair_losses(model, tok, enc, batch, cfg, autocast_dtype, ref_c, ref_r) -> torch.Tensor:
+    """The objective's per-pair losses (float32) of the pairs ``batch``."""
+    seqs = [enc.seq_a[i] for i in batch] + [enc.seq_b[i] for i in batch]
+    starts = [enc.start_a[i] for i in batch] + [enc.start_b[i] for i in batch]
+    ids, attn, resp = collate(seqs, starts, tok.pad_token_id)
+    k = len(batch)
+    ids, attn, resp = _to(model, ids, attn, resp)
+    with _amp(model, autocast_dtype):
+        if cfg.objective == "dpo":
+            lp = response_logprobs(model, ids, attn, resp)
+            idx = torch.tensor(batch)
+            ref_c, ref_r = ref_c.to(lp.device), ref_r.to(lp.device)
+            per_example = bt_loss(cfg.beta * (lp[:k] - ref_c[idx]), cfg.beta * (lp[k:] - ref_r[idx]))
+        else:
+            s = scalar_scores(model, ids, attn, cfg.pooling, resp)
+            per_example = bt_loss(s[:k], s[k:]) if cfg.objective == "bt" else pairrm_loss(s[:k], s[k:])
+    return per_example.float()
 
 
 def _reference_logprobs(reference, tok, enc, batch_size, autocast_dtype):
@@ -271,8 +300,7 @@ def train_annotator(cfg: TrainAnnotatorConfig) -> dict:
     autocast_dtype = torch.bfloat16 if resolve_bf16(cfg.bf16) else torch.float32
 
     model, tok = _load_backbone(cfg)
-    if torch.cuda.is_available():
-        model.to("cuda")
+    model.to(ranks().device)
     model.train()
     start = time.perf_counter()
     sft_losses: list[float] = []
@@ -368,12 +396,15 @@ def train_annotator(cfg: TrainAnnotatorConfig) -> dict:
     }
     config = dataclasses.asdict(cfg)
     inputs = {"train": sha256_path(cfg.train), "eval": sha256_path(cfg.eval) if cfg.eval else None}
-    with atomic_dir(cfg.output) as tmp:
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        if reference is not None:
-            reference.save_pretrained(Path(tmp) / REFERENCE_DIR)
-        write_json(Path(tmp) / ANNOTATOR_FILE, meta)
-        write_json(Path(tmp) / "metrics.json", metrics)
-        write_manifest(tmp, "train-annotator", config, hash_config(inputs), metrics)
+    metrics["processes"] = ranks().world
+    if ranks().is_main:  # every rank holds the same weights; rank 0 writes them
+        with atomic_dir(cfg.output) as tmp:
+            model.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
+            if reference is not None:
+                reference.save_pretrained(Path(tmp) / REFERENCE_DIR)
+            write_json(Path(tmp) / ANNOTATOR_FILE, meta)
+            write_json(Path(tmp) / "metrics.json", metrics)
+            write_manifest(tmp, "train-annotator", config, hash_config(inputs), metrics)
+    ranks().barrier()
     return metrics
