@@ -13,7 +13,9 @@ from cwpo.experiments.recipes import packaged_recipes
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((REPO / "configs").rglob("*.yaml")) + sorted(
-    (REPO / "src" / "cwpo" / "configs").rglob("*.yaml")
+    p
+    for p in (REPO / "src" / "cwpo" / "configs").rglob("*.yaml")
+    if "accelerate" not in p.parts  # accelerate launch configs, not recipes
 )
 
 
