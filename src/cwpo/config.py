@@ -68,8 +68,10 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str,
         if typing.get_origin(tp) is typing.Literal:
             kwargs["choices"] = list(typing.get_args(tp))
             kwargs["type"] = type(typing.get_args(tp)[0])
-        elif tp is bool:
+        elif tp is bool:  # a flag: bare ``--overwrite`` is true; ``--overwrite false`` also parses
             kwargs["type"] = _parse_bool
+            kwargs["nargs"] = "?"
+            kwargs["const"] = True
             kwargs["metavar"] = "BOOL"
         elif typing.get_origin(tp) in (list, tuple):
             kwargs["nargs"] = "+"

@@ -247,7 +247,9 @@ class _LogFile(logging.FileHandler):
     def __init__(self, path: Path, title: str):
         super().__init__(path, encoding="utf-8", delay=True)
         self.setFormatter(logging.Formatter(_FILE_FORMAT))
-        self.header = f"=== {title or 'cwpo'} (pid {os.getpid()}, {time.strftime('%Y-%m-%d %H:%M:%S')}) ===\n"
+        title = title if title.startswith("cwpo") else f"cwpo {title}".strip()
+        # it starts with cwpo.outputs.LOG_HEADER: how cwpo knows a log file is its own to append to
+        self.header = f"=== {title} (pid {os.getpid()}, {time.strftime('%Y-%m-%d %H:%M:%S')}) ===\n"
 
     def _open(self):
         Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)

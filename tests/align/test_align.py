@@ -87,19 +87,21 @@ def test_errors_are_clear(tmp_path, labeled_rows, tiny_causal_lm_dir):
 
 
 class _StopAt(TrainerCallback):
+    """Interrupts training (as Ctrl-C does) right after the checkpoint of ``step`` is saved."""
+
     def __init__(self, step):
         self.step = step
 
-    def on_step_end(self, args, state, control, **kwargs):
+    def on_save(self, args, state, control, **kwargs):
         if state.global_step == self.step:
-            control.should_save = True
-            control.should_training_stop = True
+            raise KeyboardInterrupt
 
 
 def test_resume_gives_the_same_result(tmp_path, pairs_file, tiny_causal_lm_dir):
     kw = dict(max_steps=4, lr=1e-2, weighting="confidence", loss="rdpo")
     full = align(_cfg(pairs_file, tiny_causal_lm_dir, tmp_path / "full", **kw))
-    align(_cfg(pairs_file, tiny_causal_lm_dir, tmp_path / "cut", **kw), callbacks=[_StopAt(2)])
+    with pytest.raises(KeyboardInterrupt):
+        align(_cfg(pairs_file, tiny_causal_lm_dir, tmp_path / "cut", **kw), callbacks=[_StopAt(2)])
     with pytest.raises(ConfigError, match="--resume"):
         align(_cfg(pairs_file, tiny_causal_lm_dir, tmp_path / "cut", **kw))
     resumed = align(_cfg(pairs_file, tiny_causal_lm_dir, tmp_path / "cut", resume=True, **kw))

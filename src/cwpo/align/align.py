@@ -163,7 +163,7 @@ def align(cfg: AlignConfig, callbacks: list | None = None) -> dict:
     if not cfg.lora and not cfg.precompute_ref:
         ref_model, _ = load_causal_lm(cfg.policy, tokenizer=False)
     args = DPOConfig(
-        **trainer_common_kwargs(cfg, run.output_dir, run.autocast),
+        **trainer_common_kwargs(cfg, run.work_dir, run.autocast),
         beta=cfg.beta,
         loss_type=[loss_type.trl_name],
         label_smoothing=cfg.epsilon if loss_type.uses_epsilon else 0.0,

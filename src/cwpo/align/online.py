@@ -138,10 +138,10 @@ def online_align(cfg: OnlineConfig, annotator) -> dict:
     from cwpo.models.adapter_base import record_base
     from cwpo.models.loading import load_causal_lm
     from cwpo.models.logprobs import text_response_logprobs
-    from cwpo.outputs import clear_output, write_manifest
+    from cwpo.outputs import atomic_dir, guard_output, write_manifest
     from cwpo.weighting import confidence
 
-    clear_output(cfg.output, "align-online", overwrite=cfg.overwrite)  # before any work
+    guard_output(cfg.output, "align-online", overwrite=cfg.overwrite)  # before any work
     prompts = read_prompts(cfg.prompts)
     if annotator is None or not callable(getattr(annotator, "score_pairs", None)):
         raise ConfigError(
@@ -207,19 +207,19 @@ def online_align(cfg: OnlineConfig, annotator) -> dict:
         )
         bar.set_postfix(loss=f"{loss.item():.4f}")
     out = Path(cfg.output)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out))
-    tok.save_pretrained(str(out))
-    record_base(out, cfg.policy)
-    summary = {"rounds": cfg.rounds, "final_loss": steps[-1]["loss"], "finished": now_iso()}
-    write_json(out / "metrics.json", {"summary": summary, "steps": steps})
-    write_json(out / "cwpo_config.json", to_dict(cfg))
     resolved = resolve_model(cfg.policy)
+    summary = {"rounds": cfg.rounds, "final_loss": steps[-1]["loss"], "finished": now_iso()}
     ihash = hash_config(
         {
             "prompts": sha256_path(cfg.prompts),
             "policy": sha256_path(resolved) if os.path.exists(resolved) else resolved,
         }
     )
-    write_manifest(out, "align-online", to_dict(cfg), ihash, summary)
+    with atomic_dir(out) as tmp:  # an earlier output stays whole until this one is complete
+        model.save_pretrained(str(tmp))
+        tok.save_pretrained(str(tmp))
+        record_base(tmp, cfg.policy, final_dir=out)
+        write_json(tmp / "metrics.json", {"summary": summary, "steps": steps})
+        write_json(tmp / "cwpo_config.json", to_dict(cfg))
+        write_manifest(tmp, "align-online", to_dict(cfg), ihash, summary)
     return {"output": str(out), **summary}

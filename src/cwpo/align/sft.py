@@ -92,7 +92,7 @@ def sft(cfg: SFTConfig, callbacks: list | None = None) -> dict:
     run = start_training(cfg, "sft", cfg.model)
     data = Dataset.from_list(rows)
 
-    args = TRLSFTConfig(**trainer_common_kwargs(cfg, run.output_dir, run.autocast), completion_only_loss=True)
+    args = TRLSFTConfig(**trainer_common_kwargs(cfg, run.work_dir, run.autocast), completion_only_loss=True)
     trainer = SFTTrainer(
         model=run.model,
         args=args,

@@ -12,30 +12,29 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from transformers.trainer_utils import get_last_checkpoint
 
-from cwpo.atomic_files import read_json, write_json
+from cwpo.atomic_files import write_json
+from cwpo.console import rank
 from cwpo.errors import ConfigError
 from cwpo.hashing import hash_config, sha256_path
 from cwpo.models import resolve_model
 from cwpo.models.adapter_base import ADAPTER_CONFIG, record_base
-from cwpo.outputs import MANIFEST, clear_output, write_manifest
+from cwpo.outputs import (
+    SCRATCH_MARK,
+    guard_output,
+    make_scratch,
+    remove_scratch,
+    scratch_info,
+    swap_into_place,
+    write_manifest,
+)
 
 CHECKPOINTS = "checkpoints"
 RUN_CONFIG = "cwpo_config.json"  # not config.json: a full model folder has its own
 TRACKING_LOGS = "runs"  # the TensorBoard callback's folder under the Trainer's output_dir
-EVENTS_PREFIX = "events.out.tfevents."
-
-
-def _only_tracking_logs(ckpt_dir: Path) -> bool:
-    """True when ``ckpt_dir`` holds TensorBoard event files only (a run killed before its first
-    checkpoint): nothing there to resume, and nothing but cwpo's own logs to remove."""
-    files = [f for f in ckpt_dir.rglob("*") if not f.is_dir()]
-    logs = ckpt_dir / TRACKING_LOGS
-    return bool(files) and all(f.is_relative_to(logs) and f.name.startswith(EVENTS_PREFIX) for f in files)
 
 
 def keep_tracking_logs(output_dir: Path) -> None:
@@ -54,36 +53,56 @@ def keep_tracking_logs(output_dir: Path) -> None:
     src.rmdir()
 
 
-def checkpoint_to_resume(output_dir: Path, resume: bool, stage: str, overwrite: bool = False) -> str | None:
-    """Check ``output_dir`` before any work; return the checkpoint to resume from, if any.
+def work_folder(output_dir: Path) -> Path:
+    """The scratch folder a training run writes in beside ``output_dir`` (a fixed name, so that
+    ``--resume`` finds its checkpoints); cwpo's own by its mark (:func:`cwpo.outputs.scratch_info`)."""
+    output_dir = Path(os.path.abspath(output_dir))
+    return output_dir.parent / f".{output_dir.name}.cwpo-training"
 
-    An interrupted run (checkpoints, no manifest) continues with ``resume`` and is otherwise
-    refused. Anything else follows :func:`cwpo.outputs.guard_output`: a new or empty folder is used,
-    an earlier output of ``stage`` is removed first only with ``overwrite`` (and only when every
-    file in it is one cwpo wrote), and a folder cwpo did not write is never touched.
+
+def checkpoint_to_resume(
+    output_dir: Path, resume: bool, stage: str, overwrite: bool = False
+) -> tuple[Path, str | None]:
+    """Check ``output_dir`` before any work; return the folder to train in and the checkpoint to
+    resume from, if any.
+
+    Training happens in :func:`work_folder` (its checkpoints too), which replaces ``output_dir``
+    only when the model is saved (:func:`cwpo.outputs.swap_into_place`). ``output_dir`` itself
+    follows :func:`cwpo.outputs.guard_output`: new or empty is used, an earlier output of ``stage``
+    is replaced only with ``overwrite`` (and only when every file in it is one cwpo wrote), anything
+    else is refused before anything is deleted. The checkpoints of an interrupted run continue with
+    ``resume``, are discarded with ``overwrite``, and are otherwise a refusal.
     """
-    ckpt_dir = output_dir / CHECKPOINTS
-    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
-    if last:
-        manifest = output_dir / MANIFEST
-        found = read_json(manifest).get("stage") if manifest.exists() else stage
-        if found != stage:
-            raise ConfigError(
-                f"{output_dir} holds a cwpo `{found}` output, not `{stage}`: choose another --output"
-            )
-        if resume:
-            return last
-        if not overwrite:
-            raise ConfigError(
-                f"{output_dir} holds checkpoints of an earlier run ({Path(last).name}); pass --resume to continue "
-                "it, --overwrite to start again, or choose another --output"
-            )
-        if not manifest.exists():  # an interrupted run: only cwpo's checkpoints, no file list yet
-            shutil.rmtree(ckpt_dir)
-    elif ckpt_dir.is_dir() and not (output_dir / MANIFEST).exists() and _only_tracking_logs(ckpt_dir):
-        shutil.rmtree(ckpt_dir)
-    clear_output(output_dir, stage, overwrite=overwrite)
-    return None
+    output_dir = Path(os.path.abspath(output_dir))
+    work = work_folder(output_dir)
+    info = scratch_info(work)
+    if (work.exists() or work.is_symlink()) and (
+        info is None or info.get("for") != output_dir.name or info.get("stage") != stage
+    ):
+        raise ConfigError(
+            f"{work} (where cwpo keeps the checkpoints of `{stage} --output {output_dir.name}`) exists and "
+            "is not cwpo's: move it away"
+        )
+    ckpt_dir = work / CHECKPOINTS
+    last = get_last_checkpoint(str(ckpt_dir)) if info is not None and ckpt_dir.is_dir() else None
+    earlier = guard_output(output_dir, stage, overwrite=overwrite or bool(resume and last))
+    if last and resume:
+        return work, last
+    if earlier and resume and not last and not overwrite:
+        raise ConfigError(
+            f"--output {output_dir} is a finished `{stage}` output: there is nothing to resume; pass "
+            "--overwrite to train it again, or choose another --output"
+        )
+    if last and not overwrite:
+        raise ConfigError(
+            f"{work} holds checkpoints of an interrupted `{stage}` run ({Path(last).name}) for --output "
+            f"{output_dir.name}; pass --resume to continue it, --overwrite to start again"
+        )
+    if info is not None and rank() == 0:
+        remove_scratch(work)  # cwpo's scratch of a run that is not continued
+    folder = make_scratch(output_dir, purpose=f"{stage} training", name=work.name)
+    write_json(folder / SCRATCH_MARK, {**(scratch_info(folder) or {}), "stage": stage})
+    return folder, None
 
 
 def inputs_hash(train: str, model_ref: str) -> str:
@@ -94,30 +113,31 @@ def inputs_hash(train: str, model_ref: str) -> str:
 
 
 def save_final(
-    trainer, output_dir: Path, base_path: str, cfg_dict: dict, stage: str, metrics: dict, ihash: str
+    trainer,
+    work_dir: Path,
+    output_dir: Path,
+    base_path: str,
+    cfg_dict: dict,
+    stage: str,
+    metrics: dict,
+    ihash: str,
 ):
-    """Save model + tokenizer into ``output_dir`` (main process only), then metrics, config and manifest.
+    """Save model + tokenizer, metrics, config and manifest into ``work_dir`` (main process only),
+    then put it in place of ``output_dir`` in one step (:func:`cwpo.outputs.swap_into_place`).
 
-    The model is written into a temporary folder and its files moved into place; ``manifest.json``
-    is written last. An adapter records ``base_path``, the model it was trained from, as an absolute
-    folder or hub id with a fingerprint (:func:`cwpo.models.adapter_base.record_base`): loading it
-    then reproduces the trained policy exactly, from any working folder.
+    ``manifest.json`` is written last. An adapter records ``base_path``, the model it was trained
+    from, as an absolute folder or hub id with a fingerprint
+    (:func:`cwpo.models.adapter_base.record_base`): loading it then reproduces the trained policy
+    exactly, from any working folder.
     """
     if not trainer.is_world_process_zero():
         return
-    output_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".model.", suffix=".tmp", dir=output_dir))
-    try:
-        trainer.save_model(str(tmp))
-        if (tmp / ADAPTER_CONFIG).exists():
-            record_base(tmp, base_path, final_dir=output_dir)
-        (tmp / "training_args.bin").unlink(missing_ok=True)
-        for f in tmp.iterdir():
-            if f.is_file():
-                os.replace(f, output_dir / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    keep_tracking_logs(output_dir)
-    write_json(output_dir / "metrics.json", metrics)
-    write_json(output_dir / RUN_CONFIG, cfg_dict)
-    write_manifest(output_dir, stage, cfg_dict, ihash, metrics.get("summary", {}))
+    trainer.save_model(str(work_dir))
+    if (work_dir / ADAPTER_CONFIG).exists():
+        record_base(work_dir, base_path, final_dir=output_dir)
+    (work_dir / "training_args.bin").unlink(missing_ok=True)
+    keep_tracking_logs(work_dir)
+    write_json(work_dir / "metrics.json", metrics)
+    write_json(work_dir / RUN_CONFIG, cfg_dict)
+    write_manifest(work_dir, stage, cfg_dict, ihash, metrics.get("summary", {}))
+    swap_into_place(work_dir, output_dir)

@@ -38,10 +38,15 @@ class TrainingConfig:
     )
     save_steps: int = field(default=50, metadata={"help": "checkpoint every this many steps (for --resume)"})
     seed: int = field(default=0, metadata={"help": "seed of LoRA init, data order and dropout"})
-    resume: bool = field(default=False, metadata={"help": "continue from the latest checkpoint in OUTPUT"})
+    resume: bool = field(
+        default=False,
+        metadata={"help": "continue an interrupted run from its latest checkpoint (kept beside OUTPUT)"},
+    )
     overwrite: bool = field(
         default=False,
-        metadata={"help": "replace an earlier cwpo output of this stage at --output (never other files)"},
+        metadata={
+            "help": "replace an earlier cwpo output of this stage at --output (never other files; it stays until the new one is complete)"
+        },
     )
     activation_checkpointing: bool = field(
         default=False,

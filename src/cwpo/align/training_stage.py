@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ class TrainingStart:
 
     trl_version: str
     output_dir: Path
+    work_dir: Path  # where the Trainer writes (checkpoints, then the model) until it replaces output_dir
     resume_from: str | None
     base_path: str
     inputs_hash: str
@@ -51,8 +53,8 @@ def start_training(cfg, stage: str, model_ref: str) -> TrainingStart:
     precision chosen for this machine and the trainable model (LoRA or full, seeded)."""
     trl_version = check_trl_version()
     hub_base = hub_base_model(cfg, model_ref)  # refused before any work if it cannot be named
-    output_dir = Path(cfg.output)
-    resume_from = checkpoint_to_resume(output_dir, cfg.resume, stage, cfg.overwrite)
+    output_dir = Path(os.path.abspath(cfg.output))
+    work_dir, resume_from = checkpoint_to_resume(output_dir, cfg.resume, stage, cfg.overwrite)
     base_path = model_ref  # recorded as an absolute folder or hub id when saved
     ihash = inputs_hash(cfg.train, model_ref)
     weights_dtype, autocast = training_precision(cfg.bf16, cfg.lora)
@@ -68,6 +70,7 @@ def start_training(cfg, stage: str, model_ref: str) -> TrainingStart:
     return TrainingStart(
         trl_version=trl_version,
         output_dir=output_dir,
+        work_dir=work_dir,
         resume_from=resume_from,
         base_path=base_path,
         inputs_hash=ihash,
@@ -96,5 +99,7 @@ def finish_training(trainer, run: TrainingStart, cfg, stage: str, callbacks: lis
     }
     metrics = {"summary": summary, "steps": steps}
     name_hub_base(trainer, run.hub_base)  # the pushed copy; the local one records its own base
-    save_final(trainer, run.output_dir, run.base_path, to_dict(cfg), stage, metrics, run.inputs_hash)
+    save_final(
+        trainer, run.work_dir, run.output_dir, run.base_path, to_dict(cfg), stage, metrics, run.inputs_hash
+    )
     return {"output": str(run.output_dir), **summary}

@@ -17,6 +17,7 @@ c = :func:`cwpo.weighting.confidence` (Δ) (after the annotator's temperature, 1
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -35,7 +36,7 @@ from cwpo.data.schema import HUMAN_LABEL, LABELED, UNLABELED, read_pairs
 from cwpo.distributed import ranks
 from cwpo.errors import CWPOError, DataError
 from cwpo.hashing import hash_config, sha256_path
-from cwpo.outputs import guard_output
+from cwpo.outputs import guard_output, guard_sidecar, marks
 from cwpo.weighting import confidence
 
 FORMAT_VERSION = 1
@@ -201,7 +202,7 @@ def annotate(
         str(annotator_dir), str(input_path), str(output_path), batch_size, chunk_size, too_long, dtype
     )
     check_annotator_dir(annotator_dir)
-    output_path = Path(output_path)
+    output_path = Path(os.path.abspath(Path(output_path).expanduser()))
     rows = normalize_rows(read_pairs(input_path), str(input_path))
     key = hash_config(
         {
@@ -223,114 +224,125 @@ def annotate(
         if cached.get("key") == key:
             return {**cached, "cached": True}
     guard_output(output_path, "annotate", kind="file", overwrite=overwrite, marker=stats_path)
+    guard_sidecar(stats_path, output_path, "statistics")
 
     dist = ranks()
     parts = output_path.with_name(output_path.name + ".parts")
-    meta_path = parts / "meta.json"
+    meta_path = parts / "meta.json"  # cwpo's mark of its chunk folder: names the output it is for
     reused = 0
     if dist.rank == 0:
-        if parts.exists() and not meta_path.is_file():
+        if (parts.exists() or parts.is_symlink()) and (
+            parts.is_symlink() or not marks(meta_path, output_path)
+        ):
             raise CWPOError(f"{parts} exists and was not written by cwpo annotate: move it away")
         if parts.exists() and read_json(meta_path).get("key") != key:
             shutil.rmtree(parts)  # cwpo's chunks of another annotator/input/setting: never reuse
         parts.mkdir(parents=True, exist_ok=True)
-        write_json(meta_path, {"key": key, "n_rows": len(rows), "chunk_size": chunk_size})
+        meta = {"key": key, "output": output_path.name, "n_rows": len(rows), "chunk_size": chunk_size}
+        write_json(meta_path, meta)
         reused = len(list(parts.glob("chunk-*.json")))  # left by an interrupted run of the same key
     dist.barrier()
-
-    n_chunks = math.ceil(len(rows) / chunk_size)
-    todo = [i for i in dist.mine(n_chunks) if not _chunk_path(parts, i).exists()]
-    start = time.perf_counter()
-    scored = 0
-    if todo:
-        annotator = annotator or load_annotator(annotator_dir, dtype=dtype)
-        bar = progress_bar(
-            total=sum(len(rows[i * chunk_size : (i + 1) * chunk_size]) for i in todo),
-            desc="annotate",
-            unit="pair",
-            disable=not progress or dist.rank != 0,
-            dynamic_ncols=True,
-        )
-        with ThreadPoolExecutor(max_workers=1) as pool:
-
-            def submit(i):
-                return pool.submit(
-                    _encode_chunk, annotator, rows[i * chunk_size : (i + 1) * chunk_size], too_long
-                )
-
-            future = submit(todo[0])
-            for n, i in enumerate(todo):
-                enc, keep, n_truncated = future.result()
-                if n + 1 < len(todo):
-                    future = submit(todo[n + 1])  # tokenize the next chunk while this one is scored
-                chunk_rows = rows[i * chunk_size : (i + 1) * chunk_size]
-                margins = annotator.margins_from_encoded(enc, batch_size, progress=None)
-                bad = (~torch.isfinite(margins)).nonzero().flatten().tolist()
-                if bad:
-                    where = [i * chunk_size + keep[j] + 1 for j in bad[:5]]
-                    raise CWPOError(
-                        f"{input_path}: the annotator produced non-finite scores (NaN/inf) for row(s) {where}"
-                        f"{' ...' if len(bad) > 5 else ''}; nothing was written for them. Check the annotator "
-                        f"weights or use --dtype float32"
-                    )
-                out_rows = label_rows([chunk_rows[j] for j in keep], margins)
-                write_json(
-                    _chunk_path(parts, i),
-                    {
-                        "rows": out_rows,
-                        "truncated": n_truncated,
-                        "dropped_too_long": len(chunk_rows) - len(keep),
-                    },
-                )
-                scored += len(chunk_rows)
-                bar.update(len(chunk_rows))
-        bar.close()
-    elapsed = time.perf_counter() - start
-    dist.barrier()
-
-    stats: dict = {}
-    nothing_left = None
-    if dist.rank == 0:
-        merged, truncated, dropped = [], 0, 0
-        for i in range(n_chunks):
-            chunk = read_json(_chunk_path(parts, i))
-            merged.extend(chunk["rows"])
-            truncated += chunk["truncated"]
-            dropped += chunk["dropped_too_long"]
-        if rows and not merged:
-            shutil.rmtree(parts, ignore_errors=True)
-            nothing_left = CWPOError(
-                f"{input_path}: --too-long drop dropped all {dropped} pairs (each is longer than the "
-                f"annotator's max_length); nothing was written. Use --too-long truncate, or an annotator "
-                "trained with a larger --max-length"
+    try:
+        n_chunks = math.ceil(len(rows) / chunk_size)
+        todo = [i for i in dist.mine(n_chunks) if not _chunk_path(parts, i).exists()]
+        start = time.perf_counter()
+        scored = 0
+        if todo:
+            annotator = annotator or load_annotator(annotator_dir, dtype=dtype)
+            bar = progress_bar(
+                total=sum(len(rows[i * chunk_size : (i + 1) * chunk_size]) for i in todo),
+                desc="annotate",
+                unit="pair",
+                disable=not progress or dist.rank != 0,
+                dynamic_ncols=True,
             )
-    if nothing_left is None and dist.rank == 0:
-        write_jsonl(output_path, merged)
-        agree = [r["human_agrees"] for r in merged if "human_agrees" in r]
-        stats = {
-            "key": key,
-            "input": str(input_path),
-            "output": str(output_path),
-            "annotator": str(annotator_dir),
-            "n_input": len(rows),
-            "n_output": len(merged),
-            "truncated": truncated,
-            "dropped_too_long": dropped,
-            "too_long": too_long,
-            "mean_confidence": sum(r["confidence"] for r in merged) / len(merged) if merged else None,
-            "human_agreement": sum(agree) / len(agree) if agree else None,
-            "n_human_labels": len(agree),
-            "processes": dist.world,
-            "n_chunks": n_chunks,
-            "resumed_chunks": reused,
-            "pairs_scored_here": scored,
-            "seconds_here": elapsed,
-        }
-        write_json(stats_path, stats)
-        shutil.rmtree(parts, ignore_errors=True)
-    dist.barrier()
-    if nothing_left is not None:  # raised after the barrier, so that the other ranks do not wait on it
-        raise nothing_left
-    if dist.rank != 0:
-        stats = {"rank": dist.rank, "pairs_scored_here": scored, "seconds_here": elapsed}
-    return stats
+            with ThreadPoolExecutor(max_workers=1) as pool:
+
+                def submit(i):
+                    return pool.submit(
+                        _encode_chunk, annotator, rows[i * chunk_size : (i + 1) * chunk_size], too_long
+                    )
+
+                future = submit(todo[0])
+                for n, i in enumerate(todo):
+                    enc, keep, n_truncated = future.result()
+                    if n + 1 < len(todo):
+                        future = submit(todo[n + 1])  # tokenize the next chunk while this one is scored
+                    chunk_rows = rows[i * chunk_size : (i + 1) * chunk_size]
+                    margins = annotator.margins_from_encoded(enc, batch_size, progress=None)
+                    bad = (~torch.isfinite(margins)).nonzero().flatten().tolist()
+                    if bad:
+                        where = [i * chunk_size + keep[j] + 1 for j in bad[:5]]
+                        raise CWPOError(
+                            f"{input_path}: the annotator produced non-finite scores (NaN/inf) for row(s) {where}"
+                            f"{' ...' if len(bad) > 5 else ''}; nothing was written for them. Check the annotator "
+                            f"weights or use --dtype float32"
+                        )
+                    out_rows = label_rows([chunk_rows[j] for j in keep], margins)
+                    write_json(
+                        _chunk_path(parts, i),
+                        {
+                            "rows": out_rows,
+                            "truncated": n_truncated,
+                            "dropped_too_long": len(chunk_rows) - len(keep),
+                        },
+                    )
+                    scored += len(chunk_rows)
+                    bar.update(len(chunk_rows))
+            bar.close()
+        elapsed = time.perf_counter() - start
+        dist.barrier()
+
+        stats: dict = {}
+        nothing_left = None
+        if dist.rank == 0:
+            merged, truncated, dropped = [], 0, 0
+            for i in range(n_chunks):
+                chunk = read_json(_chunk_path(parts, i))
+                merged.extend(chunk["rows"])
+                truncated += chunk["truncated"]
+                dropped += chunk["dropped_too_long"]
+            if rows and not merged:
+                shutil.rmtree(parts, ignore_errors=True)
+                nothing_left = CWPOError(
+                    f"{input_path}: --too-long drop dropped all {dropped} pairs (each is longer than the "
+                    f"annotator's max_length); nothing was written. Use --too-long truncate, or an annotator "
+                    "trained with a larger --max-length"
+                )
+        if nothing_left is None and dist.rank == 0:
+            write_jsonl(output_path, merged)
+            agree = [r["human_agrees"] for r in merged if "human_agrees" in r]
+            stats = {
+                "key": key,
+                "input": str(input_path),
+                "output": str(output_path),
+                "annotator": str(annotator_dir),
+                "n_input": len(rows),
+                "n_output": len(merged),
+                "truncated": truncated,
+                "dropped_too_long": dropped,
+                "too_long": too_long,
+                "mean_confidence": sum(r["confidence"] for r in merged) / len(merged) if merged else None,
+                "human_agreement": sum(agree) / len(agree) if agree else None,
+                "n_human_labels": len(agree),
+                "processes": dist.world,
+                "n_chunks": n_chunks,
+                "resumed_chunks": reused,
+                "pairs_scored_here": scored,
+                "seconds_here": elapsed,
+            }
+            write_json(stats_path, stats)
+            shutil.rmtree(parts, ignore_errors=True)
+        dist.barrier()
+        if nothing_left is not None:  # raised after the barrier, so that the other ranks do not wait on it
+            raise nothing_left
+        if dist.rank != 0:
+            stats = {"rank": dist.rank, "pairs_scored_here": scored, "seconds_here": elapsed}
+        return stats
+
+    except BaseException:
+        if dist.rank == 0 and parts.is_dir() and not any(parts.glob("chunk-*.json")):
+            meta_path.unlink(missing_ok=True)  # nothing to resume: no empty chunk folder is left
+            with contextlib.suppress(OSError):
+                parts.rmdir()
+        raise

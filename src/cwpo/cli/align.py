@@ -16,8 +16,8 @@ HELP = (
     "labels them with a confidence, and a weighted step follows (paper App. J.5)."
 )
 ON_INTERRUPT = (
-    "checkpoints saved so far (every --save-steps) are kept; re-run with --resume to continue "
-    "(--online starts over)"
+    "checkpoints saved so far (every --save-steps) are kept beside --output and an earlier output is "
+    "unchanged; re-run with --resume to continue (--online starts over)"
 )
 
 _ONLINE_ONLY = ("prompts", "annotator", "rounds", "prompts_per_round", "max_new_tokens", "temperature")

@@ -17,22 +17,26 @@ ON_INTERRUPT = "finished stages are kept and a re-run resumes"
 def configure(parser):
     parser.add_argument("--output", "-o", default="cwpo-demo", help="results folder (default: ./cwpo-demo)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace another recipe's results in --output (kept until the demo is complete)",
+    )
 
 
 def run(args) -> int:
-    from cwpo.experiments.pipeline import run_recipe
+    from cwpo.experiments.pipeline import check_run_folder, run_recipe
     from cwpo.experiments.recipe import load_recipe
     from cwpo.experiments.recipes import PACKAGE_CONFIGS
     from cwpo.experiments.report import write_report
     from cwpo.experiments.report_evidence import has_gold_rows
     from cwpo.experiments.tables import format_summary
-    from cwpo.outputs import guard_output
 
     start = time.time()
     recipe = load_recipe(PACKAGE_CONFIGS / "demo.yaml")
-    guard_output(args.output, "run", in_place=True)  # a refused --output is one line, before the header
+    check_run_folder(args.output, recipe, args.overwrite)  # a refused --output is one line, before the header
     print(f"cwpo demo: {recipe.description}")
-    result = run_recipe(recipe, args.output, progress=not args.no_progress)
+    result = run_recipe(recipe, args.output, progress=not args.no_progress, overwrite=args.overwrite)
     print()
     if has_gold_rows(result["rows"]):  # the demo's table compares against the gold reward
         from cwpo.experiments.demo_table import SCALE_UP, demo_sentence, demo_summary, format_demo_table

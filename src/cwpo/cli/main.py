@@ -76,11 +76,17 @@ def _output_of(args: argparse.Namespace) -> str | None:
 def log_file_for(name: str, module, args: argparse.Namespace) -> Path:
     """Where a command's log goes: ``<output>.log`` beside its output (a file, a stage's folder, the
     results folder of ``cwpo run``/``demo``: never inside it, which cwpo's output guard keeps to
-    cwpo's own files); ``$CWPO_CACHE/logs/<command>.log`` for a command without an output."""
+    cwpo's own files); ``$CWPO_CACHE/logs/<command>.log`` for a command without an output. cwpo
+    only appends to a log it created: when ``<output>.log`` is anything else, the log goes to
+    ``<output>.cwpo-N.log`` and a line says so (:func:`cwpo.outputs.log_path_beside`)."""
     output = module.output_of(args) if hasattr(module, "output_of") else _output_of(args)
     if output:
-        path = Path(output).expanduser().resolve()
-        return path.with_name(path.name + ".log")
+        from cwpo.outputs import log_path_beside
+
+        path, note = log_path_beside(output)
+        if note:
+            print(f"cwpo {name}: {note}", file=sys.stderr)
+        return path
     from cwpo.models.registry import cache_dir
 
     return cache_dir() / "logs" / f"{name}.log"

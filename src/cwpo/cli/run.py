@@ -24,6 +24,11 @@ def configure(parser):
     parser.add_argument("--validate", action="store_true", help="check the recipe and stop")
     parser.add_argument("--list", action="store_true", help="list the packaged recipes")
     parser.add_argument("--report", action="store_true", help="write the markdown report when done")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the results of another recipe in --output (kept until the new run is complete)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -71,7 +76,12 @@ def run(args) -> int:
 
     out = _output(args)
     result = run_recipe(
-        recipe, out, progress=not args.no_progress, only_methods=args.methods, stages_dir=args.cache
+        recipe,
+        out,
+        progress=not args.no_progress,
+        only_methods=args.methods,
+        stages_dir=args.cache,
+        overwrite=args.overwrite,
     )
     print(format_summary(result["summary"]))
     print(f"results: {result['results_dir']}")

@@ -12,7 +12,10 @@ HELP = (
     "the paper). CPU defaults: 1 epoch, batch 4, max_length 512. The output folder is what `cwpo align "
     "--policy` starts from and uses as reference."
 )
-ON_INTERRUPT = "checkpoints saved so far (every --save-steps) are kept; re-run with --resume to continue"
+ON_INTERRUPT = (
+    "checkpoints saved so far (every --save-steps) are kept beside --output and an earlier output is "
+    "unchanged; re-run with --resume to continue"
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

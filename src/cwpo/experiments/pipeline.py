@@ -22,13 +22,14 @@ import yaml
 
 from cwpo.atomic_files import read_json, write_json, write_jsonl, write_text
 from cwpo.console import STAGE_LOGGER
+from cwpo.errors import CWPOError
 from cwpo.experiments.cache import CACHE_ONLY, Artifact, StageNotCached
 from cwpo.experiments.methods import Method
 from cwpo.experiments.point_runner import PointRunner
 from cwpo.experiments.recipe import Recipe, check_run, expand, load_recipe, seeds_of
 from cwpo.experiments.rows import annotator_row, data_stats, flatten_eval, summarize
 from cwpo.hashing import hash_config
-from cwpo.outputs import guard_output, write_manifest
+from cwpo.outputs import MANIFEST, guard_output, owned_in_place, remove_owned, write_manifest
 
 log = logging.getLogger("cwpo.run")
 
@@ -108,38 +109,70 @@ def run_recipe(
     only_methods: list[str] | None = None,
     stages_dir: str | Path | None = None,
     cache_only: bool = False,
+    overwrite: bool = False,
 ) -> dict:
     """Run every grid point and method of a recipe; return ``{"rows", "summary", "results_dir"}``.
 
     ``stages_dir`` (default: ``results_dir``) is where stage artifacts are cached; recipes that
     share it share every stage whose inputs and settings are equal. ``cache_only``: compute
     nothing, return the rows of the (point, method) pairs whose every stage is cached (an interim
-    look at a run still under way).
+    look at a run still under way). ``overwrite``: replace the results of another recipe in
+    ``results_dir`` (see :func:`check_run_folder`).
     """
     token = CACHE_ONLY.set(cache_only)
     try:
-        return _run_recipe(recipe, results_dir, progress, only_methods, stages_dir)
+        return _run_recipe(recipe, results_dir, progress, only_methods, stages_dir, overwrite)
     finally:
         CACHE_ONLY.reset(token)
 
 
-def _run_recipe(recipe, results_dir, progress, only_methods, stages_dir) -> dict:
+RUN_FILES = ("recipe.yaml", "results.jsonl", "summary.json", "logs/run.log")  # what a run writes at its top
+
+
+def check_run_folder(results_dir: str | Path, recipe: Recipe, overwrite: bool = False) -> bool:
+    """Refuse a results folder that is not a run of ``recipe`` (before anything is written).
+
+    A new or empty folder, or a run of the same recipe (it continues: every stage is cached), is
+    used. A run of another recipe is replaced only with ``overwrite`` (returns True): its results
+    stay as they are until the new run is complete. Anything else is refused.
+    """
+    root = Path(results_dir)
+    if not guard_output(root, "run", in_place=True):
+        return False
+    found = read_json(root / MANIFEST)
+    if found.get("inputs_hash") == hash_config(recipe.to_dict()):
+        return False
+    if not overwrite:
+        other = ((found.get("config") or {}).get("recipe") or {}).get("name", "?")
+        raise CWPOError(
+            f"--output {root} holds the results of another recipe (`{other}`, or other settings); pass "
+            "--overwrite to replace them (its cached stages are reused), or choose another --output"
+        )
+    return True
+
+
+def _run_recipe(recipe, results_dir, progress, only_methods, stages_dir, overwrite=False) -> dict:
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
     methods = check_run(recipe, only_methods)  # before anything is written
     root = Path(results_dir).resolve()
-    # a run folder is only ever continued in place (every stage is cached); anything else is refused
-    guard_output(root, "run", in_place=True)
+    # a run folder is continued in place (every stage is cached); another recipe's needs overwrite
+    replacing = check_run_folder(root, recipe, overwrite)
     root.mkdir(parents=True, exist_ok=True)
 
     def manifest(metrics: dict | None = None) -> None:
-        write_manifest(root, "run", {"recipe": recipe.to_dict()}, hash_config(recipe.to_dict()), metrics)
+        files = owned_in_place(root, list(RUN_FILES))
+        write_manifest(
+            root, "run", {"recipe": recipe.to_dict()}, hash_config(recipe.to_dict()), metrics, files
+        )
 
-    manifest()
+    if not replacing:  # else the earlier recipe's files stay until this run is complete
+        manifest()
     stage_root = Path(stages_dir).resolve() if stages_dir else root
     handler = setup_logging(root)
     try:
-        write_text(root / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+        if not replacing:
+            write_text(root / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
         rows: list[dict] = []
         points = expand(recipe)
         for i, (point, point_recipe) in enumerate(points, 1):
@@ -150,8 +183,15 @@ def _run_recipe(recipe, results_dir, progress, only_methods, stages_dir) -> dict
             here = {n: m for n, m in methods.items() if point["seed"] in seeds_of(recipe, n)}
             if here or recipe.annotator_only:
                 rows.extend(run_point(stage_root, point, point_recipe, here, progress))
-            write_jsonl(root / "results.jsonl", rows)
+            if not replacing:
+                write_jsonl(root / "results.jsonl", rows)
         summary = summarize(rows, [k for k in points[0][0] if k != "seed"])
+        if replacing:  # the new run is complete: its files replace the other recipe's, a stale report goes
+            report = root / "report"
+            if (report / MANIFEST).is_file() and read_json(report / MANIFEST).get("stage") == "report":
+                remove_owned(report)
+            write_text(root / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+            write_jsonl(root / "results.jsonl", rows)
         write_json(
             root / "summary.json",
             {"recipe": recipe.name, "track": recipe.track, "groups": summary, "paper": recipe.paper},
@@ -163,4 +203,4 @@ def _run_recipe(recipe, results_dir, progress, only_methods, stages_dir) -> dict
         handler.close()
 
 
-__all__ = ["PointRunner", "run_recipe", "summarize"]
+__all__ = ["PointRunner", "check_run_folder", "run_recipe", "summarize"]

@@ -111,7 +111,6 @@ class PointRunner:
         from cwpo.align.sft import SFTConfig, sft
 
         model_dir = work / "model"
-        resume = (model_dir / "checkpoints").exists()
         cfg = SFTConfig(
             **{
                 **self.r.sft,
@@ -119,7 +118,10 @@ class PointRunner:
                 "model": self.r.strong_model,
                 "output": str(model_dir),
                 "seed": self.seed if seed is None else seed,
-                "resume": resume,
+                # continue the checkpoints of an interrupted run; a model finished before the stage
+                # was interrupted is replaced (both are cwpo's own, in the stage's scratch)
+                "resume": True,
+                "overwrite": True,
             }
         )
         metrics = sft(cfg, callbacks=[training_bar("sft", self.progress)])
@@ -163,7 +165,6 @@ class PointRunner:
 
         def fn(out: Path, work: Path) -> dict:
             model_dir = work / "model"
-            resume = (model_dir / "checkpoints").exists()
             train = self._train_file(method, labels, work)
             cfg = AlignConfig(
                 **{
@@ -171,7 +172,8 @@ class PointRunner:
                     "train": str(train),
                     "policy": str(sft.path / "model"),
                     "output": str(model_dir),
-                    "resume": resume,
+                    "resume": True,  # as for sft: continue an interrupted run, replace a finished one
+                    "overwrite": True,
                 }
             )
             metrics = align(cfg, callbacks=[training_bar(f"align[{name}]", self.progress)])

@@ -19,7 +19,7 @@ from cwpo.experiments.plotting import pyplot, savefig
 from cwpo.experiments.report_curves import annotator_study_lines, level_label, plot_grid_curves
 from cwpo.experiments.report_evidence import evidence_section, has_gold_rows
 from cwpo.hashing import hash_config
-from cwpo.outputs import guard_output, write_manifest
+from cwpo.outputs import atomic_dir, guard_output, write_manifest
 from cwpo.stats import Claim, judge, t_estimate
 
 CLAIMS = [  # (better, worse, the paper's claim)
@@ -272,9 +272,14 @@ def write_report(
     rows = _read_rows(root)
     if not rows:
         raise CWPOError(f"{root}/results.jsonl is empty")
-    out = Path(output) if output else root / "report"
-    guard_output(out, "report", in_place=True)  # rewrites only its own files, never others'
-    out.mkdir(parents=True, exist_ok=True)
+    final = Path(output) if output else root / "report"
+    guard_output(final, "report", in_place=True)  # an earlier report is replaced, nothing else
+    with atomic_dir(final) as out:  # built beside it, swapped in when complete
+        _write_report_into(root, rows, out, preamble)
+    return final / "report.md"
+
+
+def _write_report_into(root: Path, rows: list[dict], out: Path, preamble: list[str] | None) -> Path:
     summary = read_json(root / "summary.json") if (root / "summary.json").exists() else {}
     if all(r["method"] == "annotator" for r in rows):
         return _write_annotator_report(root, out, rows, summary)
