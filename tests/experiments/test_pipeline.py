@@ -104,7 +104,7 @@ def test_changed_input_invalidates_downstream(tiny_run, tiny_causal_lm_dir, tiny
     tmp, _, _, first = tiny_run
     src2 = _pairs_file(tmp / "pairs2.jsonl", tweak=" Really.")
     recipe = _recipe(src2, tiny_causal_lm_dir, tiny_encoder_dir, methods=("cw",))
-    result = pipeline.run_recipe(recipe, tmp / "results", progress=False)
+    result = pipeline.run_recipe(recipe, tmp / "results", progress=False, overwrite=True)  # other settings
     new_dir = result["rows"][0]["policy_dir"]
     old_dir = next(r["policy_dir"] for r in first["rows"] if r["method"] == "cw")
     assert new_dir != old_dir
