@@ -85,13 +85,17 @@ def test_a_run_killed_before_its_first_checkpoint_leaves_only_its_events(tmp_pat
     from cwpo.align.stage_output import checkpoint_to_resume
 
     out = tmp_path / "o"
-    events = out / "checkpoints" / "runs" / "Dec06_01-00-00_host"
+    work, resume_from = checkpoint_to_resume(out, resume=False, stage="align")
+    assert resume_from is None and work.parent == tmp_path and not out.exists()
+    events = work / "checkpoints" / "runs" / "Dec06_01-00-00_host"  # what a killed run leaves
     events.mkdir(parents=True)
     (events / "events.out.tfevents.1.host.1.0").write_bytes(b"x")
-    assert checkpoint_to_resume(out, resume=False, stage="align") is None
-    assert not (out / "checkpoints").exists()  # nothing to resume: cwpo's own logs are removed
-    events.mkdir(parents=True)
-    (events / "notes.txt").write_text("mine")
+    again, resume_from = checkpoint_to_resume(out, resume=False, stage="align")
+    assert again == work and resume_from is None
+    assert not (work / "checkpoints").exists()  # nothing to resume: cwpo's own scratch is cleared
+    mine = out / "checkpoints" / "runs" / "Dec06_01-00-00_host"
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("mine")
     with pytest.raises(CWPOError, match="not a cwpo `align` output"):
         checkpoint_to_resume(out, resume=False, stage="align")
-    assert (events / "notes.txt").exists()
+    assert (mine / "notes.txt").exists()
