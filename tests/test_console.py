@@ -115,7 +115,7 @@ def test_training_bar_replaces_the_trainers_printing(tmp_path, capsys):
     assert "align[cw] step 3: {'loss': '0.1667', 'grad_norm': '0.1'}" in text
 
 
-def test_use_callers_progress_drops_the_trainers_own(tiny_causal_lm_dir):
+def test_use_callers_progress_drops_the_trainers_own(tiny_causal_lm_dir, tmp_path):
     from transformers import Trainer, TrainingArguments
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -125,7 +125,7 @@ def test_use_callers_progress_drops_the_trainers_own(tiny_causal_lm_dir):
     model, _ = load_causal_lm(tiny_causal_lm_dir, tokenizer=False)
     for disable_tqdm in (False, True):
         args = TrainingArguments(
-            output_dir="unused", report_to="none", use_cpu=True, disable_tqdm=disable_tqdm
+            output_dir=str(tmp_path / "unused"), report_to="none", use_cpu=True, disable_tqdm=disable_tqdm
         )
         bar = console.training_bar("sft")
         trainer = Trainer(model=model, args=args, callbacks=[bar])

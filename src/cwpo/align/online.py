@@ -11,7 +11,6 @@ The log-probs use the project's one tokenization rule (:mod:`cwpo.models.logprob
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -82,15 +81,10 @@ class OnlineConfig:
 
 
 def read_prompts(path: str) -> list[str]:
-    p = Path(path)
-    if not p.exists():
-        raise DataError("file not found", path)
-    if p.suffix == ".parquet":
-        import pyarrow.parquet as pq
+    """The prompts of ``path``: a ``prompt`` column in any file ``cwpo data`` reads."""
+    from cwpo.data.readers import read_records
 
-        rows = pq.read_table(p).to_pylist()
-    else:
-        rows = [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = read_records(path)
     prompts = []
     for i, row in enumerate(rows, 1):
         if not isinstance(row.get("prompt"), str) or not row["prompt"]:

@@ -85,14 +85,14 @@ def checkpoint_to_resume(
         )
     ckpt_dir = work / CHECKPOINTS
     last = get_last_checkpoint(str(ckpt_dir)) if info is not None and ckpt_dir.is_dir() else None
-    earlier = guard_output(output_dir, stage, overwrite=overwrite or bool(resume and last))
-    if last and resume:
-        return work, last
-    if earlier and resume and not last and not overwrite:
+    if resume and not last and not overwrite and guard_output(output_dir, stage, in_place=True):
         raise ConfigError(
             f"--output {output_dir} is a finished `{stage}` output: there is nothing to resume; pass "
             "--overwrite to train it again, or choose another --output"
         )
+    guard_output(output_dir, stage, overwrite=overwrite or bool(resume and last))
+    if last and resume:
+        return work, last
     if last and not overwrite:
         raise ConfigError(
             f"{work} holds checkpoints of an interrupted `{stage}` run ({Path(last).name}) for --output "

@@ -47,7 +47,7 @@ def _load_backbone(cfg: TrainAnnotatorConfig):
     from transformers import AutoModelForSequenceClassification
 
     from cwpo.models.loading import load_causal_lm, load_tokenizer
-    from cwpo.models.registry import load_error_hint, resolve_model
+    from cwpo.models.registry import LOAD_ERRORS, load_error_hint, resolve_model
 
     if cfg.objective == "dpo":
         path = resolve_model(cfg.backbone)
@@ -59,7 +59,7 @@ def _load_backbone(cfg: TrainAnnotatorConfig):
         model = AutoModelForSequenceClassification.from_pretrained(
             path, num_labels=1, dtype=torch.float32, **overrides
         )
-    except (OSError, ValueError) as e:
+    except LOAD_ERRORS as e:
         raise load_error_hint(cfg.backbone, e) from e
     model.config.pad_token_id = tok.pad_token_id
     return model, tok

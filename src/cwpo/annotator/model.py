@@ -250,7 +250,7 @@ def load_annotator(path: str | os.PathLike, dtype: str = "float32", device: str 
     """Load an annotator folder written by :func:`cwpo.annotator.train_annotator`."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-    from cwpo.models.registry import load_error_hint
+    from cwpo.models.registry import LOAD_ERRORS, load_error_hint
 
     meta = check_annotator_dir(path)
     path = Path(path)
@@ -265,7 +265,7 @@ def load_annotator(path: str | os.PathLike, dtype: str = "float32", device: str 
         else:
             model = AutoModelForSequenceClassification.from_pretrained(str(path), dtype=torch_dtype)
             reference = None
-    except (OSError, ValueError) as e:
+    except LOAD_ERRORS as e:
         raise load_error_hint(str(path), e) from e
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token

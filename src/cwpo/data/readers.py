@@ -10,6 +10,7 @@ import csv
 import gzip
 import io
 import json
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +35,26 @@ def _open_bytes(path: Path):
     return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
 
 
+_BROKEN_GZIP = (EOFError, gzip.BadGzipFile, zlib.error)
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """``(line_number, raw line)`` of a (possibly gzipped) file; a broken gzip is a :class:`DataError`."""
+    with _open_bytes(path) as fh:
+        try:
+            yield from enumerate(fh, 1)
+        except _BROKEN_GZIP as e:
+            raise DataError(f"not a readable gzip file: {e}", str(path)) from None
+
+
+def _read_all(path: Path) -> bytes:
+    with _open_bytes(path) as fh:
+        try:
+            return fh.read()
+        except _BROKEN_GZIP as e:
+            raise DataError(f"not a readable gzip file: {e}", str(path)) from None
+
+
 def _decode(raw: bytes, path: Path, row: int) -> str:
     try:
         return raw.decode("utf-8")
@@ -43,34 +64,33 @@ def _decode(raw: bytes, path: Path, row: int) -> str:
         ) from None
 
 
-def iter_records(path: str | Path) -> Iterator[tuple[int, dict]]:
-    """Yield ``(row_number, record)`` from a local file; raises :class:`DataError` on bad input."""
+def iter_records(path: str | Path, kind: str | None = None) -> Iterator[tuple[int, dict]]:
+    """Yield ``(row_number, record)`` from a local file; raises :class:`DataError` on bad input.
+
+    ``kind`` (``jsonl``/``json``/``csv``/``parquet``) defaults to :func:`file_type` of the name.
+    """
     path = Path(path)
     if not path.exists():
         raise DataError("file not found", str(path))
-    kind = file_type(path)
+    if path.is_dir():
+        raise DataError("is a folder, not a data file", str(path))
+    kind = kind or file_type(path)
     count = 0
     if kind == "jsonl":
-        with _open_bytes(path) as fh:
-            for i, raw in enumerate(fh, 1):
-                line = _decode(raw, path, i)
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(
-                        line.rstrip("\r\n")
-                    )  # with the newline, an error at the end is "line 2"
-                except json.JSONDecodeError as e:
-                    raise DataError(f"malformed JSON: {e.msg} (column {e.pos + 1})", str(path), i) from None
-                if not isinstance(record, dict):
-                    raise DataError(
-                        f"expected a JSON object per line, got {type(record).__name__}", str(path), i
-                    )
-                count += 1
-                yield i, record
+        for i, raw in _lines(path):
+            line = _decode(raw, path, i)
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line.rstrip("\r\n"))  # with the newline, an error at the end is "line 2"
+            except json.JSONDecodeError as e:
+                raise DataError(f"malformed JSON: {e.msg} (column {e.pos + 1})", str(path), i) from None
+            if not isinstance(record, dict):
+                raise DataError(f"expected a JSON object per line, got {type(record).__name__}", str(path), i)
+            count += 1
+            yield i, record
     elif kind == "json":
-        with _open_bytes(path) as fh:
-            text = _decode(fh.read(), path, 1)
+        text = _decode(_read_all(path), path, 1)
         try:
             data = json.loads(text) if text.strip() else []
         except json.JSONDecodeError as e:
@@ -91,8 +111,7 @@ def iter_records(path: str | Path) -> Iterator[tuple[int, dict]]:
             count += 1
             yield i, record
     elif kind == "csv":
-        with _open_bytes(path) as fh:
-            text = _decode(fh.read(), path, 1)
+        text = _decode(_read_all(path), path, 1)
         reader = csv.DictReader(io.StringIO(text, newline=""))
         for i, record in enumerate(reader, 2):  # row 1 is the header
             count += 1
@@ -109,6 +128,22 @@ def iter_records(path: str | Path) -> Iterator[tuple[int, dict]]:
             yield i, record
     if count == 0:
         raise DataError("file is empty: it holds no records", str(path))
+
+
+def read_records(path: str | Path) -> list[dict]:
+    """Every record of a local file cwpo wrote or a user gave a stage (JSONL, JSON, CSV or Parquet,
+    optionally gzipped; a name without a known suffix is read as JSON Lines); ``[]`` when empty."""
+    path = Path(path)
+    try:
+        kind = file_type(path)
+    except DataError:
+        kind = "jsonl"
+    try:
+        return [record for _, record in iter_records(path, kind)]
+    except DataError as e:
+        if e.problem == "file is empty: it holds no records":
+            return []
+        raise
 
 
 def iter_hub_records(

@@ -11,7 +11,6 @@ Rows are plain dicts; any extra column is carried along untouched. Files are JSO
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -19,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from cwpo.atomic_files import atomic_path, write_jsonl
+from cwpo.data.readers import read_records
 from cwpo.errors import DataError
 
 LABELED = ("prompt", "chosen", "rejected")
@@ -59,7 +59,8 @@ def validate_row(row: dict, kind: str, path: str | None = None, row_no: int | No
 
 
 def read_pairs(path: str | os.PathLike, kind: str | None = None) -> list[dict]:
-    """Read a normalized pair file (JSONL or Parquet) written by :func:`write_pairs`.
+    """Read a normalized pair file (JSONL or Parquet, as :func:`write_pairs` writes; JSON, CSV and
+    gzipped files too, as `cwpo data` reads them).
 
     Validates every row; ``kind`` (labeled/unlabeled) is detected from the columns if not given.
     For other layouts (HH-RLHF, CSV, hub datasets...) use :func:`cwpo.data.load_pairs`.
@@ -67,24 +68,9 @@ def read_pairs(path: str | os.PathLike, kind: str | None = None) -> list[dict]:
     path = Path(path)
     if not path.exists():
         raise DataError("file not found", str(path))
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        rows = pq.read_table(path).to_pylist()
-    else:
-        rows = []
-        with open(path, "rb") as fh:
-            for i, raw in enumerate(fh, 1):
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    raise DataError(f"not UTF-8 text (byte {e.start})", str(path), i) from None
-                if not line.strip():
-                    continue
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise DataError(f"malformed JSON: {e.msg} at column {e.colno}", str(path), i) from None
+    if path.is_dir():
+        raise DataError("is a folder, not a pair file (give its JSONL, JSON, CSV or Parquet file)", str(path))
+    rows = read_records(path)  # the readers of `cwpo data`: .gz, CSV, JSON, Parquet too
     if not rows:
         raise DataError("file holds no pairs", str(path))
     kind = kind or kind_of(rows[0])

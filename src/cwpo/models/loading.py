@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from cwpo.models.adapter_base import adapter_base
-from cwpo.models.registry import load_error_hint, resolve_model
+from cwpo.models.registry import LOAD_ERRORS, load_error_hint, resolve_model
 
 
 def load_tokenizer(ref: str, padding_side: str = "right"):
@@ -55,7 +55,7 @@ def load_causal_lm(ref: str, dtype: torch.dtype | None = None, tokenizer: bool =
             model = PeftModel.from_pretrained(base, path).merge_and_unload()
         else:
             model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **config_overrides)
-    except (OSError, ValueError) as e:
+    except LOAD_ERRORS as e:
         raise load_error_hint(str(ref), e) from e
     model.eval()
     tok = load_tokenizer(ref) if tokenizer else None

@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from safetensors import SafetensorError
+
 from cwpo.errors import ModelNotFoundError
 from cwpo.outputs import atomic_dir
 
@@ -240,10 +242,21 @@ def check_reachable(ref: str) -> None:
     resolve_model(ref)
 
 
+# what ``from_pretrained`` raises for a missing, unreachable or unreadable model
+LOAD_ERRORS = (OSError, ValueError, SafetensorError)
+
+
 def load_error_hint(ref: str, exc: Exception) -> ModelNotFoundError:
-    """Wrap a ``from_pretrained`` failure on ``ref`` into an error that names the alternatives."""
+    """Wrap a ``from_pretrained`` failure on ``ref`` (one of :data:`LOAD_ERRORS`) into an error that
+    names the alternatives (or, for unreadable weights, the file's state)."""
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    if isinstance(exc, SafetensorError):
+        return ModelNotFoundError(
+            f"could not load model {ref!r}: its weights are unreadable ({first}); the .safetensors file is "
+            "truncated or corrupt: write the model again"
+        )
     return ModelNotFoundError(
-        f"could not load model {ref!r}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}. "
+        f"could not load model {ref!r}: {type(exc).__name__}: {first}. "
         f"If this is a hub id and the hub is unreachable, use a local folder or one of: "
         f"{', '.join(OFFLINE_MODELS)}"
     )
