@@ -176,6 +176,21 @@ def label_rows(rows: list[dict], margins: torch.Tensor) -> list[dict]:
     return out
 
 
+def _chunk_folder_is_ours(parts: Path, output_path: Path) -> bool:
+    """Whether ``parts`` is cwpo's chunk folder for ``output_path``: its ``meta.json`` names it (or,
+    written by a cwpo that did not name it yet, has no name and a chunk key)."""
+    if parts.is_symlink() or not parts.is_dir():
+        return False
+    meta_path = parts / "meta.json"
+    if marks(meta_path, output_path):
+        return True
+    try:
+        meta = read_json(meta_path)
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and "output" not in meta and "key" in meta
+
+
 def annotate(
     annotator_dir: str | os.PathLike,
     input_path: str | os.PathLike,
@@ -231,9 +246,7 @@ def annotate(
     meta_path = parts / "meta.json"  # cwpo's mark of its chunk folder: names the output it is for
     reused = 0
     if dist.rank == 0:
-        if (parts.exists() or parts.is_symlink()) and (
-            parts.is_symlink() or not marks(meta_path, output_path)
-        ):
+        if (parts.exists() or parts.is_symlink()) and not _chunk_folder_is_ours(parts, output_path):
             raise CWPOError(f"{parts} exists and was not written by cwpo annotate: move it away")
         if parts.exists() and read_json(meta_path).get("key") != key:
             shutil.rmtree(parts)  # cwpo's chunks of another annotator/input/setting: never reuse
