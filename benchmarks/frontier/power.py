@@ -23,6 +23,7 @@ import numpy as np
 
 from benchmarks.frontier.run import ARCHIVE, HERE
 from benchmarks.frontier.train_rows import read_jsonl
+from benchmarks.result_files import bench_parser
 from cwpo.atomic_files import read_json, write_json
 from cwpo.stats import planned_mde
 
@@ -103,6 +104,7 @@ def spreads(a: dict, b: dict) -> dict | None:
 
 
 def main() -> int:
+    bench_parser(__doc__).parse_args()
     outcomes = archived_outcomes()
     result: dict = {
         "source": "benchmarks/archive/bench (v2 evaluation rows, 1 epoch at lr 5e-4)",
