@@ -22,6 +22,7 @@ from typing import Literal
 from cwpo.align.training_config import TrainingConfig, training_errors
 from cwpo.align.training_pairs import read_training_pairs
 from cwpo.config import check
+from cwpo.data.chat import conversational_pair
 from cwpo.errors import ConfigError, DataError
 from cwpo.losses import LOSS_NAMES, LossType
 from cwpo.weighting import check_weights, get_weighting, margin_from_confidence
@@ -142,6 +143,11 @@ def prepare_rows(cfg: AlignConfig) -> tuple[list[dict], dict]:
     return out, info
 
 
+def training_rows(rows: list[dict], chat_template: bool) -> list[dict]:
+    """The rows handed to the trainer: as they are, or as chat messages (TRL applies the template)."""
+    return [conversational_pair(r) for r in rows] if chat_template else rows
+
+
 def align(cfg: AlignConfig, callbacks: list | None = None) -> dict:
     """Run preference optimization as configured; return a summary (also in metrics.json)."""
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -174,7 +180,7 @@ def align(cfg: AlignConfig, callbacks: list | None = None) -> dict:
         model=run.model,
         ref_model=ref_model,
         args=args,
-        train_dataset=Dataset.from_list(rows),
+        train_dataset=Dataset.from_list(training_rows(rows, cfg.chat_template)),
         processing_class=run.tokenizer,
         peft_config=lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout) if cfg.lora else None,
         callbacks=callbacks,

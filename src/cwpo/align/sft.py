@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from cwpo.align.training_config import TrainingConfig, training_errors
 from cwpo.align.training_pairs import read_training_pairs
 from cwpo.config import check
+from cwpo.data.chat import conversational_demo
 from cwpo.data.readers import iter_records
 from cwpo.errors import DataError
 
@@ -90,6 +91,8 @@ def sft(cfg: SFTConfig, callbacks: list | None = None) -> dict:
 
     rows, label_source = read_sft_rows(cfg.train)
     run = start_training(cfg, "sft", cfg.model)
+    if cfg.chat_template:
+        rows = [conversational_demo(r) for r in rows]
     data = Dataset.from_list(rows)
 
     args = TRLSFTConfig(**trainer_common_kwargs(cfg, run.work_dir, run.autocast), completion_only_loss=True)

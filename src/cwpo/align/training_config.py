@@ -48,6 +48,13 @@ class TrainingConfig:
             "help": "replace an earlier cwpo output of this stage at --output (never other files; it stays until the new one is complete)"
         },
     )
+    chat_template: bool = field(
+        default=False,
+        metadata={
+            "help": "train on chat messages rendered with the tokenizer's chat template (as evaluate "
+            "--chat-template generates): for chat models"
+        },
+    )
     activation_checkpointing: bool = field(
         default=False,
         metadata={

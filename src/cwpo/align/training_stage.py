@@ -14,6 +14,8 @@ from cwpo.align.stage_output import checkpoint_to_resume, inputs_hash, save_fina
 from cwpo.align.trainable_model import load_trainable, training_attention, training_precision
 from cwpo.align.trainer import check_trl_version
 from cwpo.config import to_dict
+from cwpo.data.chat import require_chat_template
+from cwpo.models.loading import load_tokenizer
 
 
 def use_callers_progress(trainer, callbacks: list | None) -> None:
@@ -53,6 +55,8 @@ def start_training(cfg, stage: str, model_ref: str) -> TrainingStart:
     precision chosen for this machine and the trainable model (LoRA or full, seeded)."""
     trl_version = check_trl_version()
     hub_base = hub_base_model(cfg, model_ref)  # refused before any work if it cannot be named
+    if cfg.chat_template:
+        require_chat_template(load_tokenizer(model_ref), model_ref)
     output_dir = Path(os.path.abspath(cfg.output))
     work_dir, resume_from = checkpoint_to_resume(output_dir, cfg.resume, stage, cfg.overwrite)
     base_path = model_ref  # recorded as an absolute folder or hub id when saved

@@ -39,6 +39,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cwpo.atomic_files import write_jsonl
+from cwpo.data.chat import chat_prompt_text
 from cwpo.distributed import ranks
 from cwpo.errors import ConfigError
 from cwpo.hashing import hash_config, sha256_path
@@ -129,11 +130,7 @@ def _prompt_ids(
 
     out = []
     for p in prompts:
-        text = p
-        if chat_template:
-            text = tokenizer.apply_chat_template(
-                [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True
-            )
+        text = chat_prompt_text(tokenizer, p) if chat_template else p
         ids, _ = tokenize_pair(tokenizer, text, "", max_prompt_length)
         if not ids:
             raise ConfigError(

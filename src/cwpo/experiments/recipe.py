@@ -203,7 +203,18 @@ def validate(recipe: Recipe) -> list[str]:
         for section in SECTIONS:
             errors += _section_errors(section, getattr(recipe, section) or {}, classes, tmp)
         errors += _grid_errors(recipe, classes, tmp)
-    return errors
+    return errors + _chat_template_errors(recipe)
+
+
+def _chat_template_errors(recipe: Recipe) -> list[str]:
+    """SFT, alignment and evaluation must render prompts alike: one chat_template for all three."""
+    settings = {
+        s: bool((getattr(recipe, s) or {}).get("chat_template", False)) for s in ("sft", "align", "evaluate")
+    }
+    if len(set(settings.values())) > 1:
+        given = ", ".join(f"{s}: {str(v).lower()}" for s, v in settings.items())
+        return [f"chat_template must be the same in sft, align and evaluate (got {given})"]
+    return []
 
 
 def _int_list(value) -> bool:
