@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.frontier.run import ARCHIVE, HERE, POINTS, REPO
+from benchmarks.frontier.run import ARCHIVE, POINTS, REPO
 from benchmarks.frontier.train_rows import read_jsonl
 from benchmarks.result_files import bench_parser
 from cwpo.atomic_files import write_json
@@ -62,8 +62,8 @@ def per_prompt(rows: list[dict]) -> dict[str, np.ndarray]:
 class Points:
     """The index, grouped: (regime, method, lr, split) -> seed -> sorted [(step, point, values)]."""
 
-    def __init__(self, index: list[dict], cache: Path):
-        self.cache, self.groups, self._rows = cache, {}, {}
+    def __init__(self, index: list[dict], cache: Path, results: Path = POINTS.parent):
+        self.cache, self.results, self.groups, self._rows = cache, results, {}, {}
         for p in index:
             key = (p["regime"], p["method"], p["lr"], p["split"])
             self.groups.setdefault(key, {}).setdefault(p["seed"], []).append(p)
@@ -286,7 +286,7 @@ def analyze(points: Points, n_levels: int, n_boot: int = 4000) -> dict:
                 }
         r["verdicts"] = judge(claims)
         out["regimes"][regime] = r
-    stats_file = HERE / "results" / "label_stats.json"
+    stats_file = points.results / "label_stats.json"
     out["label_stats"] = json.loads(stats_file.read_text()) if stats_file.exists() else {}
     return out
 
@@ -353,16 +353,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = bench_parser(__doc__)
     ap.add_argument("--cache", type=Path, default=REPO / "runs" / "bench" / "cache")
     ap.add_argument("--levels", type=int, default=5, help="KL levels per matched comparison")
-    ap.add_argument("--out", type=Path, default=HERE / "results" / "frontier.json")
+    ap.add_argument("--results", type=Path, default=POINTS.parent, help="where run wrote points.jsonl")
+    ap.add_argument("--out", type=Path, help="default: RESULTS/frontier.json")
     args = ap.parse_args(argv)
-    if not POINTS.exists():
-        print(f"error: no scored points yet ({POINTS}); run benchmarks.frontier.run first", file=sys.stderr)
+    index = args.results / POINTS.name
+    if not index.exists():
+        print(f"error: no scored points yet ({index}); run benchmarks.frontier.run first", file=sys.stderr)
         return 2
-    result = analyze(Points(read_jsonl(POINTS), args.cache), args.levels)
+    result = analyze(Points(read_jsonl(index), args.cache, args.results), args.levels)
     result["command"] = "python -m benchmarks.frontier.analyze"
     result["date"] = now_iso()
-    write_json(args.out, result)
-    print(f"wrote {args.out}")
+    out = args.out or args.results / "frontier.json"
+    write_json(out, result)
+    print(f"wrote {out}")
     return 0
 
 

@@ -253,10 +253,10 @@ def run_unit(u: Unit, name: str, lr: float, splits: list[str]) -> list[dict]:
 
 
 @contextmanager
-def results_lock():
+def results_lock(results: Path):
     """Two workers of a part (one per core) update the same result files: one at a time."""
-    POINTS.parent.mkdir(parents=True, exist_ok=True)
-    with open(POINTS.parent / ".lock", "w") as fh:
+    results.mkdir(parents=True, exist_ok=True)
+    with open(results / ".lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -264,28 +264,29 @@ def results_lock():
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def write_label_stats(unit: Unit) -> None:
+def write_label_stats(unit: Unit, results: Path) -> None:
     """corr(c, |gold gap|), corr(c, label correct) and the ESS of c, per regime and seed."""
-    path = HERE / "results" / "label_stats.json"
+    path = results / "label_stats.json"
     entry = {
         **label_stats(unit.files),
         "human_gold_agreement": unit.agreement,
         "human_temperature": unit.recipe.sentiment["human_temperature"],
     }
-    with results_lock():
+    with results_lock(results):
         stats = json.loads(path.read_text()) if path.exists() else {}
         stats[f"{unit.regime}/{unit.seed}"] = entry
         write_json(path, stats)
 
 
-def record(points: list[dict]) -> None:
-    """Add (or replace) the index lines of these points."""
+def record(points: list[dict], results: Path) -> None:
+    """Add (or replace) the index lines of these points in ``results/points.jsonl``."""
     key = ("regime", "method", "seed", "lr", "step", "split")
-    with results_lock():
-        old = read_jsonl(POINTS) if POINTS.exists() else []
+    index = results / POINTS.name
+    with results_lock(results):
+        old = read_jsonl(index) if index.exists() else []
         new = {tuple(p[k] for k in key): p for p in points}
         kept = [p for p in old if tuple(p[k] for k in key) not in new]
-        write_jsonl(POINTS, kept + list(new.values()))
+        write_jsonl(index, kept + list(new.values()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -298,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--splits", nargs="+", default=["val", "test"], choices=["val", "test"])
     ap.add_argument("--cache", type=Path, default=REPO / "runs" / "bench" / "cache")
     ap.add_argument("--archive", type=Path, default=ARCHIVE, help="'' : no archive")
+    ap.add_argument("--results", type=Path, default=POINTS.parent, help="points.jsonl, label_stats.json")
     ap.add_argument("--max-minutes", type=float, default=110.0)
     ap.add_argument("--checkpoints", nargs="+", type=float, help="override the plan's (epochs)")
     ap.add_argument("--epochs", type=float, help="override the plan's last checkpoint (epochs)")
@@ -338,12 +340,11 @@ def main(argv: list[str] | None = None) -> int:
                 t = time.time()
                 points = run_unit(unit, name, lr, args.splits)
                 if unit.weak is not None:
-                    write_label_stats(unit)
-                record(
-                    [{**p, "unit_seconds": round(time.time() - t, 1), "recorded": now_iso()} for p in points]
-                )
+                    write_label_stats(unit, args.results)
+                stamp = {"unit_seconds": round(time.time() - t, 1), "recorded": now_iso()}
+                record([{**p, **stamp} for p in points], args.results)
                 if archive:
-                    with results_lock():
+                    with results_lock(args.results):
                         archive_stages(args.cache, archive)
     return 0
 
