@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import cwpo
+from cwpo.errors import CWPOError
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 SECTION = "## Use the trainer in your own TRL script"
@@ -53,3 +54,14 @@ def test_readme_example_trains_with_the_weight_column(tmp_path, monkeypatch, tin
     logged = [h["weight/mean"] for h in trainer.state.log_history if "weight/mean" in h]
     assert logged and logged[0] == pytest.approx(0.55)  # the mean of the README's weights 0.9 and 0.2
     assert (tmp_path / "weighted-dpo").is_dir()
+
+
+def test_readme_example_without_its_weight_column_is_refused(tmp_path, monkeypatch, tiny_causal_lm_dir):
+    """What the README says of a missing column holds for the example itself."""
+    code = re.sub(r'^model_id = "[^"]+"$', f"model_id = {tiny_causal_lm_dir!r}", readme_example(), flags=re.M)
+    code = re.sub(r', "weight": [0-9.]+\}', "}", code)
+    code = code.replace("trainer.train()", "")
+    assert '"weight"' not in code
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CWPOError, match="'weight'"):
+        exec(compile(code, str(README), "exec"), {})  # noqa: S102
