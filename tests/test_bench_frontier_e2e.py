@@ -67,7 +67,7 @@ def test_run_then_analyze_on_tiny_models(tmp_path, imdb_dir, tiny_causal_lm_dir,
     assert run.main(argv) == 0
     assert len((results / "points.jsonl").read_text().splitlines()) == len(points)
     assert analyze.main(["--cache", str(cache), "--results", str(results), "--levels", "2"]) == 0
-    out = json.loads((results / "frontier.json").read_text())
+    out = json.loads((results / "frontier.json").read_text())["metrics"]
     r = out["regimes"]["crowd_bt"]
     assert len(r["frontier"]["cw"]) == 3 and r["tuned"]["chosen"]["cw"]["lr"] == 1e-2
     assert out["stats"]["multiplicity"] == "holm" and "cw" in r["fluency"] and "cw" in r["second_gold"]

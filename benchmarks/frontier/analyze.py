@@ -21,17 +21,16 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.frontier.run import ARCHIVE, POINTS, REPO
 from benchmarks.frontier.train_rows import read_jsonl
-from benchmarks.result_files import bench_parser
-from cwpo.atomic_files import write_json
+from benchmarks.result_files import bench_parser, write_result
 from cwpo.evaluate.frontier import outcome_value
 from cwpo.experiments.frontier import common_levels, dominance, interpolate
-from cwpo.machine import now_iso
 from cwpo.stats import STATS_META, Claim, crossed_bootstrap, judge, paired_estimate
 
 BASELINES = ("human", "ws", "human100", "human_rdpo", "human_dl")
@@ -356,15 +355,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results", type=Path, default=POINTS.parent, help="where run wrote points.jsonl")
     ap.add_argument("--out", type=Path, help="default: RESULTS/frontier.json")
     args = ap.parse_args(argv)
+    started = time.time()
     index = args.results / POINTS.name
     if not index.exists():
         print(f"error: no scored points yet ({index}); run benchmarks.frontier.run first", file=sys.stderr)
         return 2
     result = analyze(Points(read_jsonl(index), args.cache, args.results), args.levels)
-    result["command"] = "python -m benchmarks.frontier.analyze"
-    result["date"] = now_iso()
     out = args.out or args.results / "frontier.json"
-    write_json(out, result)
+    write_result(out, result, started)
     print(f"wrote {out}")
     return 0
 

@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import math
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 
 from benchmarks.frontier.run import ARCHIVE, HERE
 from benchmarks.frontier.train_rows import read_jsonl
-from benchmarks.result_files import bench_parser
-from cwpo.atomic_files import read_json, write_json
+from benchmarks.result_files import bench_parser, write_result
+from cwpo.atomic_files import read_json
 from cwpo.stats import planned_mde
 
 METHOD_OF = {  # (label source, weighting, loss) of an archived align stage -> method name
@@ -103,13 +105,13 @@ def spreads(a: dict, b: dict) -> dict | None:
     }
 
 
-def main() -> int:
-    bench_parser(__doc__).parse_args()
+def main(argv: list[str] | None = None) -> int:
+    ap = bench_parser(__doc__)
+    ap.add_argument("--output", type=Path, default=HERE / "results" / "power.json")
+    args = ap.parse_args(argv)
+    started = time.time()
     outcomes = archived_outcomes()
-    result: dict = {
-        "source": "benchmarks/archive/bench (v2 evaluation rows, 1 epoch at lr 5e-4)",
-        "comparisons": {},
-    }
+    result: dict = {}
     for regime in ("noisefree", "crowd_uniform"):
         for a, b in COMPARISONS:
             sa, sb = outcomes.get((regime, a)), outcomes.get((regime, b))
@@ -122,12 +124,13 @@ def main() -> int:
                 )
                 for n_seeds, n_prompts in DESIGNS
             }
-            result["comparisons"][f"{regime}/{a}_vs_{b}"] = s
-    if not result["comparisons"]:
+            result[f"{regime}/{a}_vs_{b}"] = s
+    if not result:
         print("error: no archived v2 evaluation rows found under " + str(ARCHIVE), file=sys.stderr)
         return 2
-    write_json(HERE / "results" / "power.json", result)
-    for k, s in result["comparisons"].items():
+    source = "benchmarks/archive/bench (v2 evaluation rows, 1 epoch at lr 5e-4)"
+    write_result(args.output, {"comparisons": result}, started, source=source)
+    for k, s in result.items():
         print(
             k, {"sd_prompt": round(s["sd_prompt"], 3), "sd_seed": round(s["sd_seed"], 4)}, s["mde_gra_points"]
         )
