@@ -19,7 +19,9 @@ def _rows(seed: int, kl: float, reward_at: float, n: int = 12) -> list[dict]:
     ]  # fmt: skip
 
 
-def _index(tmp_path, curves: dict, lr: float = 5e-4, seeds=(0, 1, 2)) -> list[dict]:
+def _index(
+    tmp_path, curves: dict, lr: float = 5e-4, seeds=(0, 1, 2), seed_offset: float = 0.01
+) -> list[dict]:
     """curves: method -> list of (kl, reward) snapshots (step 0 first); the same for every seed."""
     index = []
     for method, pts in curves.items():
@@ -29,7 +31,7 @@ def _index(tmp_path, curves: dict, lr: float = 5e-4, seeds=(0, 1, 2)) -> list[di
                     stage = f"frontier-eval-{method}-{lr}-{seed}-{step}-{split}"
                     folder = tmp_path / "stages" / stage
                     folder.mkdir(parents=True)
-                    rows = _rows(seed, kl, reward + 0.01 * seed)
+                    rows = _rows(seed, kl, reward + seed_offset * seed)
                     (folder / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
                     index.append(
                         {"regime": "noisefree", "method": method, "seed": seed, "lr": lr, "step": step * 10,
@@ -84,8 +86,8 @@ def test_a_better_curve_holds_at_matched_kl(tmp_path):
 
 
 def test_grid_points_are_compared_on_the_seeds_every_lr_has(tmp_path):
-    # lr 1.5e-3 ran on seed 0 only; seed 0 is the best seed of lr 5e-4 too (seed offsets +0.01 each)
-    index = _index(tmp_path, {"cw": [(0, 0.0), (2, 0.2), (4, 0.4)]})
-    index += _index(tmp_path, {"cw": [(0, 0.0), (2, 0.3), (4, 0.5)]}, lr=1.5e-3, seeds=(0,))
+    # lr 1.5e-3 ran on seed 0 only; lr 5e-4 is worse on seed 0 but better on average over its seeds
+    index = _index(tmp_path, {"cw": [(0, 0.0), (2, 0.1), (4, 0.2)]}, seed_offset=0.3)
+    index += _index(tmp_path, {"cw": [(0, 0.0), (2, 0.2), (4, 0.3)]}, lr=1.5e-3, seeds=(0,))
     chosen = select(Points(index, tmp_path), "noisefree", "cw")
-    assert (chosen["lr"], chosen["step"], chosen["tuning_seeds"]) == (1.5e-3, 20, [0])
+    assert (chosen["lr"], chosen["tuning_seeds"]) == (1.5e-3, [0])
