@@ -30,6 +30,16 @@ def configure(parser):
         help="replace the results of another recipe in --output (kept until the new run is complete)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="run each training and generation stage under accelerate launch on N processes",
+    )
+    parser.add_argument(
+        "--accelerate-config",
+        help="with --processes: a shipped accelerate config (ddp, fsdp, zero2, zero3) or a YAML path",
+    )
 
 
 def _output(args) -> str:
@@ -46,6 +56,23 @@ def output_of(args) -> str | None:
     return _output(args)
 
 
+def _launcher(args):
+    """The launcher of ``--processes``/``--accelerate-config`` (None: every stage in this process)."""
+    from cwpo.accelerate_configs import ACCELERATE_CONFIGS, accelerate_config
+    from cwpo.experiments.launched import Launcher
+
+    if args.processes < 1:
+        raise ConfigError(f"--processes must be >= 1, got {args.processes}")
+    config = args.accelerate_config
+    if config in ACCELERATE_CONFIGS:
+        config = str(accelerate_config(config))
+    elif config and not os.path.isfile(config):
+        raise ConfigError(f"--accelerate-config {config}: not a shipped config name nor a file")
+    if args.processes == 1 and not config:
+        return None
+    return Launcher(args.processes, config)
+
+
 def run(args) -> int:
     from cwpo.experiments.recipe import all_seeds, check_run, load_recipe
     from cwpo.experiments.recipes import find_recipe, packaged_recipes
@@ -60,12 +87,19 @@ def run(args) -> int:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # every rank would run the whole pipeline and wait on the others' stage locks: refuse
         raise ConfigError(
-            "cwpo run does not run under accelerate launch / torchrun: launch its stages one by one "
-            "(cwpo sft, annotate, align, evaluate; see docs/scaling.md), or run it without a launcher"
+            "cwpo run does not run under accelerate launch / torchrun: it launches its stages itself, "
+            "use `cwpo run RECIPE --processes N [--accelerate-config NAME]` (see docs/scaling.md)"
         )
+    launcher = _launcher(args)
     path = find_recipe(args.recipe)
     recipe = load_recipe(path)
     check_run(recipe, args.methods)  # the checks run_recipe makes before it writes anything
+    if launcher is not None:
+        from cwpo.experiments.launched import per_device_errors
+
+        errors = per_device_errors({"sft": recipe.sft, "align": recipe.align}, launcher.processes)
+        if errors:
+            raise ConfigError("; ".join(errors))
     if args.validate:
         extra = "".join(f", {m}: {len(v)}" for m, v in recipe.method_seeds.items())
         seeds = f"{len(all_seeds(recipe))} seed(s){extra}"
@@ -82,6 +116,7 @@ def run(args) -> int:
         only_methods=args.methods,
         stages_dir=args.cache,
         overwrite=args.overwrite,
+        launcher=launcher,
     )
     print(format_summary(result["summary"]))
     print(f"results: {result['results_dir']}")

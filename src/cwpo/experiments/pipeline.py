@@ -24,6 +24,7 @@ from cwpo.atomic_files import read_json, write_json, write_jsonl, write_text
 from cwpo.console import STAGE_LOGGER
 from cwpo.errors import CWPOError
 from cwpo.experiments.cache import CACHE_ONLY, Artifact, StageNotCached
+from cwpo.experiments.launched import LAUNCHER, Launcher
 from cwpo.experiments.methods import Method
 from cwpo.experiments.point_runner import PointRunner
 from cwpo.experiments.recipe import Recipe, check_run, expand, load_recipe, seeds_of
@@ -110,6 +111,7 @@ def run_recipe(
     stages_dir: str | Path | None = None,
     cache_only: bool = False,
     overwrite: bool = False,
+    launcher: Launcher | None = None,
 ) -> dict:
     """Run every grid point and method of a recipe; return ``{"rows", "summary", "results_dir"}``.
 
@@ -117,12 +119,15 @@ def run_recipe(
     share it share every stage whose inputs and settings are equal. ``cache_only``: compute
     nothing, return the rows of the (point, method) pairs whose every stage is cached (an interim
     look at a run still under way). ``overwrite``: replace the results of another recipe in
-    ``results_dir`` (see :func:`check_run_folder`).
+    ``results_dir`` (see :func:`check_run_folder`). ``launcher``: run each training and generation
+    stage on its processes (:mod:`cwpo.experiments.launched`); the results equal one process's.
     """
     token = CACHE_ONLY.set(cache_only)
+    launch_token = LAUNCHER.set(launcher)
     try:
         return _run_recipe(recipe, results_dir, progress, only_methods, stages_dir, overwrite)
     finally:
+        LAUNCHER.reset(launch_token)
         CACHE_ONLY.reset(token)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from cwpo.console import training_bar
 from cwpo.data.schema import read_pairs, write_pairs
 from cwpo.experiments.cache import Artifact, run_stage
+from cwpo.experiments.launched import stage_call
 from cwpo.experiments.methods import Method
 from cwpo.experiments.recipe import Recipe
 from cwpo.experiments.tracks import TRACKS
@@ -73,7 +74,7 @@ class PointRunner:
                     "progress": self.progress,
                 }
             )
-            return train_annotator(cfg)
+            return stage_call(train_annotator, cfg, work=work)
 
         short = "annotator" if section == "annotator" else "wsdpo-annotator"
         ann = run_stage(self.root, section, decided_precision(values), {"data": data}, train_fn, label=short)
@@ -82,10 +83,12 @@ class PointRunner:
 
         def annotate_fn(out: Path, work: Path) -> dict:
             # written in the persistent work folder so that an interrupted annotation resumes its chunks
-            stats = annotate(
+            stats = stage_call(
+                annotate,
                 ann.path / "annotator",
                 self.files["unlabeled"],
                 work / "annotated.jsonl",
+                work=work,
                 **{**ann_values, "progress": self.progress},
             )
             shutil.move(str(work / "annotated.jsonl"), str(out / "annotated.jsonl"))
@@ -124,7 +127,7 @@ class PointRunner:
                 "overwrite": True,
             }
         )
-        metrics = sft(cfg, callbacks=[training_bar("sft", self.progress)])
+        metrics = stage_call(sft, cfg, work=work, callbacks=[training_bar("sft", self.progress)])
         _move_model(model_dir, out / "model")
         return metrics
 
@@ -176,7 +179,8 @@ class PointRunner:
                     "overwrite": True,
                 }
             )
-            metrics = align(cfg, callbacks=[training_bar(f"align[{name}]", self.progress)])
+            bar = training_bar(f"align[{name}]", self.progress)
+            metrics = stage_call(align, cfg, work=work, callbacks=[bar])
             _move_model(model_dir, out / "model")
             return metrics
 
@@ -215,7 +219,7 @@ class PointRunner:
                     "output": str(out / "eval"),
                 }
             )
-            return evaluate(cfg, progress=self.progress)
+            return stage_call(evaluate, cfg, work=work, progress=self.progress)
 
         # how long to wait for a judge does not change a verdict: not part of the cache key
         key = {k: v for k, v in values.items() if k not in ("judge_timeout", "judge_retries")}
