@@ -91,3 +91,19 @@ def test_grid_points_are_compared_on_the_seeds_every_lr_has(tmp_path):
     index += _index(tmp_path, {"cw": [(0, 0.0), (2, 0.2), (4, 0.3)]}, lr=1.5e-3, seeds=(0,))
     chosen = select(Points(index, tmp_path), "noisefree", "cw")
     assert (chosen["lr"], chosen["tuning_seeds"]) == (1.5e-3, [0])
+
+
+def test_a_control_scored_on_test_prompts_only_is_compared_at_cws_lr(tmp_path):
+    index = _index(tmp_path, {"cw": [(0, 0.0), (2, 0.4), (4, 0.8)]})
+    index += [
+        p
+        for p in _index(tmp_path / "c", {"shuffled_c": [(0, 0.0), (2, 0.2), (4, 0.4)]})
+        if p["split"] == "test"
+    ]
+    for p in index:
+        if p["method"] == "shuffled_c":
+            (tmp_path / "stages" / p["stage"]).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / "c" / "stages" / p["stage"]).rename(tmp_path / "stages" / p["stage"])
+    r = analyze(Points(index, tmp_path), 3, n_boot=200)["regimes"]["noisefree"]
+    assert r["tuned"]["chosen"]["shuffled_c"]["rule"].startswith("no validation runs")
+    assert r["controls"]["shuffled_c"]["at_matched_kl"]["shuffled_c_vs_cw_gra_at_matched_kl"]["levels"]

@@ -33,10 +33,10 @@ from cwpo.evaluate.frontier import outcome_value
 from cwpo.experiments.frontier import common_levels, dominance, interpolate
 from cwpo.stats import STATS_META, Claim, crossed_bootstrap, judge, paired_estimate
 
-BASELINES = ("human", "ws", "human100", "human_rdpo", "human_dl")
+BASELINES = ("human", "ws", "human100", "human_rdpo", "human_dl", "top30", "top40")
 CONTROLS = ("shuffled_c", "human_x_c", "human_x_oracle", "ws_ess")
 HEADLINE = ("human", "ws", "cw", "human100")  # the methods whose mean picks the shared setting
-FEWER_PAIRS = ("human_dl",)
+FEWER_PAIRS = ("human_dl", "top30", "top40")
 PAPER = {"cw_vs_human": 1.9}  # GRA points, the paper's sentiment margin of CW over Human
 
 
@@ -144,6 +144,21 @@ def select(points: Points, regime: str, method: str) -> dict | None:
     return best
 
 
+def untuned(points: Points, regime: str, method: str, cw: dict | None) -> dict | None:
+    """A method run without validation prompts (a control): CW's selected lr if it has runs at it,
+    else its only lr, and its last snapshot that every seed reached. Said so in the result."""
+    lrs = points.lrs(regime, method)
+    if not lrs:
+        return None
+    lr = cw["lr"] if cw and cw["lr"] in lrs else lrs[0]
+    run = points.run(regime, method, lr, "test")
+    if not run:
+        return None
+    step = min(max(p["step"] for p in pts) for pts, _ in run.values())
+    epochs = next(p["epochs"] for pts, _ in run.values() for p in pts if p["step"] == step)
+    return {"lr": lr, "step": step, "epochs": epochs, "rule": "no validation runs: CW's lr, last snapshot"}
+
+
 def at_point(points: Points, regime, method, lr, step, split="test") -> dict | None:
     """[seeds, prompts] matrices of every metric at one snapshot, seeds in order."""
     run = points.run(regime, method, lr, split)
@@ -212,6 +227,9 @@ def analyze(points: Points, n_levels: int, n_boot: int = 4000) -> dict:
     for regime in regimes:
         methods = sorted({k[1] for k in points.groups if k[0] == regime})
         tuned = {m: select(points, regime, m) for m in methods}
+        for m in methods:  # scored on test prompts only (the controls): CW's lr, the last snapshot
+            if tuned[m] is None:
+                tuned[m] = untuned(points, regime, m, tuned.get("cw"))
         grid_lrs = sorted({lr for m in methods for lr in points.lrs(regime, m)})
         shared = _shared(points, regime, [m for m in HEADLINE if m in methods])
         r: dict = {
