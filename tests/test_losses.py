@@ -27,6 +27,7 @@ from cwpo.losses import (
     preference_loss,
     rdpo_loss,
     weighted_mean,
+    weighted_preference_loss,
 )
 
 PC = torch.tensor([-0.5, -10.0, -1.0], dtype=torch.float64)
@@ -104,3 +105,45 @@ def test_bad_hyperparameters_and_names():
     with pytest.raises(ConfigError, match=r"valid: \['dpo', 'ipo', 'rdpo'\]"):
         LossType.parse("kto")
     assert LossType.parse("rDPO").trl_name == "robust" and LossType.IPO.length_normalized
+
+
+def test_default_hyperparameters():
+    x = [PC, PR, RC, RR]
+    torch.testing.assert_close(dpo_loss(*x), dpo_loss(*x, beta=0.1))
+    torch.testing.assert_close(ipo_loss(*x), ipo_loss(*x, tau=0.1))
+    torch.testing.assert_close(rdpo_loss(*x), rdpo_loss(*x, beta=0.1, epsilon=0.1))
+    n = torch.ones(3, dtype=torch.float64)
+    for loss in ("dpo", "rdpo"):
+        default, _ = weighted_preference_loss(loss, *x, None, chosen_tokens=n, rejected_tokens=n)
+        explicit, _ = weighted_preference_loss(
+            loss, *x, None, chosen_tokens=n, rejected_tokens=n, beta=0.1, epsilon=0.1
+        )
+        assert default.item() == pytest.approx(explicit.item(), abs=1e-12)
+    with pytest.raises(ValueError, match="tau must be > 0, got 0"):
+        ipo_loss(*x, tau=0.0)
+
+
+def test_weighted_step_passes_beta_through():
+    # β = 0.5 on h = [0, 10, 20]: −log σ([0, 5, 10]) = [log 2, log(1 + e^−5), log(1 + e^−10)]
+    n = torch.ones(3, dtype=torch.float64)
+    _, per = weighted_preference_loss(
+        "dpo", PC, PR, RC, RR, None, chosen_tokens=n, rejected_tokens=n, beta=0.5
+    )
+    expected = torch.tensor([0.693147, 0.006715, 0.0000454], dtype=torch.float64)
+    torch.testing.assert_close(per, expected, atol=1e-6, rtol=0)
+
+
+def test_loss_from_trl_name():
+    assert LossType.from_trl("ipo") is LossType.IPO
+    assert LossType.from_trl(["robust"]) is LossType.RDPO
+    assert LossType.from_trl(["sigmoid"]) is LossType.DPO
+    msg = r"^loss_type \['sigmoid', 'ipo'\] has no weighted form: use exactly one of \['ipo', 'robust', 'sigmoid'\] \(dpo, ipo, rdpo\)$"
+    with pytest.raises(ConfigError, match=msg):
+        LossType.from_trl(["sigmoid", "ipo"])
+    for bad in (["hinge"], [], "hinge"):
+        with pytest.raises(ConfigError, match="has no weighted form"):
+            LossType.from_trl(bad)
+
+
+def test_preference_loss_default_beta():
+    torch.testing.assert_close(preference_loss("dpo", PC, PR, RC, RR), dpo_loss(PC, PR, RC, RR, beta=0.1))

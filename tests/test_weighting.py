@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
 
-from cwpo.errors import ConfigError
-from cwpo.weighting import confidence, get_weighting, margin_from_confidence, weighting_names
+from cwpo.errors import ConfigError, DataError
+from cwpo.weighting import check_weights, confidence, get_weighting, margin_from_confidence, weighting_names
 
 
 def test_confidence_values_from_environment_md():
@@ -104,3 +105,26 @@ def test_normalized_margin_edge_cases():
     assert w(torch.tensor([0.5, -0.25])).tolist() == [1.0, 0.5]  # max below 1 still divides
     assert w(torch.tensor([0.0, 0.0])).tolist() == [1.0, 1.0]  # all-zero margins: weight 1, not NaN
     assert w(torch.tensor([])).tolist() == []
+
+
+def test_check_weights_names_the_row():
+    assert check_weights([1, 0.5, 0], "train.jsonl") == [1.0, 0.5, 0.0]
+    assert check_weights([0, 0], "eval", learning=False) == [0.0, 0.0]
+    assert check_weights([], "empty") == []
+    for i, bad in enumerate([True, "1", math.nan, math.inf, -0.5, None]):
+        weights = [1.0] * i + [bad]
+        msg = rf"^train.jsonl, row {i + 1}: column 'w' must be a finite number >= 0, got {re.escape(repr(bad))}$"
+        with pytest.raises(DataError, match=msg):
+            check_weights(weights, "train.jsonl", column="w")
+    with pytest.raises(DataError, match=r"^d: every 'weight' is 0: the weighted loss would be 0 and nothing"):
+        check_weights([0, 0.0], "d")
+
+
+def test_formulas_with_spaces_and_top_n_bounds():
+    assert get_weighting(" 1 - exp(-|d|) ") is get_weighting("one-minus-exp")
+    assert get_weighting("tanh( |d| / 2 )") is get_weighting("confidence")
+    top = get_weighting("top-30")
+    assert (top.name, top.formula) == ("top-30", "1[|d| in top 30%]")
+    assert get_weighting("top-0.5").name == "top-0.5"  # any N in (0, 100]
+    with pytest.raises(ConfigError, match=r"N in top-N must be in \(0, 100\], got 100.5"):
+        get_weighting("top-100.5")

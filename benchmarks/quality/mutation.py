@@ -34,12 +34,18 @@ from pathlib import Path
 from benchmarks.result_files import REPO, bench_parser, write_result
 
 OUT = Path(__file__).resolve().parent / "results" / "mutation.json"
-TESTS = ["tests/test_losses.py", "tests/test_weighting.py", "tests/align/test_weighted_step.py"]
+TESTS = [
+    "tests/test_losses.py",
+    "tests/test_loss_registry.py",
+    "tests/test_weighting.py",
+    "tests/align/test_weighted_step.py",
+]
 MODULES = {
     "cwpo/losses.py": ["cwpo.losses.*"],
     "cwpo/weighting.py": ["cwpo.weighting.*"],
     "cwpo/align/trainer.py (weighted path)": [
         "cwpo.align.trainer.xǁWeightedPreferenceCollatorǁtorch_call__mutmut_*",
+        "cwpo.align.trainer.x_check_weight_column__mutmut_*",
         "cwpo.align.trainer.xǁWeightedDPOTrainerǁ_set_signature_columns_if_needed__mutmut_*",
         "cwpo.align.trainer.xǁWeightedDPOTrainerǁcompute_ref_log_probs__mutmut_*",
         "cwpo.align.trainer.xǁWeightedDPOTrainerǁ_compute_loss__mutmut_*",
@@ -48,7 +54,32 @@ MODULES = {
 SOURCES = {"cwpo/losses.py", "cwpo/weighting.py", "cwpo/align/trainer.py"}
 
 # Surviving mutants no test can kill (the program computes the same thing), with the reason.
-EQUIVALENT: dict[str, str] = {}
+EQUIVALENT: dict[str, str] = {
+    "cwpo.weighting.xǁWeightingǁ__call____mutmut_16": "`.to(None)` for `.to(float64)`: every registered "
+    "function already returns float64 on the float64 margins, so the cast is a no-op",
+    "cwpo.weighting.x__top_fraction__mutmut_4": "`if n or True`: with n = 0, keep = 1 takes order[:1] of "
+    "an empty order, the same empty weights",
+    "cwpo.weighting.x__top_fraction__mutmut_14": "`else 1`: with n = 0, order[:1] of an empty order is "
+    "empty, the same empty weights",
+    "cwpo.weighting.x__top_fraction__mutmut_26": "zeros in float32: 0 and 1 are exact in float32 and "
+    "Weighting.__call__ casts the weights to float64",
+    "cwpo.weighting.x__top_fraction__mutmut_28": "zeros without dtype (float32): 0 and 1 are exact and "
+    "Weighting.__call__ casts the weights to float64",
+    "cwpo.weighting.x__normalized__mutmut_5": "torch.tensor(1.0) as the max of no margins: the empty "
+    "tensor divided by 1 is the same empty tensor",
+    "cwpo.losses.x_weighted_mean__mutmut_3": "`weights.to(None)`: multiplying by the float64 losses "
+    "promotes the weights to float64 anyway, the same values as the explicit cast",
+    "cwpo.align.trainer.xǁWeightedPreferenceCollatorǁtorch_call__mutmut_13": "`learning=None` for "
+    "`learning=False`: check_weights only tests its truth, and None is false",
+    "cwpo.align.trainer.xǁWeightedPreferenceCollatorǁtorch_call__mutmut_26": "`torch.tensor(weights, "
+    "dtype=None)`: a list of Python floats becomes torch's default dtype, float32, as written",
+    "cwpo.align.trainer.xǁWeightedPreferenceCollatorǁtorch_call__mutmut_28": "`torch.tensor(weights)`: "
+    "a list of Python floats becomes torch's default dtype, float32, as written",
+    "cwpo.align.trainer.xǁWeightedDPOTrainerǁ_compute_loss__mutmut_24": "`logps.chunk(2, )`: chunk's "
+    "dim defaults to 0",
+    "cwpo.align.trainer.xǁWeightedDPOTrainerǁ_compute_loss__mutmut_50": "`completion_mask.chunk(2, )`: "
+    "chunk's dim defaults to 0",
+}
 
 STATUS = {1: "killed", 3: "killed", 0: "survived", 33: "no tests", 5: "no tests", 34: "skipped"}
 STATUS |= {36: "timeout", -24: "timeout", 24: "timeout", 152: "timeout", 255: "timeout"}
@@ -71,6 +102,9 @@ def scratch_copy(work: Path) -> None:
         'pytest_add_cli_args = ["-p", "no:warnings", "-p", "no:cacheprovider", "-q"]\n'
         f"pytest_add_cli_args_test_selection = [{tests}]\n"
         "use_git_change_detection = false\n"
+        # the tests take milliseconds: a mutant still running after (1 s + its tests) x 3 x 2 CPU
+        # seconds loops (counted as caught, as mutmut does), and need not hold a core for 30 s
+        "timeout_multiplier = 3.0\n"
     )
 
 

@@ -20,9 +20,10 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from datasets import Dataset
 from trl import DPOTrainer
 
-from cwpo.align.trainer import WeightedDPOTrainer, WeightedPreferenceCollator
+from cwpo.align.trainer import WeightedDPOTrainer, WeightedPreferenceCollator, check_weight_column
 from cwpo.errors import ConfigError, DataError
 from cwpo.losses import LossType
 
@@ -61,7 +62,13 @@ def _bare(loss="dpo", training=True, precompute=True, ref_model=None, tau=None):
     t.cw_loss = LossType.parse(loss)
     t.beta, t.label_smoothing = 0.1, 0.2
     t.cw_tau = 0.1 if tau is None else tau
-    t._policy_logps = lambda model, inputs: torch.cat([PC, PR])
+    t.seen = {}
+
+    def policy_logps(model, inputs):
+        t.seen["policy"] = (model, inputs)
+        return torch.cat([PC, PR])
+
+    t._policy_logps = policy_logps
     return t
 
 
@@ -80,7 +87,9 @@ def _inputs(weight=W, precompute=True):
 
 def test_weighted_dpo_loss_and_metrics_by_hand():
     t = _bare()
-    loss = t._compute_loss(t.model, _inputs(), return_outputs=False)
+    inputs = _inputs()
+    loss = t._compute_loss(t.model, inputs, return_outputs=False)
+    assert t.seen["policy"][0] is t.model and t.seen["policy"][1] is inputs
     assert loss.item() == pytest.approx(
         sum(w * v for w, v in zip(W.tolist(), DPO, strict=True)) / 3, abs=1e-6
     )
@@ -154,18 +163,20 @@ def test_reference_log_probs_computed_when_not_precomputed(ref_model):
     seen = {}
 
     def ref_logps(model, inputs):
-        seen["model"] = model.name
+        seen["model"], seen["inputs"] = model.name, inputs
         return RC, RR
 
     t.compute_ref_log_probs = ref_logps
-    loss = t._compute_loss(t.model, _inputs(precompute=False), return_outputs=False)
+    inputs = _inputs(precompute=False)
+    loss = t._compute_loss(t.model, inputs, return_outputs=False)
+    assert seen["inputs"] is inputs
     assert loss.item() == pytest.approx(0.303069, abs=1e-6)
     assert seen["model"] == (ref_model or "policy")  # the policy (adapters off) when there is no ref
 
 
 def test_return_outputs_is_refused():
     t = _bare()
-    with pytest.raises(NotImplementedError, match="does not return logits"):
+    with pytest.raises(NotImplementedError, match=r"^WeightedDPOTrainer does not return logits \(use"):
         t._compute_loss(t.model, _inputs(), return_outputs=True)
 
 
@@ -173,13 +184,13 @@ def test_reference_forward_never_sees_the_weight(monkeypatch):
     seen = {}
 
     def trl_ref(self, model, inputs):
-        seen.update(inputs)
+        seen.update(inputs, model=model)
         return "ref"
 
     monkeypatch.setattr(DPOTrainer, "compute_ref_log_probs", trl_ref)
     t = object.__new__(WeightedDPOTrainer)
     assert t.compute_ref_log_probs("m", {"input_ids": 1, "weight": 2, "completion_mask": 3}) == "ref"
-    assert seen == {"input_ids": 1, "completion_mask": 3}
+    assert seen == {"input_ids": 1, "completion_mask": 3, "model": "m"}
 
 
 def test_signature_columns_keep_the_weight_once():
@@ -202,7 +213,44 @@ def test_collator_weights_by_row():
     assert collate(rows[::-1])["weight"].tolist() == [3.0, 0.25]
     with pytest.raises(ConfigError, match=r"^a batch row has no 'weight' column \(it has \['chosen_ids'"):
         collate([{k: v for k, v in rows[0].items() if k != "weight"}])
-    with pytest.raises(DataError, match="finite number >= 0"):
-        collate([dict(rows[0], weight=-0.5)])
+    with pytest.raises(DataError, match=r"^batch, row 2: column 'weight' must be a finite number >= 0"):
+        collate([rows[0], dict(rows[0], weight=-0.5)])
     assert collate([dict(rows[0], weight=0)])["weight"].tolist() == [0.0]  # one zero-weight batch is fine
     assert out["input_ids"].shape[0] == 4  # chosen rows then rejected rows
+
+
+def test_weight_column_checked_before_training():
+    rows = [{"prompt": "p", "chosen": "a", "rejected": "b"}]
+    check_weight_column(Dataset.from_list([dict(r, weight=0.5) for r in rows]), "train_dataset", True)
+    check_weight_column(None, "eval_dataset", False)  # no dataset: nothing to check
+    with pytest.raises(
+        ConfigError, match=r"^train_dataset has no 'weight' column \(it has \['prompt', 'chosen'"
+    ):
+        check_weight_column(Dataset.from_list(rows), "train_dataset", True)
+    with pytest.raises(ConfigError, match=r"^eval_dataset\['b'\] has no 'weight' column"):
+        check_weight_column(
+            {"a": Dataset.from_list([dict(rows[0], weight=1.0)]), "b": Dataset.from_list(rows)},
+            "eval_dataset",
+            False,
+        )
+    with pytest.raises(
+        DataError, match=r"^train_dataset, row 2: column 'weight' must be a finite number >= 0"
+    ):
+        check_weight_column(
+            Dataset.from_list([dict(rows[0], weight=1.0), dict(rows[0], weight=-1.0)]), "train_dataset", True
+        )
+    zero = Dataset.from_list([dict(rows[0], weight=0.0)])
+    check_weight_column(zero, "eval_dataset", learning=False)  # evaluation: all-zero weights are fine
+    with pytest.raises(DataError, match="every 'weight' is 0"):
+        check_weight_column(zero, "train_dataset", learning=True)
+    with pytest.raises(DataError, match=r"^train_dataset\['a'\]: every 'weight' is 0"):
+        check_weight_column({"a": zero}, "train_dataset", learning=True)
+
+
+def test_beta_is_the_trainers():
+    t = _bare()
+    t.beta = 0.2  # h = [3, -1, 0]: −log σ(0.2h)
+    t._compute_loss(t.model, _inputs(weight=torch.ones(3)), return_outputs=False)
+    per = [math.log1p(math.exp(-0.2 * h)) for h in (3.0, -1.0, 0.0)]
+    assert t._metrics["train"]["loss/unweighted"] == [pytest.approx(sum(per) / 3, abs=1e-6)]
+    assert t._metrics["train"]["rewards/margins"] == [pytest.approx(0.2 * 2 / 3, abs=1e-6)]
