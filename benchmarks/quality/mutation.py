@@ -137,9 +137,9 @@ def mutant_diff(work: Path, name: str, env: dict) -> str:
 
 def summarize(codes: dict[str, int | None], work: Path, env: dict) -> dict:
     modules, survivors, equivalent = {}, [], []
-    totals = Counter()
+    totals = Counter(dict.fromkeys(("killed", "survived", "timeout", "equivalent"), 0))
     for module, patterns in MODULES.items():
-        counts = Counter()
+        counts = Counter(dict.fromkeys(("killed", "survived", "timeout", "equivalent"), 0))
         for name, code in sorted(codes.items()):
             if not in_module(name, patterns):
                 continue
@@ -167,7 +167,7 @@ def summarize(codes: dict[str, int | None], work: Path, env: dict) -> dict:
         "score": round(score, 4),
         "bar": 0.90,
         "passes": score >= 0.90,
-        "counts": dict(sorted(totals.items())),
+        "counts": dict(sorted(totals.items())),  # "timeout": still running at its CPU limit (caught)
         "by_module": modules,
         "surviving_not_equivalent": survivors,
         "equivalent": equivalent,
