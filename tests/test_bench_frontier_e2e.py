@@ -10,7 +10,12 @@ from benchmarks.frontier import analyze, run
 
 
 @pytest.mark.slow  # tiny models, but about 25 model loads: 20-110 s depending on the machine's load
-def test_run_then_analyze_on_tiny_models(tmp_path, imdb_dir, tiny_causal_lm_dir, tiny_encoder_dir):
+def test_run_then_analyze_on_tiny_models(
+    tmp_path, imdb_dir, tiny_causal_lm_dir, tiny_encoder_dir, monkeypatch
+):
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)  # `--archive ''` means no archive, not the working folder
     tiny = {"batch_size": 4, "max_length": 48, "save_steps": 1000, "lr": 1e-2}
     recipe = {
         "name": "tiny-frontier",
@@ -51,6 +56,7 @@ def test_run_then_analyze_on_tiny_models(tmp_path, imdb_dir, tiny_causal_lm_dir,
     ]
     argv = ["--regime", "crowd_bt", "--methods", "human", "cw", "--seeds", "0", "--lrs", "1e-2", *common]
     assert run.main(argv) == 0
+    assert not list(work.iterdir())
     points = [json.loads(x) for x in (results / "points.jsonl").read_text().splitlines()]
     # step 0 (the SFT model) and two snapshots (0.5 and 1 epoch), each on val and test, for both methods
     for m in ("cw", "human"):

@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lrs", nargs="+", type=float, required=True)
     ap.add_argument("--splits", nargs="+", default=["val", "test"], choices=["val", "test"])
     ap.add_argument("--cache", type=Path, default=REPO / "runs" / "bench" / "cache")
-    ap.add_argument("--archive", type=Path, default=ARCHIVE, help="'' : no archive")
+    ap.add_argument("--archive", default=str(ARCHIVE), help="the stage archive ('': none)")
     ap.add_argument("--results", type=Path, default=POINTS.parent, help="points.jsonl, label_stats.json")
     ap.add_argument("--max-minutes", type=float, default=110.0)
     ap.add_argument("--checkpoints", nargs="+", type=float, help="override the plan's (epochs)")
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.n_val_prompts:
         plan["eval"]["n_val_prompts"] = args.n_val_prompts
     args.cache.mkdir(parents=True, exist_ok=True)
-    archive = Path(args.archive) if str(args.archive) else None
+    archive = Path(args.archive) if args.archive else None
     if archive:
         restore_stages(archive, args.cache)
     start = time.time()
