@@ -28,6 +28,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from cwpo.errors import CWPOError
+
 STAGE_LOGGER = "cwpo.stage"  # records on it are the stage lines of the terminal
 _HF_LIBRARIES = ("transformers", "datasets", "huggingface_hub", "accelerate", "trl", "peft")
 _FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -297,8 +299,6 @@ def session(log_file: str | Path | None, verbose: bool = False, title: str = "")
             try:
                 yield path
             except BaseException as e:  # the terminal shows it (one line for a user error): log it too
-                from cwpo.errors import CWPOError
-
                 user_error = isinstance(e, CWPOError)
                 if user_error and (file_handler is None or file_handler.stream is None):
                     raise  # refused before anything was logged: no log file for a typo

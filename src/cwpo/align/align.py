@@ -25,6 +25,7 @@ from cwpo.config import check
 from cwpo.data.chat import conversational_pair
 from cwpo.errors import ConfigError, DataError
 from cwpo.losses import LOSS_NAMES, LossType
+from cwpo.models.loading import load_causal_lm
 from cwpo.weighting import check_weights, get_weighting, margin_from_confidence
 
 
@@ -160,7 +161,6 @@ def align(cfg: AlignConfig, callbacks: list | None = None) -> dict:
     from cwpo.align.trainer import WeightedDPOTrainer
     from cwpo.align.training_args import trainer_common_kwargs
     from cwpo.align.training_stage import finish_training, start_training
-    from cwpo.models.loading import load_causal_lm
 
     rows, info = prepare_rows(cfg)
     run = start_training(cfg, "align", cfg.policy)

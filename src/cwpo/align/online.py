@@ -18,10 +18,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from cwpo.atomic_files import write_json
 from cwpo.config import check, to_dict
+from cwpo.console import progress
+from cwpo.data.readers import read_records
 from cwpo.errors import ConfigError, DataError
+from cwpo.hashing import hash_config, sha256_path
 from cwpo.losses import LOSS_NAMES, LossType, logged_implicit_reward, weighted_preference_loss
-from cwpo.weighting import get_weighting
+from cwpo.machine import now_iso
+from cwpo.models import resolve_model
+from cwpo.models.adapter_base import record_base
+from cwpo.models.loading import load_causal_lm
+from cwpo.models.logprobs import text_response_logprobs
+from cwpo.outputs import atomic_dir, guard_output, write_manifest
+from cwpo.weighting import confidence, get_weighting
 
 
 @dataclass
@@ -82,7 +92,6 @@ class OnlineConfig:
 
 def read_prompts(path: str) -> list[str]:
     """The prompts of ``path``: a ``prompt`` column in any file ``cwpo data`` reads."""
-    from cwpo.data.readers import read_records
 
     rows = read_records(path)
     prompts = []
@@ -123,17 +132,8 @@ def online_align(cfg: OnlineConfig, annotator) -> dict:
     from peft import get_peft_model
     from transformers import set_seed
 
+    # PEFT/TRL (~10 s) load when the loop runs; OnlineConfig serves `cwpo align --help`
     from cwpo.align.trainable_model import lora_config
-    from cwpo.atomic_files import write_json
-    from cwpo.console import progress
-    from cwpo.hashing import hash_config, sha256_path
-    from cwpo.machine import now_iso
-    from cwpo.models import resolve_model
-    from cwpo.models.adapter_base import record_base
-    from cwpo.models.loading import load_causal_lm
-    from cwpo.models.logprobs import text_response_logprobs
-    from cwpo.outputs import atomic_dir, guard_output, write_manifest
-    from cwpo.weighting import confidence
 
     guard_output(cfg.output, "align-online", overwrite=cfg.overwrite)  # before any work
     prompts = read_prompts(cfg.prompts)

@@ -8,6 +8,8 @@ import logging
 import torch
 
 from cwpo.annotator.config import TrainAnnotatorConfig
+from cwpo.models.loading import load_causal_lm, load_tokenizer
+from cwpo.models.registry import LOAD_ERRORS, load_error_hint, resolve_model
 
 log = logging.getLogger("cwpo.annotator.train")
 FILE_ONLY = {"file_only": True}  # the run's log, not the terminal (cwpo.console)
@@ -45,9 +47,6 @@ def _attention_dropout_override(path: str, p: float | None) -> dict:
 def _load_backbone(cfg: TrainAnnotatorConfig):
     """(model, reference-or-None, tokenizer) for the objective; the scalar head is new for bt/pairrm."""
     from transformers import AutoModelForSequenceClassification
-
-    from cwpo.models.loading import load_causal_lm, load_tokenizer
-    from cwpo.models.registry import LOAD_ERRORS, load_error_hint, resolve_model
 
     if cfg.objective == "dpo":
         path = resolve_model(cfg.backbone)

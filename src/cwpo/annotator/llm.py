@@ -38,6 +38,7 @@ from cwpo.annotator.calibration import calibration_report, fit_temperature
 from cwpo.annotator.score import label_rows, normalize_rows
 from cwpo.atomic_files import read_json, write_json, write_jsonl
 from cwpo.config import check
+from cwpo.console import progress as progress_bar
 from cwpo.data.schema import HUMAN_LABEL, read_pairs
 from cwpo.errors import ConfigError, CWPOError
 from cwpo.hashing import hash_config, sha256_path
@@ -226,7 +227,6 @@ def annotate_llm(
     statistics (``OUTPUT.stats.json``) name the probability source, T, the ECE before and after
     on D_l, the pairs left out and the labels per second.
     """
-    from cwpo.console import progress as progress_bar
 
     output_path = Path(output_path)
     rows = normalize_rows(read_pairs(input_path), str(input_path))

@@ -30,6 +30,7 @@ from cwpo.annotator.encoding import OBJECTIVES, EncodedPairs, encode_pairs
 from cwpo.atomic_files import read_json
 from cwpo.errors import ConfigError, ModelNotFoundError
 from cwpo.models.logprobs import collate, length_buckets, response_logprobs
+from cwpo.models.registry import LOAD_ERRORS, load_error_hint
 
 POOLINGS = ("mean", "cls", "response")
 ANNOTATOR_FILE = "annotator.json"
@@ -249,8 +250,6 @@ class Annotator:
 def load_annotator(path: str | os.PathLike, dtype: str = "float32", device: str | None = None) -> Annotator:
     """Load an annotator folder written by :func:`cwpo.annotator.train_annotator`."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
-
-    from cwpo.models.registry import LOAD_ERRORS, load_error_hint
 
     meta = check_annotator_dir(path)
     path = Path(path)

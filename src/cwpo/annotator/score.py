@@ -32,6 +32,7 @@ import torch
 from cwpo.annotator.model import EncodedPairs, check_annotator_dir
 from cwpo.atomic_files import read_json, write_json, write_jsonl
 from cwpo.config import check
+from cwpo.console import progress as progress_bar
 from cwpo.data.schema import HUMAN_LABEL, LABELED, UNLABELED, read_pairs
 from cwpo.distributed import ranks
 from cwpo.errors import CWPOError, DataError
@@ -210,8 +211,8 @@ def annotate(
     ``annotator_dir`` (saves the load time when called repeatedly). An existing ``output_path``
     is replaced only if it is an earlier ``annotate`` output and ``overwrite`` is set.
     """
+    # here, not at the top: cwpo.annotator.model runs the package __init__, which imports this module
     from cwpo.annotator.model import load_annotator
-    from cwpo.console import progress as progress_bar
 
     AnnotateConfig(
         str(annotator_dir), str(input_path), str(output_path), batch_size, chunk_size, too_long, dtype

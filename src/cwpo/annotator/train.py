@@ -35,6 +35,8 @@ from cwpo.annotator.encoding import encode_pairs
 from cwpo.annotator.model import ANNOTATOR_FILE, REFERENCE_DIR, Annotator, head_module, scalar_scores
 from cwpo.annotator.reward_model_losses import bt_loss, pairrm_loss
 from cwpo.atomic_files import write_json
+from cwpo.console import progress
+from cwpo.data.schema import read_pairs
 from cwpo.distributed import ranks
 from cwpo.errors import ConfigError, DataError, warn
 from cwpo.hashing import hash_config, sha256_path
@@ -44,7 +46,6 @@ from cwpo.runtime import resolve_bf16
 
 
 def _read_labeled(path: str, what: str) -> list[dict]:
-    from cwpo.data.schema import read_pairs
 
     rows = read_pairs(path)
     if "chosen" not in rows[0]:
@@ -78,7 +79,6 @@ def _batches(
 
 
 def _progress(total: int, desc: str, enabled: bool, unit: str = "step"):
-    from cwpo.console import progress
 
     return progress(total=total, desc=desc, unit=unit, enabled=enabled)
 

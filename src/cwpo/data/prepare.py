@@ -147,6 +147,7 @@ def prepare_data(cfg: DataConfig, force: bool = False) -> dict:
     stats = dict(result.stats)
     rows = result.rows
     if cfg.max_tokens:
+        # torch/transformers (~2-8 s) load only when a tokenizer filters lengths
         from cwpo.models.loading import load_tokenizer
 
         rows, dropped = filter_by_length(rows, load_tokenizer(cfg.tokenizer), cfg.max_tokens)

@@ -20,11 +20,19 @@ from typing import Literal
 
 from cwpo.atomic_files import write_json, write_jsonl, write_text
 from cwpo.config import check, to_dict
+from cwpo.data.readers import iter_records
 from cwpo.data.schema import read_pairs
 from cwpo.distributed import ranks
 from cwpo.errors import DataError, warn
+from cwpo.evaluate import generation
+from cwpo.evaluate.generation import model_content_id
+from cwpo.evaluate.gold import get_gold
+from cwpo.evaluate.judge import JudgeClient, judge_pairs
 from cwpo.evaluate.metric_registry import METRICS
+from cwpo.evaluate.metrics import gra, win_rate
+from cwpo.evaluate.preference import evaluate_preference
 from cwpo.hashing import hash_config, sha256_path
+from cwpo.models import cache_dir as default_cache
 from cwpo.models.adapter_base import base_mismatch, check_model
 from cwpo.outputs import atomic_dir, guard_output, write_manifest
 
@@ -139,8 +147,6 @@ def read_prompt_rows(path: str | Path, n: int | None = None) -> list[dict]:
     """Rows with a non-empty text ``prompt`` from any file ``cwpo.data`` reads; the first ``n``."""
     from itertools import islice
 
-    from cwpo.data.readers import iter_records
-
     rows = []
     for i, row in islice(iter_records(path), n):
         if not isinstance(row.get("prompt"), str) or not row["prompt"].strip():
@@ -186,10 +192,6 @@ def summary_markdown(summary: dict) -> str:
 
 def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     """Run the evaluation described by ``cfg`` and write its outputs; return the summary dict."""
-    from cwpo.evaluate.generation import generate_responses
-    from cwpo.evaluate.gold import get_gold
-    from cwpo.evaluate.metrics import gra, win_rate
-    from cwpo.models import cache_dir as default_cache
 
     # checked before any work; an earlier output is replaced atomically at the end, so a failed
     # run leaves it intact
@@ -231,8 +233,6 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
     timings, gen_stats = {}, {"policy": {}, "reference": {}}
     judged = bool(cfg.judge_url or cfg.judge_model)
     if judged:  # a missing judge URL or model fails here, before any generation
-        from cwpo.evaluate.judge import JudgeClient
-
         client = JudgeClient(
             cfg.judge_url,
             cfg.judge_model,
@@ -246,8 +246,10 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         client.check_reachable()  # seconds, not the full retry budget after the generation
     if gold_fn is not None or judged:  # preference accuracy alone needs no generated text
         t = time.perf_counter()
-        policy_out = generate_responses(cfg.policy, prompts, stats=gen_stats["policy"], **gen_kw)
-        reference_out = generate_responses(cfg.reference, prompts, stats=gen_stats["reference"], **gen_kw)
+        policy_out = generation.generate_responses(cfg.policy, prompts, stats=gen_stats["policy"], **gen_kw)
+        reference_out = generation.generate_responses(
+            cfg.reference, prompts, stats=gen_stats["reference"], **gen_kw
+        )
         timings["generation_s"] = time.perf_counter() - t
     else:
         policy_out = reference_out = [None] * len(prompts)
@@ -280,8 +282,6 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
                 gold_policy=a, gold_reference=b, outcome="win" if a > b else ("tie" if a == b else "loss")
             )
     if cfg.pairs:
-        from cwpo.evaluate.preference import evaluate_preference
-
         t = time.perf_counter()
         summary["preference_accuracy"], pref_rows = evaluate_preference(
             cfg.policy, cfg.reference, pairs, beta=cfg.beta, batch_size=cfg.batch_size, max_length=cfg.max_length,
@@ -290,8 +290,6 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         timings["preference_s"] = time.perf_counter() - t
         outputs["preference_rows.jsonl"] = pref_rows
     if judged:
-        from cwpo.evaluate.judge import judge_pairs
-
         t = time.perf_counter()
         baseline = reference_out if cfg.judge_against == "reference" else [r["chosen"] for r in rows_in]
         verdicts = judge_pairs(
@@ -313,7 +311,6 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
 
     config = to_dict(cfg)
     config["judge_key"] = "***" if cfg.judge_key else None  # never write a secret
-    from cwpo.evaluate.generation import model_content_id
 
     inputs = {
         "prompts": sha256_path(cfg.prompts),

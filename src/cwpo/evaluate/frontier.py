@@ -21,6 +21,9 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from cwpo.evaluate.gold import get_gold
+from cwpo.evaluate.preference import _logprobs
+
 
 def log_ratios(logp: Sequence[float], logp_ref: Sequence[float]) -> list[float]:
     """log π(y|x) − log π_SFT(y|x) per sample: the Monte-Carlo terms of KL(π‖π_SFT) for y ~ π."""
@@ -87,6 +90,7 @@ def response_tokens(
     tokenizer, prompts: Sequence[str], responses: Sequence[str], max_length: int
 ) -> list[int]:
     """Tokens of each response as :func:`cwpo.models.logprobs.sequence_logprobs` scores them."""
+    # torch/transformers (~2-8 s) load only when a checkpoint is scored
     from cwpo.models.logprobs import tokenize_pair
 
     return [
@@ -119,9 +123,8 @@ def score_checkpoint(
     ``seed + 1000·k``; the reference's one response with ``seed`` (the GRA reference, the same for
     every checkpoint and method of a seed, and cached).
     """
+    # torch/transformers (~2-8 s) load only when a checkpoint is scored
     from cwpo.evaluate.generation import generate_responses
-    from cwpo.evaluate.gold import get_gold
-    from cwpo.evaluate.preference import _logprobs
     from cwpo.models import cache_dir as default_cache
     from cwpo.models.loading import load_tokenizer
 

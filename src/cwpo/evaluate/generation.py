@@ -39,10 +39,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cwpo.atomic_files import write_jsonl
+from cwpo.console import progress as progress_bar
+from cwpo.console import short_ref
 from cwpo.data.chat import chat_prompt_text
 from cwpo.distributed import ranks
 from cwpo.errors import ConfigError
 from cwpo.hashing import hash_config, sha256_path
+from cwpo.runtime import resolve_bf16
 
 CACHE_FORMAT = "cwpo-generation-v1"
 _MODEL_HASHES: dict[tuple, str] = {}
@@ -233,8 +236,6 @@ def generate_responses(
     if errors:
         raise ConfigError("invalid generation settings: " + "; ".join(errors))
     if dtype == "auto":
-        from cwpo.runtime import resolve_bf16
-
         dtype = "bfloat16" if resolve_bf16("auto") else "float32"
     prompts = list(prompts)
     stats = stats if stats is not None else {}
@@ -274,8 +275,7 @@ def generate_responses(
     import torch
     from transformers import GenerationConfig
 
-    from cwpo.console import progress as progress_bar
-    from cwpo.console import short_ref
+    # torch/transformers (~2-8 s) load only when a model generates (cached responses need none)
     from cwpo.models.loading import load_causal_lm
 
     dist = ranks()

@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from cwpo.console import progress as progress_bar
 from cwpo.errors import ConfigError, ModelNotFoundError
 
 GoldFn = Callable[[Sequence[str], Sequence[str]], list]
@@ -165,8 +166,6 @@ class RewardModelGold:
 
     def __call__(self, prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
         import torch
-
-        from cwpo.console import progress as progress_bar
 
         order = sorted(range(len(responses)), key=lambda i: -(len(prompts[i]) + len(responses[i])))
         scores = [0.0] * len(responses)

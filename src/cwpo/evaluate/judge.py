@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from cwpo.console import progress as progress_bar
 from cwpo.llm_client import JudgeClient, JudgeError, chat_url
 from cwpo.pairwise_prompts import TEMPLATES, parse_verdict, render_prompt
 
@@ -44,7 +45,6 @@ def judge_pairs(
     """
     if not (len(prompts) == len(policy_responses) == len(baseline_responses)):
         raise ValueError("prompts, policy and baseline responses must have the same length")
-    from cwpo.console import progress as progress_bar
 
     rng = random.Random(seed)
     rows = []

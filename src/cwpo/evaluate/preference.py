@@ -15,8 +15,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from cwpo.atomic_files import atomic_path
+from cwpo.console import progress as progress_bar
+from cwpo.console import short_ref
 from cwpo.errors import ConfigError
 from cwpo.evaluate.metrics import preference_accuracy
+from cwpo.hashing import hash_config
 
 
 def _logprobs(
@@ -35,11 +39,8 @@ def _logprobs(
     """
     import torch
 
-    from cwpo.atomic_files import atomic_path
-    from cwpo.console import progress as progress_bar
-    from cwpo.console import short_ref
+    # torch/transformers (~2-8 s) load only when log-probs are computed (cached ones need none)
     from cwpo.evaluate.generation import model_content_id
-    from cwpo.hashing import hash_config
     from cwpo.models.loading import load_causal_lm
     from cwpo.models.logprobs import sequence_logprobs
 

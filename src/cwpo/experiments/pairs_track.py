@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cwpo.data.load import check_source, resolve_source
+from cwpo.errors import CWPOError
 from cwpo.experiments.cache import Artifact, run_stage
 from cwpo.hashing import sha256_path
 
@@ -19,8 +21,6 @@ class PairsTrack:
         return [] if recipe.data.get("source") else ["data.source is required for the pairs track"]
 
     def input_errors(self, recipe) -> list[str]:
-        from cwpo.data.load import check_source
-        from cwpo.errors import CWPOError
 
         errors = []
         d = recipe.data
@@ -45,7 +45,6 @@ class PairsTrack:
             values.pop("poison_subset", None)
         if values.get("labeled_mix") is None:
             values.pop("labeled_mix", None)
-        from cwpo.data.load import resolve_source
 
         src = Path(resolve_source(values["source"])).expanduser()
         content = sha256_path(src) if src.exists() else values["source"]

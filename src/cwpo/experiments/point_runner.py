@@ -9,12 +9,13 @@ import shutil
 from pathlib import Path
 
 from cwpo.console import training_bar
-from cwpo.data.schema import read_pairs, write_pairs
+from cwpo.data.schema import read_pairs, to_labeled, write_pairs
 from cwpo.experiments.cache import Artifact, run_stage
 from cwpo.experiments.launched import stage_call
 from cwpo.experiments.methods import Method
 from cwpo.experiments.recipe import Recipe
 from cwpo.experiments.tracks import TRACKS
+from cwpo.runtime import bf16_is_faster, parse_bf16
 
 # settings that change how a stage is watched or run, never what it computes
 UNKEYED = ("report_to", "activation_checkpointing")
@@ -24,7 +25,6 @@ def decided_precision(section: dict) -> dict:
     """A training section with ``bf16: auto`` replaced by what this machine decides, for cache keys:
     the stage is keyed by what it computes (and a recipe saying ``true`` shares it where bf16 wins);
     the :data:`UNKEYED` settings (e.g. ``report_to``) are left out."""
-    from cwpo.runtime import bf16_is_faster, parse_bf16
 
     out = {k: v for k, v in section.items() if k not in UNKEYED}
     if "bf16" in out and parse_bf16(out["bf16"]) == "auto":
@@ -142,7 +142,6 @@ class PointRunner:
         if method.labels == "human_all":
             if self.files.get("all_human"):
                 return self.files["all_human"]
-            from cwpo.data.schema import to_labeled
 
             rows = read_pairs(self.files["labeled"]) + to_labeled(read_pairs(self.files["unlabeled"]))
             write_pairs(work / "all_human.jsonl", rows)

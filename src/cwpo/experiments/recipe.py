@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cwpo.config import coerce, load_yaml
-from cwpo.errors import ConfigError
+from cwpo.data.prepare import DataConfig
+from cwpo.errors import ConfigError, CWPOError
 from cwpo.experiments.methods import Method, resolve_methods
+from cwpo.experiments.sentiment import SentimentConfig
 from cwpo.experiments.tracks import TRACKS
 
 # fields the runner sets itself (paths between stages, the loss/weighting of a method, the seed)
@@ -77,9 +79,7 @@ def _config_classes() -> dict:
     from cwpo.align.sft import SFTConfig
     from cwpo.annotator.score import AnnotateConfig
     from cwpo.annotator.train import TrainAnnotatorConfig
-    from cwpo.data.prepare import DataConfig
     from cwpo.evaluate.evaluate import EvalConfig
-    from cwpo.experiments.sentiment import SentimentConfig
 
     return {
         "data": DataConfig,
@@ -277,7 +277,6 @@ def _input_errors(recipe: Recipe) -> list[str]:
 
 def _model_errors(recipe: Recipe) -> list[str]:
     """Models the recipe names that cannot be found (nothing is converted or downloaded)."""
-    from cwpo.errors import CWPOError
     from cwpo.models.registry import check_model
 
     named = {"strong_model": [] if recipe.annotator_only else [recipe.strong_model]}

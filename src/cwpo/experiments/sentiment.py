@@ -20,6 +20,7 @@ from cwpo.data.imdb import clean_review, imdb_prompts
 from cwpo.data.schema import to_labeled, write_pairs
 from cwpo.data.split import split_pool
 from cwpo.errors import DataError
+from cwpo.evaluate.gold import get_gold
 from cwpo.experiments.simulate import gold_agreement, simulate_labels
 
 
@@ -187,8 +188,8 @@ def sample_pairs(
     sft_model: str, cfg: SentimentConfig, seed: int, cache_dir: str | None = None
 ) -> tuple[list[dict], dict]:
     """Two samples of the SFT model per prompt, scored by the gold; identical samples are dropped."""
+    # torch/transformers (~2-8 s) load only when pairs are sampled (a cached pool needs none)
     from cwpo.evaluate.generation import generate_responses
-    from cwpo.evaluate.gold import get_gold
 
     prompts = pair_prompts(cfg, seed)
     texts = [p["prompt"] for p in prompts]

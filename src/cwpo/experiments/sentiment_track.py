@@ -8,6 +8,8 @@ import shutil
 from pathlib import Path
 
 from cwpo.atomic_files import write_jsonl
+from cwpo.data.load import check_source, resolve_source
+from cwpo.errors import CWPOError
 from cwpo.experiments.cache import Artifact, run_stage
 from cwpo.hashing import sha256_path
 
@@ -35,8 +37,6 @@ class SentimentTrack:
         return []
 
     def input_errors(self, recipe) -> list[str]:
-        from cwpo.data.load import check_source
-        from cwpo.errors import CWPOError
 
         errors = []
         if recipe.sentiment.get("prompt_source", "imdb") != "imdb":
@@ -58,7 +58,6 @@ class SentimentTrack:
         return {"gold": cfg.gold, "max_new_tokens": cfg.max_new_tokens}
 
     def data(self, runner) -> Artifact:
-        from cwpo.data.load import resolve_source
         from cwpo.experiments import sentiment as st
 
         cfg = sentiment_config(runner.r)
