@@ -50,14 +50,59 @@ def test_change_is_paired_by_seed_and_pair_and_its_verdict_follows_the_ci(tmp_pa
     assert robustness.degradation_verdict({}) is None
 
 
-def test_verdicts_show_the_poison_change_at_the_largest_level():
+def _estimate(mean: float, se: float, df: int = 2) -> dict:
+    from cwpo.stats import _p_value, mde
 
+    return {"mean": mean, "lo": mean - 4.3 * se, "hi": mean + 4.3 * se, "se": se, "df": df,
+            "p": _p_value(mean, se, df), "mde": mde(se, df), "n_seeds": df + 1, "n_prompts": 400,
+            "method": "crossed bootstrap over seeds x prompts", "level": 0.95}  # fmt: skip
+
+
+def test_verdicts_show_the_poison_change_at_the_largest_level():
     change = {
-        "0.1": {"agreement_change": -0.01, "ci": [-0.03, 0.01], "mde": 0.02},
-        "0.4": {"agreement_change": -0.1, "ci": [-0.14, -0.06], "mde": 0.04},
+        "0.1": {
+            "agreement_change": -0.01,
+            "ci": [-0.03, 0.01],
+            "mde": 0.02,
+            "estimate": _estimate(-0.01, 0.01),
+        },
+        "0.4": {
+            "agreement_change": -0.1,
+            "ci": [-0.14, -0.06],
+            "mde": 0.04,
+            "estimate": _estimate(-0.1, 0.005),
+        },
     }
-    rob = {"poison": {"agreement_change_vs_reference": change, "verdict_annotator_degrades": "holds"}}
-    assert verdicts._poison_cell(rob) == "poison 40%: **holds**: -10.0 [-14.0, -6.0], MDE 4.0"
-    assert verdicts._poison_cell({}) == "not run yet"
+    rob = {"poison": {"agreement_change_vs_reference": change}}
+    family = verdicts.build_family({}, {}, rob)
+    # the claimed direction is a drop: t = 20 on 2 df, p = 0.0025, a family of one
+    assert (
+        verdicts._poison_cell(rob, family)
+        == "poison 40%: **holds**: -10.0 [-14.0, -6.0], Holm p 0.0025, MDE 4.0"
+    )
+    assert verdicts._poison_cell({}, family) == "not run yet"
     row = verdicts.claim_rows({}, {}, rob)[-1]
-    assert row[0].startswith("Poisoned D_l") and row[3] == verdicts._poison_cell(rob)
+    assert row[0].startswith("Poisoned D_l") and row[3] == verdicts._poison_cell(rob, family)
+
+
+def test_the_page_judges_its_claims_as_one_holm_family():
+    rob = {"poison": {"agreement_change_vs_reference": {"0.4": {"agreement_change": -0.1, "ci": [-0.2, 0.0],
+                                                                 "mde": 0.1, "estimate": _estimate(-0.1, 0.025)}}}}  # fmt: skip
+    alone = verdicts.build_family({}, {}, rob)  # t = 4 on 2 df: p = 0.057 -> unresolved even alone
+    assert alone.verdict("poison_poison")["verdict"] == "unresolved"
+    rob["poison"]["agreement_change_vs_reference"]["0.4"]["estimate"] = _estimate(-0.1, 0.01)  # p = 0.0099
+    assert verdicts.build_family({}, {}, rob).verdict("poison_poison")["verdict"] == "holds"
+    ann = {"hh_acc_top_minus_bottom_quintile_estimate": _estimate(0.01, 0.1),
+           "smollm_bt_minus_sftdpo_estimate": _estimate(0.0, 0.1)}  # fmt: skip
+    three = verdicts.build_family({}, ann, rob)  # beside two null claims: Holm p = 3 x 0.0099 = 0.03
+    assert three.verdict("poison_poison")["p_holm"] == pytest.approx(
+        3 * rob["poison"]["agreement_change_vs_reference"]["0.4"]["estimate"]["p"]
+    )
+    assert len(three.claims) == 3
+    # a sentiment claim without a stored estimate (runs not archived) is shown, never judged
+    sent = {"h2h_cw_gt_human_noisefree_gra_diff": 0.12, "h2h_cw_gt_human_noisefree_gra_diff_ci": [0.07, 0.17],
+            "h2h_cw_gt_human_noisefree_mde": 0.05, "verdict_cw_gt_human_noisefree": "holds"}  # fmt: skip
+    fam = verdicts.build_family(sent, {}, {})
+    assert (
+        verdicts.claim_cell(sent, "cw_gt_human", "_noisefree", fam) == "not re-scorable (runs not archived)"
+    )

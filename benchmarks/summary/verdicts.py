@@ -5,7 +5,14 @@ humans, split curve), ``annotator/results/annotator.json`` (HH-RLHF annotator tr
 ``tracks/results/robustness.json`` (poisoned and imbalanced D_l, annotator side) and writes
 ``summary/report/README.md`` and ``summary/report/regimes.png`` (GRA of every method in both
 human regimes, with 95% CIs). Every number comes from those files; a claim whose part has not run
-says so. Nothing here trains or samples: re-run it after any bench part. The report's page,
+says so. Nothing here trains or samples: re-run it after any bench part.
+
+Every verdict on the page comes from the one verdict rule (:func:`cwpo.stats.judge`), applied
+here to the whole table: every claim with a stored estimate (difference, standard error, degrees
+of freedom, p-value) is one member of a single family, Holm-adjusted together, so a cell's verdict
+can be stricter than its own report's (whose family is that report's claims). A result without a
+stored estimate (the noise-free sentiment part: its runs were never archived) is shown as not
+re-scorable and takes no part in the family. The report's page,
 ``summary/report/README.md``, is that table, the plots, then the hand-written findings
 (``summary/report/findings.md``, appended as written).
 
@@ -19,6 +26,7 @@ from pathlib import Path
 
 from benchmarks.result_files import REPO, bench_parser
 from cwpo.experiments.evidence import CLAIMS
+from cwpo.stats import Claim, Estimate, judge
 
 BENCH = REPO / "benchmarks"
 REPORT = BENCH / "summary" / "report"
@@ -59,15 +67,59 @@ def _pts(x: float) -> str:
     return f"{100 * x:+.1f}"
 
 
-def claim_cell(m: dict, key: str, suffix: str, bold: bool = True) -> str:
-    """``verdict: diff [CI] (MDE)`` of one claim in one regime, or why there is none."""
-    verdict = m.get(f"verdict_{key}{suffix}")
-    if verdict is None:
-        return "not run yet"
+class Family:
+    """The claims of the page, judged together once (one Holm family)."""
+
+    def __init__(self):
+        self.claims: list[Claim] = []
+        self.judged: dict[str, dict] = {}
+
+    def add(self, name: str, estimate: dict | None, direction: int = 1) -> None:
+        if estimate is not None:
+            self.claims.append(Claim(name, Estimate(**estimate), direction))
+
+    def judge(self) -> None:
+        self.judged = {j["name"]: j for j in judge(self.claims)}
+
+    def verdict(self, name: str) -> dict | None:
+        return self.judged.get(name)
+
+
+def claim_cell(m: dict, key: str, suffix: str, family: Family, bold: bool = True) -> str:
+    """``verdict: diff [CI], Holm p, MDE`` of one claim in one regime, or why there is none."""
     h = f"h2h_{key}{suffix}"
+    if f"{h}_gra_diff" not in m:
+        return "not run yet"
+    judged = family.verdict(f"{key}{suffix}")
+    if judged is None:
+        return "not re-scorable (runs not archived)"
     lo, hi = m[f"{h}_gra_diff_ci"]
-    shown = f"**{verdict}**" if bold else verdict
-    return f"{shown}: {_pts(m[f'{h}_gra_diff'])} [{_pts(lo)}, {_pts(hi)}], MDE {100 * m[f'{h}_mde']:.1f}"
+    shown = f"**{judged['verdict']}**" if bold else judged["verdict"]
+    return (
+        f"{shown}: {_pts(m[f'{h}_gra_diff'])} [{_pts(lo)}, {_pts(hi)}], Holm p {judged['p_holm']:.2g}, "
+        f"MDE {100 * m[f'{h}_mde']:.1f}"
+    )
+
+
+def build_family(sent: dict, ann: dict, rob: dict) -> Family:
+    """Every claim of the table that has a stored estimate, judged as one family."""
+    family = Family()
+    for key in [
+        *TABLE_CLAIMS,
+        *sorted(k[len("verdict_") :] for k in sent if k.startswith("verdict_cw_gt_w_")),
+    ]:
+        for suffix in ("", "_noisefree"):
+            family.add(f"{key}{suffix}", sent.get(f"h2h_{key}{suffix}_estimate"))
+    for frac, v in sorted((sent.get("split_ratio") or {}).items()):
+        family.add(f"cw_gt_human_dl@{frac}", v.get("h2h_cw_gt_human_dl_estimate"))
+    family.add("fig2_hh", ann.get("hh_acc_top_minus_bottom_quintile_estimate"))
+    family.add("table6_hh", ann.get("smollm_bt_minus_sftdpo_estimate"))
+    for part in ("poison", "targeted"):
+        change = (rob.get(part) or {}).get("agreement_change_vs_reference") or {}
+        if change:
+            family.add(f"poison_{part}", change[max(change, key=float)].get("estimate"), direction=-1)
+    family.judge()
+    return family
 
 
 def _quintiles(m: dict, suffix: str) -> str:
@@ -75,83 +127,106 @@ def _quintiles(m: dict, suffix: str) -> str:
     return f"{100 * q[0]:.1f}% → {100 * q[-1]:.1f}% (lowest → highest fifth)" if q else "not run yet"
 
 
-def _weights_cell(m: dict) -> str:
-    """The Table 5 verdict, then c against each other weight function (GRA points, CI, MDE)."""
-    best = m.get("verdict_c_best_weight")
-    if best is None:
-        return "not run yet"
+def _weights_cell(m: dict, family: Family) -> str:
+    """c against each other weight function (a conjunction: c is best only if every claim holds)."""
     keys = sorted(k[len("verdict_") :] for k in m if k.startswith("verdict_cw_gt_w_"))
-    each = [f"vs {k[len('cw_gt_w_') :]} {claim_cell(m, k, '', bold=False)}" for k in keys]
-    return f"**{best}**" + (" (" + "; ".join(each) + ")" if each else "")
+    if not keys:
+        return "not run yet"
+    verdicts = [(family.verdict(k) or {}).get("verdict") for k in keys]
+    best = (
+        "fails" if "fails" in verdicts else "holds" if all(v == "holds" for v in verdicts) else "unresolved"
+    )
+    each = [f"vs {k[len('cw_gt_w_') :]} {claim_cell(m, k, '', family, bold=False)}" for k in keys]
+    return f"**{best}** (" + "; ".join(each) + ")"
 
 
-def claim_rows(sent: dict, ann: dict, rob: dict | None = None) -> list[list[str]]:
+def _judged_cell(family: Family, name: str) -> str:
+    judged = family.verdict(name)
+    return f"**{judged['verdict']}** (Holm p {judged['p_holm']:.2g})" if judged else "not run yet"
+
+
+def claim_rows(
+    sent: dict, ann: dict, rob: dict | None = None, family: Family | None = None
+) -> list[list[str]]:
     """Rows: claim | sentiment noise-free | sentiment crowd-like | HH-RLHF annotator track | paper."""
     text = {k: (t, p) for k, _, _, t, p in CLAIMS}
     rob = rob or {}
+    family = family or build_family(sent, ann, rob)
     rows = []
     for k in TABLE_CLAIMS:
-        noisefree = claim_cell(sent, k, "_noisefree") if k in NOISEFREE_CLAIMS else "not in this regime"
-        rows.append([text[k][0], noisefree, claim_cell(sent, k, ""), "–", text[k][1] or "–"])
-    rows.append(["c is the best of the Table 5 weights", "not in this regime", _weights_cell(sent), "–",
+        noisefree = (
+            claim_cell(sent, k, "_noisefree", family) if k in NOISEFREE_CLAIMS else "not in this regime"
+        )
+        rows.append([text[k][0], noisefree, claim_cell(sent, k, "", family), "–", text[k][1] or "–"])
+    rows.append(["c is the best of the Table 5 weights", "not in this regime", _weights_cell(sent, family), "–",
                  "c best"])  # fmt: skip
     split = sent.get("split_ratio") or {}
-    cells = [
-        f"{float(f):.0%}: "
-        + (
-            claim_cell(v, "cw_gt_human_dl", "", bold=False)
-            if "h2h_cw_gt_human_dl_mde" in v
-            else v.get("verdict_cw_gt_human_dl", "–")
+    cells = []
+    for f, v in sorted(split.items()):
+        judged = family.verdict(f"cw_gt_human_dl@{f}")
+        if judged is None:
+            cells.append(f"{float(f):.0%}: not re-scorable")
+            continue
+        lo, hi = v["h2h_cw_gt_human_dl_gra_diff_ci"]
+        cells.append(
+            f"{float(f):.0%}: {judged['verdict']}: {_pts(v['h2h_cw_gt_human_dl_gra_diff'])} [{_pts(lo)}, {_pts(hi)}], "
+            f"Holm p {judged['p_holm']:.2g}"
         )
-        for f, v in sorted(split.items())
-    ]
     rows.append(["CW-DPO on D_u > DPO on D_l alone at every labelled share (Fig. 3)", "not in this regime",
                  "; ".join(cells) or "not run yet", "–", "CW above"])  # fmt: skip
-    fig2 = ann.get("verdict_fig2_accuracy_rises_with_confidence")
     rows.append(["Annotator accuracy rises with its confidence (Fig. 2)", _quintiles(sent, ""),
-                 _quintiles(sent, "_crowd"), f"**{fig2}**" if fig2 else "not run yet", "rises"])  # fmt: skip
-    t6 = ann.get("verdict_table6_bt_beats_sftdpo")
-    rows.append(["BT annotator > SFT+DPO annotator (Table 6)", "–", "–", f"**{t6}**" if t6 else "not run yet",
+                 _quintiles(sent, "_crowd"), _judged_cell(family, "fig2_hh"), "rises"])  # fmt: skip
+    rows.append(["BT annotator > SFT+DPO annotator (Table 6)", "–", "–", _judged_cell(family, "table6_hh"),
                  "BT above"])  # fmt: skip
     rows.append(["Poisoned D_l lowers the annotator's agreement with human labels (App. J.8)", "–", "–",
-                 _poison_cell(rob), "falls"])  # fmt: skip
+                 _poison_cell(rob, family), "falls"])  # fmt: skip
     return rows
 
 
-def _poison_cell(rob: dict) -> str:
+def _poison_cell(rob: dict, family: Family) -> str:
     """Per poisoned part: its verdict and the change at its largest level (points, CI, MDE)."""
     cells = []
     for part in ("poison", "targeted"):
-        m = rob.get(part) or {}
-        change, verdict = m.get("agreement_change_vs_reference"), m.get("verdict_annotator_degrades")
-        if not change or verdict is None:
+        change = (rob.get(part) or {}).get("agreement_change_vs_reference")
+        judged = family.verdict(f"poison_{part}")
+        if not change or judged is None:
             continue
         level = max(change, key=float)
         c = change[level]
         lo, hi = c["ci"]
         cells.append(
-            f"{part} {float(level):.0%}: **{verdict}**: {_pts(c['agreement_change'])} [{_pts(lo)}, {_pts(hi)}], "
-            f"MDE {100 * c['mde']:.1f}"
+            f"{part} {float(level):.0%}: **{judged['verdict']}**: {_pts(c['agreement_change'])} "
+            f"[{_pts(lo)}, {_pts(hi)}], Holm p {judged['p_holm']:.2g}, MDE {100 * c['mde']:.1f}"
         )
     return "; ".join(cells) or "not run yet"
 
 
 def render(sent: dict, ann: dict, rob: dict | None = None) -> str:
     head = COLUMNS
+    family = build_family(sent, ann, rob or {})
     lines = [
         "# The paper's claims on this machine",
         "",
         "Generated by `python -m benchmarks.summary.verdicts` from `tracks/results/sentiment.json`, "
         "`annotator/results/annotator.json` and `tracks/results/robustness.json`; "
         "nothing here is typed. Each cell: verdict, CW minus the baseline in GRA points, its 95% CI "
-        "and the minimum detectable effect (MDE) of the comparison. *holds* / *fails* only when the CI "
-        "excludes 0; *unresolved* otherwise (the MDE says what the bench could have seen). The App. J.8 "
-        "row gives instead the change of the annotator's agreement with the human labels of D_u against "
-        "clean D_l, in points, at the largest poisoning level.",
+        "(crossed bootstrap over seeds × test prompts, never narrower than Student t over the seeds), "
+        f"the Holm-adjusted p-value over the {len(family.claims)} claims of this table, and the "
+        "difference the comparison detects with 80% power (MDE). *holds* / *fails* only when the "
+        "Holm-adjusted p is below 0.05 (in / against the claimed direction), *unresolved* otherwise "
+        "(`cwpo.stats`). The App. J.8 row gives instead the change of the annotator's agreement with "
+        "the human labels of D_u against clean D_l, in points, at the largest poisoning level.",
+        "",
+        "**Read these as the old bench's set-up, not as the method's effect.** Every method trained one "
+        "untuned epoch at one learning rate; GRA is measured against the SFT model with no KL reported, "
+        "and the methods moved very different distances from it. The reward–KL frontier bench "
+        "(`benchmarks/frontier/`) re-tests these claims at matched KL with every method tuned by the same "
+        "rule; its plan and hours are in [its report](../../frontier/report/README.md). The noise-free "
+        "part's runs were never archived, so its numbers cannot be re-scored and take no part here.",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
-        *("| " + " | ".join(r) + " |" for r in claim_rows(sent, ann, rob)),
+        *("| " + " | ".join(r) + " |" for r in claim_rows(sent, ann, rob, family)),
         "",
         "Details: [noise-free](../../tracks/report/sentiment-v2/report.md), "
         "[crowd-like](../../tracks/report/sentiment-v2-crowd/report.md), "

@@ -70,6 +70,11 @@ def pool_keys(rows: list[dict], suffix: str = "") -> dict:
     return out
 
 
+# per claim: the difference, its CI, 80%-power MDE, p-values and the whole estimate (cwpo.stats)
+H2H_KEYS = ("gra_diff", "gra_diff_ci", "mde", "p", "p_holm", "family_size", "estimate", "win_rate", "win_rate_ci",
+            "gold_diff", "gold_diff_ci")  # fmt: skip
+
+
 def method_keys(ev: dict, suffix: str) -> dict:
     out = {}
     for m, g in ev["methods"].items():
@@ -83,7 +88,7 @@ def method_keys(ev: dict, suffix: str) -> dict:
         out[f"n_seeds_{m}{suffix}"] = g["n_seeds"]
     for key, c in ev["claims"].items():
         out[f"verdict_{key}{suffix}"] = c["verdict"]
-        for k in ("gra_diff", "gra_diff_ci", "mde", "win_rate", "win_rate_ci", "gold_diff", "gold_diff_ci"):
+        for k in H2H_KEYS:
             out[f"h2h_{key}{suffix}_{k}"] = c[k]
     for other in ("human", "ws"):
         claim = ev["claims"].get(f"cw_gt_{other}")
@@ -168,7 +173,11 @@ def v2_metrics(part: str, res: dict, recipe: dict) -> dict:
                 **{f"verdict_{k}": c["verdict"] for k, c in ev["claims"].items()},
                 **{f"h2h_{k}_gra_diff": c["gra_diff"] for k, c in ev["claims"].items()},
                 **{f"h2h_{k}_gra_diff_ci": c["gra_diff_ci"] for k, c in ev["claims"].items()},
-                **{f"h2h_{k}_mde": c["mde"] for k, c in ev["claims"].items()},
+                **{
+                    f"h2h_{k}_{f}": c[f]
+                    for k, c in ev["claims"].items()
+                    for f in ("mde", "p", "p_holm", "estimate")
+                },
                 **annotator_keys(sub, ""),
             }
         return {"split_ratio": by_frac}
