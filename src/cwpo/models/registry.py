@@ -118,6 +118,8 @@ def _smollm_path(model: OfflineModel) -> Path:
         del config.quantization_config
     model_fp32 = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model_fp32.load_state_dict(quantized.state_dict())
+    if (target / "config.json").exists() and (target / ".complete").exists():
+        return target  # another process converted it meanwhile (the folder is not replaced)
     with atomic_dir(target) as tmp:
         model_fp32.save_pretrained(tmp)
         tok.save_pretrained(tmp)
