@@ -18,7 +18,7 @@ The invariant checked after every case (a violation is any exception to it):
 output code (resume/refuse, save, swap) around a stub trainer; the others the guard and swap calls
 their stage makes (``guard_output``, ``atomic_dir``; ``annotate``: the file and side-car guards).
 
-    python -m benchmarks.reliability.output_safety [--cases 3000] [--kills 30] [--seed 0]
+    python -m benchmarks.reliability.output_safety [--cases 4000] [--kills 30] [--seed 0]
 
 Writes ``benchmarks/reliability/results/output_safety.json``. tests/test_output_properties.py runs
 the same cases under hypothesis, with a bounded number of examples.
@@ -425,7 +425,7 @@ def main() -> None:
     from benchmarks.result_files import bench_parser, write_result
 
     parser = bench_parser(__doc__)
-    parser.add_argument("--cases", type=int, default=3000, help="in-process cases (default 3000)")
+    parser.add_argument("--cases", type=int, default=4000, help="in-process cases (default 4000)")
     parser.add_argument("--kills", type=int, default=30, help="SIGKILLed `cwpo data` runs (default 30)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -435,6 +435,8 @@ def main() -> None:
     started = time.time()
     rng = random.Random(args.seed)
     totals = {"cases": 0, "interrupted": 0, "refused": 0, "finished": 0, "files_checked": 0, "steps": 0}
+    # cases over an earlier complete output with --overwrite, and those of them interrupted
+    totals |= {"replacements": 0, "replacements_interrupted": 0}
     by_command: dict[str, int] = {}
     violations: list[str] = []
     for _ in range(args.cases):
@@ -446,6 +448,9 @@ def main() -> None:
         totals["finished"] += result.finished
         totals["files_checked"] += result.files_checked
         totals["steps"] += result.steps
+        replacing = case.earlier and case.overwrite
+        totals["replacements"] += replacing
+        totals["replacements_interrupted"] += replacing and result.interrupted
         by_command[case.command] = by_command.get(case.command, 0) + 1
         violations += result.violations
     kills = {"runs": 0, "killed_before_the_end": 0, "files_checked": 0}
