@@ -22,7 +22,7 @@ from typing import Literal
 from cwpo.align.training_config import TrainingConfig, training_errors
 from cwpo.align.training_pairs import read_training_pairs
 from cwpo.config import check
-from cwpo.data.chat import conversational_pair
+from cwpo.data.chat import conversational_pair, with_messages, without_messages
 from cwpo.errors import ConfigError, DataError
 from cwpo.losses import LOSS_NAMES, LossType
 from cwpo.models.loading import load_causal_lm
@@ -129,7 +129,7 @@ def prepare_rows(cfg: AlignConfig) -> tuple[list[dict], dict]:
             cfg.train,
         )
     out = [
-        {"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"], "weight": float(wt)}
+        {**with_messages(r), "chosen": r["chosen"], "rejected": r["rejected"], "weight": float(wt)}
         for r, wt in zip(rows, weights, strict=True)
         if not (w.is_filter and wt == 0)
     ]
@@ -146,7 +146,7 @@ def prepare_rows(cfg: AlignConfig) -> tuple[list[dict], dict]:
 
 def training_rows(rows: list[dict], chat_template: bool) -> list[dict]:
     """The rows handed to the trainer: as they are, or as chat messages (TRL applies the template)."""
-    return [conversational_pair(r) for r in rows] if chat_template else rows
+    return [conversational_pair(r) if chat_template else without_messages(r) for r in rows]
 
 
 def align(cfg: AlignConfig, callbacks: list | None = None) -> dict:

@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from cwpo.align.training_config import TrainingConfig, training_errors
 from cwpo.align.training_pairs import read_training_pairs
 from cwpo.config import check
-from cwpo.data.chat import conversational_demo
+from cwpo.data.chat import (
+    PROMPT_MESSAGES,
+    conversational_demo,
+    message_problem,
+    with_messages,
+    without_messages,
+)
 from cwpo.data.readers import iter_records
 from cwpo.errors import DataError
 
@@ -62,7 +68,7 @@ def read_sft_rows(path: str) -> tuple[list[dict], str]:
     )
     if target is None:
         rows, source = read_training_pairs(path)
-        return [{"prompt": r["prompt"], "completion": r["chosen"]} for r in rows], source
+        return [{**with_messages(r), "completion": r["chosen"]} for r in rows], source
     out = []
     for row_no, rec in records:
         for col in ("prompt", target):
@@ -72,7 +78,10 @@ def read_sft_rows(path: str) -> tuple[list[dict], str]:
                 )
         if not rec[target].strip():
             raise DataError(f"empty {target!r}", path, row_no)
-        out.append({"prompt": rec["prompt"], "completion": rec[target]})
+        problem = rec.get(PROMPT_MESSAGES) is not None and message_problem(rec[PROMPT_MESSAGES])
+        if problem:
+            raise DataError(f"column {PROMPT_MESSAGES!r} {problem}", path, row_no)
+        out.append({**with_messages(rec), "completion": rec[target]})
     return out, "demonstrations"
 
 
@@ -91,8 +100,7 @@ def sft(cfg: SFTConfig, callbacks: list | None = None) -> dict:
 
     rows, label_source = read_sft_rows(cfg.train)
     run = start_training(cfg, "sft", cfg.model)
-    if cfg.chat_template:
-        rows = [conversational_demo(r) for r in rows]
+    rows = [conversational_demo(r) if cfg.chat_template else without_messages(r) for r in rows]
     data = Dataset.from_list(rows)
 
     args = TRLSFTConfig(**trainer_common_kwargs(cfg, run.work_dir, run.autocast), completion_only_loss=True)

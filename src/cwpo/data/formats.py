@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+from cwpo.data.chat import PROMPT_MESSAGES, message_problem, transcript
 from cwpo.data.schema import LABELED, UNLABELED
 
 ASSISTANT = "\n\nAssistant:"
@@ -106,26 +107,59 @@ def from_pairs(record: dict, column_map: dict[str, str] | None = None) -> dict:
     return _check_responses(row, kind)
 
 
-def _last_assistant(messages, column: str) -> str:
+def _conversation(messages, column: str) -> tuple[list[dict], str]:
+    """(the turns before the last assistant turn, that turn's text) of a chat column; a text is
+    the response alone."""
     if isinstance(messages, str):
-        return messages
+        return [], messages
     if not isinstance(messages, list) or not messages:
         raise RowProblem("not_text", f"column {column!r} must be a list of chat messages")
-    for msg in reversed(messages):
+    for idx in range(len(messages) - 1, -1, -1):
+        msg = messages[idx]
         if isinstance(msg, dict) and msg.get("role") == "assistant":
-            return _text(msg.get("content"), column)
+            return _turns(messages[:idx], column), _text(msg.get("content"), column)
     raise RowProblem("no_assistant_turn", f"column {column!r} has no assistant message")
 
 
+def _turns(messages: list, column: str) -> list[dict]:
+    if not messages:
+        return []
+    problem = message_problem(messages)
+    if problem:
+        raise RowProblem("not_text", f"column {column!r}: {problem}")
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
 def from_ultrafeedback(record: dict) -> dict:
+    """Chat message lists: UltraFeedback's (chosen/rejected hold the whole conversation) or TRL's
+    conversational layout (``prompt`` a message list, chosen/rejected the assistant turn).
+
+    The response is the last assistant turn. A conversation longer than one user turn keeps its
+    turns as ``prompt_messages`` and becomes a transcript in ``prompt`` (:mod:`cwpo.data.chat`).
+    """
     _require(record, ("prompt", "chosen", "rejected"), "ultrafeedback")
     extra = {k: v for k, v in record.items() if k not in ("prompt", "chosen", "rejected", "messages")}
-    row = {
-        "prompt": _text(record["prompt"], "prompt"),
-        "chosen": _last_assistant(record["chosen"], "chosen"),
-        "rejected": _last_assistant(record["rejected"], "rejected"),
+    ctx_c, chosen = _conversation(record["chosen"], "chosen")
+    ctx_r, rejected = _conversation(record["rejected"], "rejected")
+    if ctx_c and ctx_r and ctx_c != ctx_r:
+        raise RowProblem(
+            "context_mismatch", "the turns before the last assistant turn differ between chosen and rejected"
+        )
+    given = record["prompt"]
+    context = ctx_c or ctx_r or (_turns(given, "prompt") if isinstance(given, list) else [])
+    if len(context) > 1 or (context and context[0]["role"] != "user"):
+        row = {"prompt": transcript(context), PROMPT_MESSAGES: context}
+    else:  # one user turn: the prompt text, as for any plain-text data set
+        row = {
+            "prompt": _text(given, "prompt")
+            if isinstance(given, str) or not context
+            else context[0]["content"]
+        }
+    row.update(
+        chosen=chosen,
+        rejected=rejected,
         **{k: v for k, v in extra.items() if k in ("prompt_id", "score_chosen", "score_rejected")},
-    }
+    )
     return _check_responses(row, "labeled")
 
 

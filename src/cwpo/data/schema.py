@@ -5,6 +5,8 @@
   pool, the human label is kept in ``human_label`` (``"a"`` or ``"b"``: which response the human
   preferred) for evaluation only; no training code reads it.
 
+A conversation longer than one user turn also keeps its turns in ``prompt_messages`` (a list of
+``{"role", "content"}``; ``prompt`` is then its transcript, see :mod:`cwpo.data.chat`).
 Rows are plain dicts; any extra column is carried along untouched. Files are JSON Lines
 (``.jsonl``) or Parquet (``.parquet``), chosen by extension, always written atomically.
 """
@@ -18,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from cwpo.atomic_files import atomic_path, write_jsonl
+from cwpo.data.chat import PROMPT_MESSAGES, message_problem
 from cwpo.data.readers import read_records
 from cwpo.errors import DataError
 
@@ -56,6 +59,10 @@ def validate_row(row: dict, kind: str, path: str | None = None, row_no: int | No
     for col in required[1:]:
         if not row[col].strip():
             raise DataError(f"empty response in column {col!r}", path, row_no)
+    if row.get(PROMPT_MESSAGES) is not None:
+        problem = message_problem(row[PROMPT_MESSAGES])
+        if problem:
+            raise DataError(f"column {PROMPT_MESSAGES!r} {problem}", path, row_no)
 
 
 def read_pairs(path: str | os.PathLike, kind: str | None = None) -> list[dict]:

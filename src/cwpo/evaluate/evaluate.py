@@ -20,6 +20,7 @@ from typing import Literal
 
 from cwpo.atomic_files import write_json, write_jsonl, write_text
 from cwpo.config import check, to_dict
+from cwpo.data.chat import PROMPT_MESSAGES, message_problem, row_prompt
 from cwpo.data.readers import iter_records
 from cwpo.data.schema import read_pairs
 from cwpo.distributed import ranks
@@ -151,6 +152,9 @@ def read_prompt_rows(path: str | Path, n: int | None = None) -> list[dict]:
     for i, row in islice(iter_records(path), n):
         if not isinstance(row.get("prompt"), str) or not row["prompt"].strip():
             raise DataError(f"needs a non-empty text column 'prompt' (found {sorted(row)})", str(path), i)
+        problem = row.get(PROMPT_MESSAGES) is not None and message_problem(row[PROMPT_MESSAGES])
+        if problem:
+            raise DataError(f"column {PROMPT_MESSAGES!r} {problem}", str(path), i)
         rows.append(row)
     return rows
 
@@ -246,9 +250,11 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         client.check_reachable()  # seconds, not the full retry budget after the generation
     if gold_fn is not None or judged:  # preference accuracy alone needs no generated text
         t = time.perf_counter()
-        policy_out = generation.generate_responses(cfg.policy, prompts, stats=gen_stats["policy"], **gen_kw)
+        # a chat model is given a conversation's turns; a plain-text model its transcript
+        given = [row_prompt(r) for r in rows_in] if cfg.chat_template else prompts
+        policy_out = generation.generate_responses(cfg.policy, given, stats=gen_stats["policy"], **gen_kw)
         reference_out = generation.generate_responses(
-            cfg.reference, prompts, stats=gen_stats["reference"], **gen_kw
+            cfg.reference, given, stats=gen_stats["reference"], **gen_kw
         )
         timings["generation_s"] = time.perf_counter() - t
     else:

@@ -41,7 +41,7 @@ from pathlib import Path
 from cwpo.atomic_files import write_jsonl
 from cwpo.console import progress as progress_bar
 from cwpo.console import short_ref
-from cwpo.data.chat import chat_prompt_text
+from cwpo.data.chat import chat_prompt_text, transcript
 from cwpo.distributed import ranks
 from cwpo.errors import ConfigError
 from cwpo.hashing import hash_config, sha256_path
@@ -74,11 +74,14 @@ def model_content_id(model_ref: str) -> str:
     return _MODEL_HASHES[stamp]
 
 
-def row_seeds(prompts: Sequence[str], seed: int) -> list[int]:
-    """One 63-bit seed per prompt from (seed, prompt, copy number): independent of batching."""
+def row_seeds(prompts: Sequence[str | list[dict]], seed: int) -> list[int]:
+    """One 63-bit seed per prompt from (seed, prompt, copy number): independent of batching.
+
+    A prompt given as chat messages is keyed by its JSON text."""
     seen: dict[str, int] = {}
     out = []
     for p in prompts:
+        p = p if isinstance(p, str) else json.dumps(p, sort_keys=True)
         k = seen.get(p, 0)
         seen[p] = k + 1
         digest = hashlib.sha256(f"{seed}\x00{k}\x00{p}".encode()).digest()
@@ -127,13 +130,14 @@ class RowSampler:
 
 
 def _prompt_ids(
-    tokenizer, prompts: Sequence[str], chat_template: bool, max_prompt_length: int
+    tokenizer, prompts: Sequence[str | list[dict]], chat_template: bool, max_prompt_length: int
 ) -> list[list[int]]:
     from cwpo.models.logprobs import tokenize_pair
 
     out = []
     for p in prompts:
-        text = chat_prompt_text(tokenizer, p) if chat_template else p
+        # chat messages without the chat template: their transcript, as the data stage writes it
+        text = chat_prompt_text(tokenizer, p) if chat_template else p if isinstance(p, str) else transcript(p)
         ids, _ = tokenize_pair(tokenizer, text, "", max_prompt_length)
         if not ids:
             raise ConfigError(
@@ -186,7 +190,7 @@ def _read_final(final: Path) -> list[str]:
 
 def generate_responses(
     model_ref: str,
-    prompts: Sequence[str],
+    prompts: Sequence[str | list[dict]],
     *,
     max_new_tokens: int = 64,
     temperature: float = 1.0,
