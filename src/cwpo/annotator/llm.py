@@ -35,15 +35,14 @@ from typing import Literal
 import torch
 
 from cwpo.annotator.calibration import calibration_report, fit_temperature
-from cwpo.annotator.score import label_rows, normalize_rows
-from cwpo.atomic_files import read_json, write_json, write_jsonl
+from cwpo.annotator.score import label_rows, normalize_rows, open_labelled_output
+from cwpo.atomic_files import write_json, write_jsonl
 from cwpo.config import check
 from cwpo.console import progress as progress_bar
 from cwpo.data.schema import HUMAN_LABEL, read_pairs
 from cwpo.errors import ConfigError, CWPOError
 from cwpo.hashing import hash_config, sha256_path
 from cwpo.llm_client import JudgeClient, JudgeError
-from cwpo.outputs import guard_output
 from cwpo.pairwise_prompts import TEMPLATES, parse_verdict, render_prompt
 
 FORMAT_VERSION = 1
@@ -252,15 +251,9 @@ def annotate_llm(
             "format": FORMAT_VERSION,
         }
     )
-    stats_path = output_path.with_name(output_path.name + ".stats.json")
-    if output_path.exists() and stats_path.exists():
-        try:
-            cached = read_json(stats_path)
-        except ValueError:
-            cached = {}
-        if cached.get("key") == run_key:
-            return {**cached, "cached": True}
-    guard_output(output_path, "annotate", kind="file", overwrite=overwrite, marker=stats_path)
+    stats_path, cached = open_labelled_output(output_path, run_key, overwrite)
+    if cached is not None:
+        return cached
 
     annotator = LLMAnnotator(cfg, client)
     start = time.perf_counter()

@@ -192,6 +192,23 @@ def _chunk_folder_is_ours(parts: Path, output_path: Path) -> bool:
     return isinstance(meta, dict) and "output" not in meta and "key" in meta
 
 
+def open_labelled_output(output_path: Path, key: str, overwrite: bool) -> tuple[Path, dict | None]:
+    """The statistics file beside an ``annotate`` output, and the cached statistics when that output
+    was made with the same ``key`` (nothing to do); otherwise the output guard's checks, before any
+    work (an existing output is replaced only if it is cwpo's and ``overwrite`` is set)."""
+    stats_path = output_path.with_name(output_path.name + ".stats.json")
+    if output_path.exists() and stats_path.exists():
+        try:
+            cached = read_json(stats_path)
+        except ValueError:
+            cached = {}
+        if cached.get("key") == key:
+            return stats_path, {**cached, "cached": True}
+    guard_output(output_path, "annotate", kind="file", overwrite=overwrite, marker=stats_path)
+    guard_sidecar(stats_path, output_path, "statistics")
+    return stats_path, None
+
+
 def annotate(
     annotator_dir: str | os.PathLike,
     input_path: str | os.PathLike,
@@ -231,16 +248,9 @@ def annotate(
             "format": FORMAT_VERSION,
         }
     )
-    stats_path = output_path.with_name(output_path.name + ".stats.json")
-    if output_path.exists() and stats_path.exists():
-        try:
-            cached = read_json(stats_path)
-        except ValueError:
-            cached = {}
-        if cached.get("key") == key:
-            return {**cached, "cached": True}
-    guard_output(output_path, "annotate", kind="file", overwrite=overwrite, marker=stats_path)
-    guard_sidecar(stats_path, output_path, "statistics")
+    stats_path, cached = open_labelled_output(output_path, key, overwrite)
+    if cached is not None:
+        return cached
 
     dist = ranks()
     parts = output_path.with_name(output_path.name + ".parts")

@@ -37,19 +37,22 @@ def run(args) -> int:
     if "n_output" in stats:
         line = f"{stats['n_output']} of {stats['n_input']} pairs labeled into {stats['output']}"
         line += f" ({stats['truncated']} truncated, {stats['dropped_too_long']} dropped as too long)"
-        if stats.get("cached"):
-            line += " [already up to date]"
-        print(line)
+        details = []
         if stats.get("resumed_chunks") and not stats.get("cached"):
-            print(
-                f"  resumed: {stats['resumed_chunks']} of {stats['n_chunks']} chunks reused from an "
-                "interrupted run"
+            details.append(
+                f"  resumed: {stats['resumed_chunks']} of {stats['n_chunks']} chunks from an interrupted run"
             )
-        if stats.get("human_agreement") is not None:
-            print(
-                f"  agreement with the {stats['n_human_labels']} human labels: {stats['human_agreement']:.4f}"
-            )
+        _print_result(line, details, stats)
     return 0
+
+
+def _print_result(line: str, details: list[str], stats: dict) -> None:
+    """The result line, its details, and (when known) the agreement with the input's human labels."""
+    print(line + (" [already up to date]" if stats.get("cached") else ""))
+    for detail in details:
+        print(detail)
+    if stats.get("human_agreement") is not None:
+        print(f"  agreement with the {stats['n_human_labels']} human labels: {stats['human_agreement']:.4f}")
 
 
 def _run_llm(cfg) -> int:
@@ -79,15 +82,12 @@ def _run_llm(cfg) -> int:
     )
     line = f"{stats['n_output']} of {stats['n_input']} pairs labeled by {stats['annotator']} into {stats['output']}"
     line += f" (P(A) from {stats['probability_source']}; {stats['n_unparsed']} without a verdict left out)"
-    if stats.get("cached"):
-        line += " [already up to date]"
-    print(line)
+    details = []
     if stats["calibration"]:
         before, after = stats["calibration"]["before"], stats["calibration"]["after"]
-        print(
+        details.append(
             f"  temperature {stats['temperature']:.3g} fitted on {stats['n_calibration']} labelled pairs: "
             f"ECE {before['ece']:.3f} -> {after['ece']:.3f}, accuracy {after['accuracy']:.3f}"
         )
-    if stats.get("human_agreement") is not None:
-        print(f"  agreement with the {stats['n_human_labels']} human labels: {stats['human_agreement']:.4f}")
+    _print_result(line, details, stats)
     return 0
