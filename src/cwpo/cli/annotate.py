@@ -40,7 +40,7 @@ def run(args) -> int:
         details = []
         if stats.get("resumed_chunks") and not stats.get("cached"):
             details.append(
-                f"  resumed: {stats['resumed_chunks']} of {stats['n_chunks']} chunks from an interrupted run"
+                f"  resumed: {stats['resumed_chunks']} of {stats['n_chunks']} chunks reused from an interrupted run"
             )
         _print_result(line, details, stats)
     return 0
