@@ -49,6 +49,13 @@ class TrainAnnotatorConfig:
         default=False,
         metadata={"help": "bt: the tokenizer's pair separator between prompt and response (BERT: [SEP])"},
     )
+    chat_template: bool = field(
+        default=False,
+        metadata={
+            "help": "dpo: prompts (a conversation's turns) through the backbone's chat template, as "
+            "sft/align with chat_template; bt/pairrm encoders read the plain-text prompt"
+        },
+    )
     attention_dropout: float | None = field(
         default=0.0,
         metadata={
@@ -109,6 +116,11 @@ class TrainAnnotatorConfig:
             errors.append(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.separator and self.objective != "bt":
             errors.append(f"separator applies to the bt objective only, not {self.objective!r}")
+        if self.chat_template and self.objective != "dpo":
+            errors.append(
+                f"chat_template applies to the dpo objective (a causal LM) only, not {self.objective!r}: "
+                "bt/pairrm encoders read the plain-text prompt"
+            )
         if self.attention_dropout is not None and not 0 <= self.attention_dropout < 1:
             errors.append(f"attention_dropout must be in [0, 1), got {self.attention_dropout}")
         if self.head_lr is not None and not (self.head_lr > 0 and math.isfinite(self.head_lr)):

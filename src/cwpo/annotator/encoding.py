@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from cwpo.data.chat import chat_prompt_text, transcript
 from cwpo.errors import ConfigError
 
 OBJECTIVES = ("bt", "pairrm", "dpo")
@@ -39,6 +40,14 @@ def pair_separator(tokenizer) -> list[int]:
     return list(pair[i + len(x) : j]) if j >= 0 else []
 
 
+def prompt_texts(tokenizer, prompts: Sequence[str | list[dict]], chat_template: bool) -> list[str]:
+    """Prompts as the annotator reads them: through the chat template (``add_generation_prompt``,
+    as a chat model is trained and asked), else as text (a message list: its transcript)."""
+    if chat_template:
+        return [chat_prompt_text(tokenizer, p) for p in prompts]
+    return [p if isinstance(p, str) else transcript(p) for p in prompts]
+
+
 def _ids(tokenizer, texts: Sequence[str]) -> list[list[int]]:
     if not texts:
         return []
@@ -69,11 +78,20 @@ def _fit(p: list[int], r: list[int], budget: int) -> tuple[list[int], list[int],
 
 
 def encode_pairs(
-    tokenizer, objective: str, prompts, responses_a, responses_b, max_length: int, separator: bool = False
+    tokenizer,
+    objective: str,
+    prompts,
+    responses_a,
+    responses_b,
+    max_length: int,
+    separator: bool = False,
+    chat_template: bool = False,
 ) -> EncodedPairs:
     """Tokenize pairs for ``objective`` (prompt and responses tokenized separately, in batch).
 
-    ``separator`` (bt only): put the tokenizer's pair separator between prompt and response.
+    A prompt is a text or a list of chat messages. ``separator`` (bt only): put the tokenizer's
+    pair separator between prompt and response. ``chat_template`` (dpo only): render prompts with
+    the tokenizer's chat template, each response then one assistant turn's content.
     """
     n = len(prompts)
     if not (len(responses_a) == len(responses_b) == n):
@@ -81,6 +99,11 @@ def encode_pairs(
     pre, post = special_tokens(tokenizer)
     if separator and objective != "bt":
         raise ConfigError(f"separator applies to the bt objective only, not {objective!r}")
+    if chat_template and objective != "dpo":
+        raise ConfigError(f"chat_template applies to the dpo objective only, not {objective!r}")
+    prompts = prompt_texts(tokenizer, prompts, chat_template)
+    if chat_template:  # as assistant_turn gives TRL the response: its text, stripped
+        responses_a, responses_b = [r.strip() for r in responses_a], [r.strip() for r in responses_b]
     sep = pair_separator(tokenizer) if separator else []
     budget = max_length - len(pre) - len(post) - len(sep)
     if budget < 2:

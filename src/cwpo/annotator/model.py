@@ -182,6 +182,7 @@ class Annotator:
         meta=None,
         pooling="cls",
         separator=False,
+        chat_template=False,
     ):
         if objective not in OBJECTIVES:
             raise ConfigError(f"unknown objective {objective!r}; valid: {', '.join(OBJECTIVES)}")
@@ -189,6 +190,7 @@ class Annotator:
             raise ConfigError(f"unknown pooling {pooling!r}; valid: {', '.join(POOLINGS)}")
         self.pooling = pooling
         self.separator = bool(separator)
+        self.chat_template = bool(chat_template)
         if objective == "dpo" and reference is None:
             raise ConfigError("the dpo objective needs a reference model")
         self.objective, self.model, self.tokenizer = objective, model, tokenizer
@@ -214,6 +216,7 @@ class Annotator:
             responses_b,
             self.max_length,
             separator=self.separator,
+            chat_template=self.chat_template,
         )
 
     def sequence_scores(self, seqs, starts, batch_size: int = 32, progress=None) -> torch.Tensor:
@@ -288,4 +291,5 @@ def load_annotator(path: str | os.PathLike, dtype: str = "float32", device: str 
         meta=meta,
         pooling=meta.get("pooling", "cls"),  # folders written before pooling was recorded: cls
         separator=meta.get("separator", False),  # folders written before it was recorded: none
+        chat_template=meta.get("chat_template", False),
     )

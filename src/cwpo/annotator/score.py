@@ -33,6 +33,7 @@ from cwpo.annotator.model import EncodedPairs, check_annotator_dir
 from cwpo.atomic_files import read_json, write_json, write_jsonl
 from cwpo.config import check
 from cwpo.console import progress as progress_bar
+from cwpo.data.chat import row_prompt
 from cwpo.data.schema import HUMAN_LABEL, LABELED, UNLABELED, read_pairs
 from cwpo.distributed import ranks
 from cwpo.errors import CWPOError, DataError
@@ -145,7 +146,7 @@ def _chunk_path(parts: Path, i: int) -> Path:
 def _encode_chunk(annotator, rows: list[dict], too_long: str) -> tuple[EncodedPairs, list[int], int]:
     """Tokenize a chunk; return the encoded kept pairs, their indices and the number truncated."""
     enc = annotator.encode(
-        [r["prompt"] for r in rows], [r["response_a"] for r in rows], [r["response_b"] for r in rows]
+        [row_prompt(r) for r in rows], [r["response_a"] for r in rows], [r["response_b"] for r in rows]
     )
     if too_long == "truncate":
         return enc, list(range(len(rows))), sum(enc.truncated)

@@ -36,6 +36,7 @@ from cwpo.annotator.model import ANNOTATOR_FILE, REFERENCE_DIR, Annotator, head_
 from cwpo.annotator.reward_model_losses import bt_loss, pairrm_loss
 from cwpo.atomic_files import write_json
 from cwpo.console import progress
+from cwpo.data.chat import require_chat_template, row_prompt
 from cwpo.data.schema import read_pairs
 from cwpo.distributed import ranks
 from cwpo.errors import ConfigError, DataError, warn
@@ -121,10 +122,11 @@ def _sft(model, tok, rows, cfg, autocast_dtype) -> list[float]:
     enc = encode_pairs(
         tok,
         "dpo",
-        [r["prompt"] for r in rows],
+        [row_prompt(r) for r in rows],
         [r["chosen"] for r in rows],
         [r["chosen"] for r in rows],
         cfg.max_length,
+        chat_template=cfg.chat_template,
     )
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     rng = random.Random(cfg.seed + 1)
@@ -174,15 +176,15 @@ def _train(model, reference, tok, rows, cfg, autocast_dtype, validate=None) -> t
     after every epoch; training stops after ``cfg.patience`` epochs without a lower loss and the
     weights of the best epoch are restored. Returns the step losses and the validation history.
     """
-    prompts = [r["prompt"] for r in rows]
     enc = encode_pairs(
         tok,
         cfg.objective,
-        prompts,
+        [row_prompt(r) for r in rows],
         [r["chosen"] for r in rows],
         [r["rejected"] for r in rows],
         cfg.max_length,
         separator=cfg.separator,
+        chat_template=cfg.chat_template,
     )
     ref_c = ref_r = None
     if cfg.objective == "dpo":
@@ -264,7 +266,7 @@ def _reference_logprobs(reference, tok, enc, batch_size, autocast_dtype):
 def evaluate_annotator(annotator: Annotator, rows: list[dict], batch_size: int = 64) -> torch.Tensor:
     """Signed margins Δ = score(chosen) − score(rejected) on labeled rows (Δ > 0: agrees)."""
     return annotator.score_pairs(
-        [r["prompt"] for r in rows], [r["chosen"] for r in rows], [r["rejected"] for r in rows], batch_size
+        [row_prompt(r) for r in rows], [r["chosen"] for r in rows], [r["rejected"] for r in rows], batch_size
     )
 
 
@@ -300,6 +302,8 @@ def train_annotator(cfg: TrainAnnotatorConfig) -> dict:
     autocast_dtype = torch.bfloat16 if resolve_bf16(cfg.bf16) else torch.float32
 
     model, tok = _load_backbone(cfg)
+    if cfg.chat_template:
+        require_chat_template(tok, cfg.backbone)
     model.to(ranks().device)
     model.train()
     start = time.perf_counter()
@@ -323,6 +327,7 @@ def train_annotator(cfg: TrainAnnotatorConfig) -> dict:
             beta=cfg.beta,
             pooling=pooling,
             separator=cfg.separator,
+            chat_template=cfg.chat_template,
         )
 
     def validate() -> dict:
@@ -385,6 +390,7 @@ def train_annotator(cfg: TrainAnnotatorConfig) -> dict:
         "max_length": cfg.max_length,
         "pooling": pooling,
         "separator": cfg.separator,
+        **({"chat_template": True} if cfg.chat_template else {}),  # absent: plain text, as before
         "temperature": temperature,
         "beta": cfg.beta,
         "score": {
