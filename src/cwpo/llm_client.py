@@ -78,7 +78,7 @@ class JudgeClient:
 
     ``timeout`` is in seconds per attempt; ``max_retries`` counts retries after the first attempt;
     ``rate_limit`` is in requests per second (None: no limit); ``max_tokens`` caps the judge's
-    answer. ``notify`` receives the one-line retry announcements (default: stderr); ``sleep`` is
+    answer; ``flags`` is the prefix of the CLI flags its messages name (``--judge-timeout``). ``notify`` receives the one-line retry announcements (default: stderr); ``sleep`` is
     injectable for tests.
     """
 
@@ -98,6 +98,7 @@ class JudgeClient:
         cache_dir: str | os.PathLike | None = None,
         sleep: Callable[[float], None] = time.sleep,
         notify: Callable[[str], None] | None = _say,
+        flags: str = "judge",
     ):
         url = url or os.environ.get("CWPO_JUDGE_URL")
         model = model or os.environ.get("CWPO_JUDGE_MODEL")
@@ -127,6 +128,7 @@ class JudgeClient:
         self.temperature, self.max_tokens = temperature, max_tokens
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.sleep, self.notify = sleep, notify
+        self.flags = flags  # the CLI flags' prefix the error messages name (--judge-timeout, ...)
         self._lock = threading.Lock()
         self._last = 0.0
         self.stats = {"requests": 0, "retries": 0, "cache_hits": 0}
@@ -188,7 +190,9 @@ class JudgeClient:
             raise _Retry(f"malformed response: content is {type(answer).__name__}", None)
         logprobs = choice.get("logprobs") if isinstance(choice, dict) else None
         content = logprobs.get("content") if isinstance(logprobs, dict) else None
-        return {"answer": answer, "logprobs": content if isinstance(content, list) else None}
+        if not (isinstance(content, list) and all(isinstance(e, dict) for e in content)):
+            content = None  # absent, or not the OpenAI per-token format: no log-probabilities
+        return {"answer": answer, "logprobs": content}
 
     def check_reachable(self, timeout: float | None = None) -> None:
         """One ``GET <base>/models`` with a short timeout (``timeout``, default :data:`PROBE_TIMEOUT`,
@@ -255,7 +259,7 @@ class JudgeClient:
                     raise JudgeError(
                         f"judge endpoint {self.url} gave no usable answer in {attempt + 1} attempt(s) "
                         f"of up to {self.timeout:g} s each (last error: {last}); check the server, or "
-                        "raise --judge-timeout / --judge-retries"
+                        f"raise --{self.flags}-timeout / --{self.flags}-retries"
                     ) from None
                 self.stats["retries"] += 1
                 delay = min(self.max_backoff, self.backoff * 2**attempt)

@@ -52,8 +52,11 @@ def _lp_answer(p_a: float) -> dict:
 class FakeLLM:
     """Prefers the longer response with probability ``strength``, and adds ``bias`` to slot A."""
 
-    def __init__(self, logprobs: bool, strength: float = 0.8, bias: float = 0.0):
+    def __init__(
+        self, logprobs: bool, strength: float = 0.8, bias: float = 0.0, refuse_logprobs: bool = False
+    ):
         self.logprobs, self.strength, self.bias = logprobs, strength, bias
+        self.refuse_logprobs = refuse_logprobs  # HTTP 400 on a request for log-probs
         self.requests: list[dict] = []
 
     def p_slot_a(self, a: str, b: str) -> float:
@@ -70,7 +73,7 @@ class FakeLLM:
                 "message": {"role": "assistant", "content": out["answer"]},
                 "logprobs": {"content": out["logprobs"]},
             }
-        rng = random.Random(hash((a, b, body.get("seed"))))
+        rng = random.Random(f"{a}\x00{b}\x00{body.get('seed')}")  # deterministic, unlike hash()
         letter = "A" if rng.random() < p else "B"
         return {"message": {"role": "assistant", "content": f'Comparison: ok.\nPrefered: "{letter}"'}}
 
@@ -83,6 +86,12 @@ def fake_server():
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if llm.refuse_logprobs and "logprobs" in body:
+                    llm.requests.append(body)
+                    self.send_response(400)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 data = json.dumps({"choices": [{"index": 0, **llm.answer(body)}]}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -156,6 +165,10 @@ def test_annotate_with_a_server_both_orders_and_calibration(tmp_path, fake_serve
     expected = 2 * 22 if logprobs else 1 + 2 * 22 * 6
     assert len(llm.requests) == stats["requests"] == expected
     assert all(len(r["chosen"]) > len(r["rejected"]) for r in rows)  # the longer one wins
+    if not logprobs:  # each sample its own request, at the sampling temperature, seeds 0..k-1
+        sampled = [b for b in llm.requests if "logprobs" not in b]
+        assert {b["temperature"] for b in sampled} == {cfg.sample_temperature}
+        assert sorted({b["seed"] for b in sampled}) == list(range(6))
     if logprobs:
         # both orders cancel the +0.15 slot-A bias: longer response first P(A) = 0.95, second
         # P(A) = 0.35, so P(longer wins) = (0.95 + 1 - 0.35) / 2 = 0.8, the LLM's true strength
@@ -210,3 +223,138 @@ def test_cli_flags_are_checked_before_any_request(tmp_path, capsys):
         assert main(base + extra) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, err
+
+
+def test_the_verdict_token_is_the_letter_after_preferred():
+    content = _lp_answer(0.3)["logprobs"]
+    # a letter named after the verdict ("... since B rambles") is not the verdict
+    tail = [
+        {"token": t, "logprob": -0.1, "top_logprobs": [{"token": t, "logprob": -0.1}]}
+        for t in (" since", " B")
+    ]
+    assert probability_from_logprobs(content + tail) == pytest.approx(0.3)
+    # no "Prefered" line: the last letter; garbage entries are ignored, never a crash
+    bare = [{"token": "B", "logprob": -0.2, "top_logprobs": [{"token": "A", "logprob": math.log(0.25)},
+                                                              {"token": "B", "logprob": math.log(0.75)}]}]  # fmt: skip
+    assert probability_from_logprobs(bare) == pytest.approx(0.25)
+    assert (
+        probability_from_logprobs([{"token": None, "top_logprobs": "x"}, {"token": "A", "logprob": "?"}])
+        is None
+    )
+
+
+def test_a_server_refusing_logprobs_is_sampled(tmp_path, fake_server):
+    llm = FakeLLM(logprobs=True, refuse_logprobs=True)
+    write_jsonl(tmp_path / "u.jsonl", _pairs(3))
+    cfg = LLMAnnotatorConfig(url=fake_server(llm), model="fake", samples=4, rate_limit=1000.0)
+    stats = annotate_llm(cfg, tmp_path / "u.jsonl", tmp_path / "w.jsonl", progress=False)
+    assert stats["probability_source"] == "samples" and stats["n_output"] == 3
+    assert len(llm.requests) == 1 + 2 * 3 * 4  # one refused probe, then samples only
+
+
+def test_calibration_signs_margins_by_the_human_label(tmp_path, fake_server):
+    """Calibration pairs in the unlabelled view carry human_label "a" or "b"."""
+    url = fake_server(FakeLLM(logprobs=True, strength=0.8))
+    write_jsonl(tmp_path / "u.jsonl", _pairs(4))
+    cal = [{**r, "human_label": "a" if len(r["response_a"]) > len(r["response_b"]) else "b"}
+           for r in _pairs(12, seed=3, name="labelled")]  # fmt: skip
+    assert {r["human_label"] for r in cal} == {"a", "b"}
+    write_jsonl(tmp_path / "l.jsonl", cal)
+    cfg = LLMAnnotatorConfig(url=url, model="fake", rate_limit=1000.0)
+    kw = {"cache_dir": tmp_path / "c", "progress": False}
+    stats = annotate_llm(
+        cfg, tmp_path / "u.jsonl", tmp_path / "w.jsonl", calibration=tmp_path / "l.jsonl", **kw
+    )
+    assert stats["calibration"]["before"]["accuracy"] == 1.0 and stats["temperature"] < 1.0
+    # another calibration set is another run (not the cached output of the first)
+    write_jsonl(
+        tmp_path / "l2.jsonl", [{**r, "human_label": "b" if r["human_label"] == "a" else "a"} for r in cal]
+    )
+    other = annotate_llm(
+        cfg,
+        tmp_path / "u.jsonl",
+        tmp_path / "w.jsonl",
+        calibration=tmp_path / "l2.jsonl",
+        overwrite=True,
+        **kw,
+    )
+    assert not other.get("cached") and other["calibration"]["before"]["accuracy"] == 0.0
+
+
+def _cli(tmp_path, url, *extra):
+    base = ["annotate", "--llm-url", url, "--llm-model", "fake", "--llm-retries", "0", "--progress", "false"]
+    return main([*base, "--input", str(tmp_path / "u.jsonl"), "--output", str(tmp_path / "w.jsonl"), *extra])
+
+
+def _one_line(capsys, *needles):
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert all(n in err for n in needles), err
+
+
+def test_llm_cli_refuses_a_foreign_output_and_bad_input(tmp_path, fake_server, capsys, monkeypatch):
+    monkeypatch.setenv("CWPO_CACHE", str(tmp_path / "cache"))
+    url = fake_server(FakeLLM(logprobs=True))
+    write_jsonl(tmp_path / "u.jsonl", _pairs(2))
+    (tmp_path / "w.jsonl").write_text("mine\n")
+    assert _cli(tmp_path, url) == 2
+    _one_line(capsys, "w.jsonl")
+    assert (tmp_path / "w.jsonl").read_text() == "mine\n"
+    (tmp_path / "w.jsonl").unlink()
+    (tmp_path / "w.jsonl.stats.json").write_text("{}")  # someone else's file beside the output
+    assert _cli(tmp_path, url) == 2
+    _one_line(capsys, "w.jsonl.stats.json")
+    assert (tmp_path / "w.jsonl.stats.json").read_text() == "{}" and not (tmp_path / "w.jsonl").exists()
+    (tmp_path / "w.jsonl.stats.json").unlink()
+    for content, needle in (("", "no pairs"), ('{"prompt": "p", "text": "x"}\n', "columns")):
+        (tmp_path / "u.jsonl").write_text(content)
+        assert _cli(tmp_path, url) == 2
+        _one_line(capsys, "u.jsonl", needle)
+    (tmp_path / "u.jsonl").unlink()
+    assert _cli(tmp_path, url) == 2
+    _one_line(capsys, "u.jsonl")
+
+
+@pytest.mark.parametrize(
+    "status,body,needle",
+    [(200, b"not json", "malformed response"), (500, b"boom", "HTTP 500"), (401, b"bad key", "HTTP 401"),
+     (200, json.dumps({"choices": [{"message": {"content": "I cannot say"}}]}).encode(), "no verdict")],
+)  # fmt: skip
+def test_llm_cli_on_a_broken_server_is_one_line(tmp_path, capsys, monkeypatch, status, body, needle):
+    monkeypatch.setenv("CWPO_CACHE", str(tmp_path / "cache"))
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        write_jsonl(tmp_path / "u.jsonl", _pairs(2))
+        assert _cli(tmp_path, f"http://127.0.0.1:{server.server_address[1]}/v1", "--llm-samples", "2") == 2
+    finally:
+        server.shutdown()
+    _one_line(capsys, needle, *(["--llm-retries"] if status == 500 else []))
+    assert not (tmp_path / "w.jsonl").exists()
+
+
+def test_answers_are_cached_per_server(tmp_path, fake_server):
+    """Two servers under the same model name answer differently: neither reuses the other's answers."""
+    write_jsonl(tmp_path / "u.jsonl", _pairs(3))
+    kw = {"cache_dir": tmp_path / "c", "progress": False}
+    for name, strength in (("long.jsonl", 0.8), ("short.jsonl", 0.2)):
+        cfg = LLMAnnotatorConfig(url=fake_server(FakeLLM(logprobs=True, strength=strength)), model="same")
+        annotate_llm(cfg, tmp_path / "u.jsonl", tmp_path / name, **kw)
+    rows = {
+        n: [json.loads(x) for x in (tmp_path / n).read_text().splitlines()]
+        for n in ("long.jsonl", "short.jsonl")
+    }
+    assert all(len(r["chosen"]) > len(r["rejected"]) for r in rows["long.jsonl"])
+    assert all(len(r["chosen"]) < len(r["rejected"]) for r in rows["short.jsonl"])

@@ -42,7 +42,7 @@ from cwpo.console import progress as progress_bar
 from cwpo.data.schema import HUMAN_LABEL, read_pairs
 from cwpo.errors import ConfigError, CWPOError
 from cwpo.hashing import hash_config, sha256_path
-from cwpo.llm_client import JudgeClient, JudgeError
+from cwpo.llm_client import JudgeClient, JudgeError, chat_url
 from cwpo.pairwise_prompts import TEMPLATES, parse_verdict, render_prompt
 
 FORMAT_VERSION = 1
@@ -83,8 +83,8 @@ class LLMAnnotatorConfig:
         check(errors, "LLM annotator config")
 
 
-def _letter(token: str) -> str | None:
-    bare = token.strip(_DECORATION)
+def _letter(token) -> str | None:
+    bare = token.strip(_DECORATION) if isinstance(token, str) else ""
     return bare if bare in ("A", "B") else None
 
 
@@ -92,27 +92,30 @@ def probability_from_logprobs(content: list[dict]) -> float | None:
     """P(slot A) at the verdict token of one answer's per-token log-probabilities (OpenAI format:
     ``[{"token", "logprob", "top_logprobs": [{"token", "logprob"}, ...]}, ...]``).
 
-    The verdict token is the last generated token that is "A" or "B" (quotes and spaces aside)
-    and follows "pref" in the text (the prompt's ``Prefered:`` line), or failing that the last such
-    token. None when there is none, or when neither letter is among its alternatives.
+    The verdict token is the first generated token that is "A" or "B" (quotes and spaces aside)
+    after the last "pref" in the text (the prompt's ``Prefered:`` line: a letter named later, as in
+    ``Prefered: A, since B rambles``, is not the verdict), or failing that the last such token.
+    None when there is none, or when neither letter is among its alternatives.
     """
-    text = ""
-    verdict_at, fallback = None, None
-    for i, entry in enumerate(content):
-        if _letter(entry.get("token", "")) is not None:
-            fallback = i
-            if "pref" in text.lower():
-                verdict_at = i
-        text += entry.get("token", "")
-    at = verdict_at if verdict_at is not None else fallback
+    starts, text = [], ""
+    for entry in content:
+        starts.append(len(text))
+        text += entry.get("token") if isinstance(entry.get("token"), str) else ""
+    pref = text.lower().rfind("pref")
+    letters = [i for i, entry in enumerate(content) if _letter(entry.get("token", "")) is not None]
+    after = [i for i in letters if pref >= 0 and starts[i] >= pref]
+    at = after[0] if after else (letters[-1] if letters else None)
     if at is None:
         return None
     mass = {"A": 0.0, "B": 0.0}
     alternatives = content[at].get("top_logprobs") or [content[at]]
-    for alt in alternatives:
+    for alt in alternatives if isinstance(alternatives, list) else []:
+        if not isinstance(alt, dict):
+            continue
         letter = _letter(alt.get("token", ""))
-        if letter is not None and alt.get("logprob") is not None:
-            mass[letter] += math.exp(float(alt["logprob"]))
+        logprob = alt.get("logprob")
+        if letter is not None and isinstance(logprob, int | float) and math.isfinite(logprob):
+            mass[letter] += math.exp(min(float(logprob), 0.0))
     total = mass["A"] + mass["B"]
     return None if total <= 0 else mass["A"] / total
 
@@ -240,7 +243,9 @@ def annotate_llm(
         max_retries=cfg.retries,
         rate_limit=cfg.rate_limit,
         max_tokens=cfg.max_tokens,
-        cache_dir=cache_dir,
+        # one cache per endpoint: another server under the same model name answers differently
+        cache_dir=Path(cache_dir) / hash_config({"url": chat_url(cfg.url)})[:16] if cache_dir else None,
+        flags="llm",
     )
     run_key = hash_config(
         {
