@@ -31,7 +31,7 @@ from cwpo.atomic_files import write_json, write_jsonl
 from cwpo.config import check
 from cwpo.data.schema import read_pairs
 from cwpo.errors import ConfigError, DataError
-from cwpo.outputs import guard_output
+from cwpo.outputs import guard_output, guard_sidecar
 
 _WORD = re.compile(r"\w+")
 _DIM = 4096
@@ -165,6 +165,7 @@ def select_pairs(cfg: SelectConfig) -> dict:
     output = Path(cfg.output)
     stats_path = output.with_name(output.name + ".stats.json")
     guard_output(output, "select", kind="file", overwrite=cfg.overwrite, marker=stats_path)
+    guard_sidecar(stats_path, output, "statistics")
     pool = read_pairs(cfg.pool)
     taken = {row_id(r) for r in read_pairs(cfg.labeled)} if cfg.labeled else set()
     candidates = [r for r in pool if row_id(r) not in taken]
@@ -174,7 +175,10 @@ def select_pairs(cfg: SelectConfig) -> dict:
         for r in read_pairs(cfg.annotated):
             if "confidence" not in r:
                 raise DataError("no confidence column: give the output of cwpo annotate", cfg.annotated)
-            by_id[row_id(r)] = float(r["confidence"])
+            try:
+                by_id[row_id(r)] = float(r["confidence"])
+            except (TypeError, ValueError):
+                raise DataError(f"a confidence is not a number: {r['confidence']!r}", cfg.annotated) from None
         missing = [i for i, r in enumerate(candidates) if row_id(r) not in by_id]
         if missing and cfg.strategy in NEEDS_CONFIDENCE:
             raise DataError(
