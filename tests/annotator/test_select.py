@@ -130,6 +130,19 @@ def test_rounds_resume_after_a_kill_exactly(tmp_path, tiny_encoder_dir, monkeypa
         for d in ("full", "resumed")
     ]
     assert labeled[0] == labeled[1] and len(set(labeled[0])) == 20
+    # each round labels the pairs its annotator was least sure of, among those not labelled yet
+    for r in (1, 2):
+        folder = tmp_path / "full" / f"round-{r:02d}"
+        before = json.loads((tmp_path / "full" / f"round-{r - 1:02d}" / "round.json").read_text())["labeled"]
+        after = json.loads((folder / "round.json").read_text())["labeled"]
+        assert after[: len(before)] == before and not set(before) & set(after[len(before) :])
+        conf = {pair_id(a["prompt"], a["chosen"], a["rejected"]): a["confidence"]
+                for a in map(json.loads, (folder / "annotated.jsonl").read_text().splitlines())}  # fmt: skip
+        new = {
+            pair_id(pool[i]["prompt"], pool[i]["response_a"], pool[i]["response_b"])
+            for i in after[len(before) :]
+        }
+        assert max(conf[k] for k in new) <= min(c for k, c in conf.items() if k not in new)
 
 
 def test_rounds_need_labels_and_room(tmp_path):
@@ -146,3 +159,77 @@ def test_rounds_need_labels_and_room(tmp_path):
         run_rounds(ActiveConfig(pool=str(tmp_path / "pool.jsonl"), workdir=str(tmp_path / "w"), budgets=[2, 4],
                                 eval_pairs=str(tmp_path / "eval.jsonl")))  # fmt: skip
     assert select_module.STRATEGIES.keys() == {"random", "uncertainty", "uncertain_diverse"}
+
+
+def test_agreement_scores_weak_labels_against_humans_and_gold():
+    rest = [
+        {
+            "prompt": "p1",
+            "response_a": "x",
+            "response_b": "y",
+            "human_label": "a",
+            "gold_a": 2.0,
+            "gold_b": 1.0,
+        },
+        {
+            "prompt": "p2",
+            "response_a": "x",
+            "response_b": "y",
+            "human_label": "a",
+            "gold_a": 0.0,
+            "gold_b": 1.0,
+        },
+        {
+            "prompt": "p3",
+            "response_a": "x",
+            "response_b": "y",
+            "human_label": "b",
+            "gold_a": 1.0,
+            "gold_b": 1.0,
+        },
+    ]
+    weak = [{"prompt": "p1", "chosen": "x", "rejected": "y"}, {"prompt": "p2", "chosen": "y", "rejected": "x"},
+            {"prompt": "p3", "chosen": "x", "rejected": "y"}]  # fmt: skip
+    # humans: right, wrong, wrong; gold: right, right (the gold tie of p3 is not scored)
+    assert active._agreement(weak, rest) == {
+        "human_agreement": pytest.approx(1 / 3), "gold_accuracy": 1.0, "n_rest": 3, "n_gold": 2,
+    }  # fmt: skip
+
+
+def test_cwpo_select_bad_input_is_one_line(tmp_path, capsys):
+    rows = _rows(4)
+    write_jsonl(tmp_path / "pool.jsonl", rows)
+    out = tmp_path / "next.jsonl"
+
+    def run(*extra, pool="pool.jsonl"):
+        args = ["select", "--pool", str(tmp_path / pool), "--budget", "2", "--output", str(out), *extra]
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+        return err
+
+    def annotated(name, rows_):
+        write_jsonl(tmp_path / name, rows_)
+        return ["--annotated", str(tmp_path / name)]
+
+    weak = [{"prompt": r["prompt"], "chosen": r["response_a"], "rejected": r["response_b"], "margin": 1.0,
+             "confidence": 0.5} for r in rows]  # fmt: skip
+    assert "no confidence column" in run(*annotated("a1.jsonl", [{k: v for k, v in w.items() if k != "confidence"}
+                                                                  for w in weak]))  # fmt: skip
+    assert "not a number" in run(*annotated("a2.jsonl", [{**w, "confidence": "high"} for w in weak]))
+    assert "not in the annotated file" in run(*annotated("a3.jsonl", weak[:3]))
+    (tmp_path / "empty.jsonl").write_text("")
+    assert "empty.jsonl" in run("--strategy", "random", pool="empty.jsonl")
+    assert "missing.jsonl" in run("--strategy", "random", pool="missing.jsonl")
+    write_jsonl(tmp_path / "bad.jsonl", [{"prompt": "p", "text": "x"}])
+    assert "bad.jsonl" in run("--strategy", "random", pool="bad.jsonl")
+    assert "budget" in run("--strategy", "random", "--budget", "0")
+    assert not out.exists()
+    # an --output (or the statistics beside it) that cwpo did not write is never replaced
+    out.write_text("mine\n")
+    assert "next.jsonl" in run("--strategy", "random")
+    assert out.read_text() == "mine\n"
+    out.unlink()
+    (tmp_path / "next.jsonl.stats.json").write_text("{}")
+    assert "stats.json" in run("--strategy", "random")
+    assert not out.exists() and (tmp_path / "next.jsonl.stats.json").read_text() == "{}"
