@@ -65,7 +65,8 @@ def test_dpo_annotator_scores_the_chat_prompt_tokens(chat_pairs, tiny_causal_lm_
     assert (
         prompt == _prompt_ids(tok, [rows[0][PROMPT_MESSAGES]], chat_template=True, max_prompt_length=128)[0]
     )
-    assert tok.decode(enc.seq_a[0][enc.start_a[0] :]) == rows[0]["chosen"]
+    # the response as TRL trains it: the assistant turn, closed by the template's end-of-turn
+    assert tok.decode(enc.seq_a[0][enc.start_a[0] :]) == rows[0]["chosen"] + "<|im_end|>\n"
     out = tmp_path / "annotated.jsonl"
     annotate(tmp_path / "ann", d / "unlabeled.jsonl", out, progress=False)
     labeled = read_pairs(out)

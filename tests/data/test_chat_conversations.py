@@ -21,14 +21,15 @@ from cwpo.align.sft import read_sft_rows
 from cwpo.align.trainer import WeightedDPOConfig, WeightedDPOTrainer
 from cwpo.atomic_files import write_jsonl
 from cwpo.cli.main import main
-from cwpo.data.chat import PROMPT_MESSAGES, conversational_demo, row_prompt
+from cwpo.data.chat import PROMPT_MESSAGES, chat_pair_texts, conversational_demo, row_prompt
 from cwpo.data.load import load_pairs
 from cwpo.data.prepare import DataConfig, prepare_data
 from cwpo.data.schema import read_pairs
 from cwpo.errors import DataError
-from cwpo.evaluate import generation
+from cwpo.evaluate import generation, preference
 from cwpo.evaluate.evaluate import EvalConfig, evaluate
 from cwpo.evaluate.generation import _prompt_ids
+from cwpo.models.logprobs import tokenize_pair
 
 
 def _chat(i: int, answer: str, earlier: str = "Blue.") -> list[dict]:
@@ -148,6 +149,10 @@ def test_training_and_generation_see_every_turn_as_the_same_tokens(tmp_path, tin
     )
     trained = trainer.train_dataset[0]["prompt_ids"]
     assert trained == _prompt_ids(tok, [row_prompt(rows[0])], chat_template=True, max_prompt_length=256)[0]
+    # preference accuracy scores the response tokens TRL trained on, after the same prompt
+    head, chosen = chat_pair_texts(tok, row_prompt(rows[0]), rows[0]["chosen"])
+    ids, start = tokenize_pair(tok, head, chosen, 256)
+    assert ids[:start] == trained and ids[start:] == trainer.train_dataset[0]["chosen_ids"]
     text = tok.decode(trained)
     assert "<|im_start|>system\nYou are terse.<|im_end|>" in text
     assert text.count("<|im_start|>user") == 2 and "<|im_start|>assistant\nBlue.<|im_end|>" in text
@@ -170,15 +175,20 @@ def test_sft_align_and_evaluate_carry_the_turns(tmp_path, tiny_causal_lm_dir, mo
     pairs, _ = prepare_rows(AlignConfig(**common, policy=s["output"], output=str(tmp_path / "x")))
     assert training_rows(pairs, chat_template=True)[0]["prompt"] == rows[0][PROMPT_MESSAGES]
 
-    seen = []
+    seen, scored = [], []
     real = generation._prompt_ids
     monkeypatch.setattr(generation, "_prompt_ids", lambda tok, ps, *a: seen.extend(ps) or real(tok, ps, *a))
+    real_lp = preference._logprobs
+    monkeypatch.setattr(
+        preference, "_logprobs", lambda m, ps, rs, **k: scored.extend(ps) or real_lp(m, ps, rs, **k)
+    )
     out = tmp_path / "eval"
     cfg = EvalConfig(
-        policy=a["output"], reference=s["output"], prompts=str(train), gold="vader", output=str(out),
+        policy=a["output"], reference=s["output"], prompts=str(train), pairs=str(train), gold="vader", output=str(out),
         max_new_tokens=3, batch_size=4, n_boot=10, chat_template=True, cache_dir=str(tmp_path / "cache"),
     )  # fmt: skip
     evaluate(cfg, progress=False)
     assert seen[:4] == [r[PROMPT_MESSAGES] for r in rows]  # the turns, not the transcript
+    assert scored[0].startswith("<|im_start|>system\nYou are terse.<|im_end|>")  # preference accuracy
     first = json.loads((out / "rows.jsonl").read_text().splitlines()[0])
     assert first["prompt"] == rows[0]["prompt"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cwpo.data.chat import chat_prompt_text, transcript
+from cwpo.data.chat import chat_pair_texts, chat_prompt_text, transcript
 from cwpo.errors import ConfigError
 
 OBJECTIVES = ("bt", "pairrm", "dpo")
@@ -91,7 +91,7 @@ def encode_pairs(
 
     A prompt is a text or a list of chat messages. ``separator`` (bt only): put the tokenizer's
     pair separator between prompt and response. ``chat_template`` (dpo only): render prompts with
-    the tokenizer's chat template, each response then one assistant turn's content.
+    the tokenizer's chat template, each response then its assistant turn (with the end-of-turn).
     """
     n = len(prompts)
     if not (len(responses_a) == len(responses_b) == n):
@@ -101,9 +101,11 @@ def encode_pairs(
         raise ConfigError(f"separator applies to the bt objective only, not {objective!r}")
     if chat_template and objective != "dpo":
         raise ConfigError(f"chat_template applies to the dpo objective only, not {objective!r}")
+    if chat_template:  # each response one assistant turn, cut from the prompt as TRL cuts it
+        side_a = [chat_pair_texts(tokenizer, p, r) for p, r in zip(prompts, responses_a, strict=True)]
+        side_b = [chat_pair_texts(tokenizer, p, r) for p, r in zip(prompts, responses_b, strict=True)]
+        responses_a, responses_b = [t[1] for t in side_a], [t[1] for t in side_b]
     prompts = prompt_texts(tokenizer, prompts, chat_template)
-    if chat_template:  # as assistant_turn gives TRL the response: its text, stripped
-        responses_a, responses_b = [r.strip() for r in responses_a], [r.strip() for r in responses_b]
     sep = pair_separator(tokenizer) if separator else []
     budget = max_length - len(pre) - len(post) - len(sep)
     if budget < 2:

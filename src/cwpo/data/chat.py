@@ -99,6 +99,15 @@ def require_chat_template(tokenizer, model_ref: str) -> None:
         )
 
 
+def chat_pair_texts(tokenizer, prompt: str | list[dict], response: str) -> tuple[str, str]:
+    """(prompt, response) texts as TRL's conversational DPO splits them: the template over the
+    prompt and the response turn, cut after the prompt's ``add_generation_prompt`` text (so the
+    response ends with the template's end-of-turn, as the model was trained)."""
+    head = chat_prompt_text(tokenizer, prompt)
+    whole = tokenizer.apply_chat_template(prompt_messages(prompt) + assistant_turn(response), tokenize=False)
+    return head, whole[len(head) :] if whole.startswith(head) else response.strip()
+
+
 def chat_prompt_text(tokenizer, prompt: str | list[dict]) -> str:
     """The prompt as the chat model sees it before its answer (``add_generation_prompt``)."""
     return tokenizer.apply_chat_template(prompt_messages(prompt), tokenize=False, add_generation_prompt=True)

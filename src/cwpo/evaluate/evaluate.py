@@ -292,6 +292,7 @@ def evaluate(cfg: EvalConfig, progress: bool = True) -> dict:
         summary["preference_accuracy"], pref_rows = evaluate_preference(
             cfg.policy, cfg.reference, pairs, beta=cfg.beta, batch_size=cfg.batch_size, max_length=cfg.max_length,
             n_boot=cfg.n_boot, seed=cfg.seed, cache_dir=cache / "logprobs",
+            chat_template=cfg.chat_template,
         )  # fmt: skip
         timings["preference_s"] = time.perf_counter() - t
         outputs["preference_rows.jsonl"] = pref_rows

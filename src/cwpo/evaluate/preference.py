@@ -18,6 +18,7 @@ from pathlib import Path
 from cwpo.atomic_files import atomic_path
 from cwpo.console import progress as progress_bar
 from cwpo.console import short_ref
+from cwpo.data.chat import chat_pair_texts, require_chat_template, row_prompt
 from cwpo.errors import ConfigError
 from cwpo.evaluate.metrics import preference_accuracy
 from cwpo.hashing import hash_config
@@ -77,6 +78,7 @@ def pair_implicit_rewards(
     max_length: int = 512,
     dtype: str = "float32",
     cache_dir: str | Path | None = None,
+    chat_template: bool = False,
 ) -> tuple[list[float], list[float]]:
     """β·log(π/πref) of the chosen and of the rejected response of every labeled pair.
 
@@ -90,6 +92,14 @@ def pair_implicit_rewards(
         raise ConfigError("no held-out pairs to compute preference accuracy on")
     prompts = [p["prompt"] for p in pairs] * 2
     responses = [p["chosen"] for p in pairs] + [p["rejected"] for p in pairs]
+    if chat_template:  # the texts the policy was trained on: its turns through the chat template
+        from cwpo.models.loading import load_tokenizer
+
+        tok = load_tokenizer(policy)
+        require_chat_template(tok, policy)
+        given = [row_prompt(p) for p in pairs] * 2
+        texts = [chat_pair_texts(tok, p, r) for p, r in zip(given, responses, strict=True)]
+        prompts, responses = [t[0] for t in texts], [t[1] for t in texts]
     kw = {
         "batch_size": batch_size,
         "max_length": max_length,
@@ -115,11 +125,12 @@ def evaluate_preference(
     n_boot: int = 1000,
     seed: int = 0,
     cache_dir: str | Path | None = None,
+    chat_template: bool = False,
 ) -> tuple[dict, list[dict]]:
     """Preference accuracy (summary) and one row per pair with both rewards and the outcome."""
     chosen, rejected = pair_implicit_rewards(
         policy, reference, pairs, beta=beta, batch_size=batch_size, max_length=max_length, dtype=dtype,
-        cache_dir=cache_dir,
+        cache_dir=cache_dir, chat_template=chat_template,
     )  # fmt: skip
     summary = preference_accuracy(chosen, rejected, n_boot=n_boot, seed=seed)
     summary["beta"] = beta
