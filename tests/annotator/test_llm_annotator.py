@@ -358,3 +358,12 @@ def test_answers_are_cached_per_server(tmp_path, fake_server):
     }
     assert all(len(r["chosen"]) > len(r["rejected"]) for r in rows["long.jsonl"])
     assert all(len(r["chosen"]) < len(r["rejected"]) for r in rows["short.jsonl"])
+
+
+def test_the_llm_key_never_reaches_the_log(tmp_path, fake_server, capsys, monkeypatch):
+    monkeypatch.setenv("CWPO_CACHE", str(tmp_path / "cache"))
+    write_jsonl(tmp_path / "u.jsonl", _pairs(1))
+    assert _cli(tmp_path, fake_server(FakeLLM(logprobs=True)), "--llm-key", "sk-secret-4321") == 0
+    assert (tmp_path / "w.jsonl.log").exists()
+    for f in tmp_path.rglob("*"):
+        assert not f.is_file() or b"sk-secret-4321" not in f.read_bytes(), f

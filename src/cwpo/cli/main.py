@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SECRET_ARGS = ("judge_key", "llm_key")  # API keys: never in a log
+
+
 def redacted(argv: list[str], secrets: list[str | None]) -> list[str]:
     """``argv`` with every secret value (e.g. the parsed ``--judge-key``) replaced by ``***``.
 
@@ -165,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         with console.session(
             log_file,
             verbose=args.verbose,
-            title=f"cwpo {' '.join(redacted(argv, [getattr(args, 'judge_key', None)]))}",
+            title=f"cwpo {' '.join(redacted(argv, [getattr(args, k, None) for k in SECRET_ARGS]))}",
         ):
             args.log_file = log_file
             rc = int(module.run(args) or 0)
