@@ -233,3 +233,18 @@ def test_cwpo_select_bad_input_is_one_line(tmp_path, capsys):
     (tmp_path / "next.jsonl.stats.json").write_text("{}")
     assert "stats.json" in run("--strategy", "random")
     assert not out.exists() and (tmp_path / "next.jsonl.stats.json").read_text() == "{}"
+
+
+def test_random_selection_with_a_partly_annotated_pool_writes_valid_json(tmp_path):
+    rows = _rows(6)
+    write_jsonl(tmp_path / "pool.jsonl", rows)
+    write_jsonl(tmp_path / "weak.jsonl", [{"prompt": r["prompt"], "chosen": r["response_a"], "rejected": r["response_b"],
+                                           "margin": 1.0, "confidence": 0.25} for r in rows[:2]])  # fmt: skip
+    args = ["select", "--pool", str(tmp_path / "pool.jsonl"), "--annotated", str(tmp_path / "weak.jsonl"),
+            "--strategy", "random", "--budget", "6", "--output", str(tmp_path / "next.jsonl")]  # fmt: skip
+    assert main(args) == 0
+    text = (tmp_path / "next.jsonl").read_text() + (tmp_path / "next.jsonl.stats.json").read_text()
+    assert "NaN" not in text
+    picked = [json.loads(x) for x in (tmp_path / "next.jsonl").read_text().splitlines()]
+    assert sorted(r.get("annotator_confidence") is not None for r in picked) == [False] * 4 + [True] * 2
+    assert json.loads((tmp_path / "next.jsonl.stats.json").read_text())["mean_confidence_selected"] == 0.25

@@ -195,10 +195,11 @@ def select_pairs(cfg: SelectConfig) -> dict:
         seed=cfg.seed,
         pool_factor=cfg.pool_factor,
     )
+    known = [confidences[i] for i in picked if np.isfinite(confidences[i])] if confidences is not None else []
     rows = []
     for rank, i in enumerate(picked):
         row = {**candidates[i], "selection_rank": rank, "selection_strategy": cfg.strategy}
-        if confidences is not None:
+        if confidences is not None and np.isfinite(confidences[i]):  # random may pick unannotated pairs
             row["annotator_confidence"] = confidences[i]
         rows.append(row)
     write_jsonl(output, rows)
@@ -209,9 +210,7 @@ def select_pairs(cfg: SelectConfig) -> dict:
         "n_selected": len(rows),
         "strategy": cfg.strategy,
         "seed": cfg.seed,
-        "mean_confidence_selected": (
-            sum(confidences[i] for i in picked) / len(picked) if confidences is not None and picked else None
-        ),
+        "mean_confidence_selected": float(np.mean(known)) if known else None,
         "output": str(output),
     }
     write_json(stats_path, stats)
