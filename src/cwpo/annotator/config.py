@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from cwpo.annotator.model import OBJECTIVES, POOLINGS
+from cwpo.annotator.tracking import annotator_report_to_errors
 from cwpo.config import check
 from cwpo.runtime import bf16_errors
 
@@ -54,6 +55,13 @@ class TrainAnnotatorConfig:
         metadata={
             "help": "dpo: prompts (a conversation's turns) through the backbone's chat template, as "
             "sft/align with chat_template; bt/pairrm encoders read the plain-text prompt"
+        },
+    )
+    report_to: str = field(
+        default="none",
+        metadata={
+            "help": "none or tensorboard (all: tensorboard): step losses, validation curve and eval "
+            "metrics as TensorBoard events in OUTPUT/runs, written when training ends"
         },
     )
     attention_dropout: float | None = field(
@@ -121,6 +129,7 @@ class TrainAnnotatorConfig:
                 f"chat_template applies to the dpo objective (a causal LM) only, not {self.objective!r}: "
                 "bt/pairrm encoders read the plain-text prompt"
             )
+        errors += annotator_report_to_errors(self.report_to)
         if self.attention_dropout is not None and not 0 <= self.attention_dropout < 1:
             errors.append(f"attention_dropout must be in [0, 1), got {self.attention_dropout}")
         if self.head_lr is not None and not (self.head_lr > 0 and math.isfinite(self.head_lr)):

@@ -28,12 +28,14 @@ from pathlib import Path
 
 import torch
 
+from cwpo.align.training_config import report_targets
 from cwpo.annotator.backbone import _load_backbone
 from cwpo.annotator.calibration import calibration_report, fit_temperature
 from cwpo.annotator.config import MIN_EARLY_STOPPING_PAIRS, MIN_TRAIN_PAIRS, TrainAnnotatorConfig
 from cwpo.annotator.encoding import encode_pairs
 from cwpo.annotator.model import ANNOTATOR_FILE, REFERENCE_DIR, Annotator, head_module, scalar_scores
 from cwpo.annotator.reward_model_losses import bt_loss, pairrm_loss
+from cwpo.annotator.tracking import write_scalars
 from cwpo.atomic_files import write_json
 from cwpo.console import progress
 from cwpo.data.chat import require_chat_template, row_prompt
@@ -411,6 +413,8 @@ def train_annotator(cfg: TrainAnnotatorConfig) -> dict:
                 reference.save_pretrained(Path(tmp) / REFERENCE_DIR)
             write_json(Path(tmp) / ANNOTATOR_FILE, meta)
             write_json(Path(tmp) / "metrics.json", metrics)
+            if report_targets(cfg.report_to):
+                write_scalars(Path(tmp), sft_losses, losses, per_epoch, metrics)
             write_manifest(tmp, "train-annotator", config, hash_config(inputs), metrics)
     ranks().barrier()
     return metrics
