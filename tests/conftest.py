@@ -148,7 +148,7 @@ def labeled_rows() -> list[dict]:
     ]
 
 
-# ---- what a person should never see in the terminal (issue 12) ----------------------------------
+# ---- what a person should never see in the terminal -------------------------------------------
 _NOISE = {
     # the HF Trainer's per-step (and end-of-training) metric dicts: {'loss': '0.69', ...}
     "metric dict": re.compile(r"^\s*\{'[\w/.-]+': "),

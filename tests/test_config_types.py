@@ -1,4 +1,4 @@
-"""Wrong types in a stage's YAML or flags name the field and the expected type (issue 13, 3.5)."""
+"""Wrong types in a stage's YAML or flags name the field and the expected type."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``--output`` never destroys what cwpo did not write (issue 13, item 1), for every stage.
+"""``--output`` never destroys what cwpo did not write, for every stage.
 
 Each CLI case is the probe a user ran: before this guard, ``cwpo data`` replaced the folder
 holding its own input (deleting the input file and a README), ``train-annotator`` deleted the

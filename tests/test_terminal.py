@@ -1,4 +1,4 @@
-"""Issue 12: a terminal a person can read, for `cwpo run` and every stage command.
+"""A terminal a person can read, for `cwpo run` and every stage command.
 
 No line of a command's terminal output may be a per-step metric dict, a weights-loading bar or a
 Python warning; those go to the command's log file (``--verbose`` shows them live). A user error

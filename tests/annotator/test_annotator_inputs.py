@@ -1,4 +1,4 @@
-"""Bad annotator folders and questionable successes of train-annotator / annotate (issue 13, 3.2, 3.8)."""
+"""Bad annotator folders and questionable successes of train-annotator / annotate."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Messages and provenance of the data stage name the real place (issue 13, 3.9)."""
+"""Messages and provenance of the data stage name the real place."""
 
 from __future__ import annotations
 

@@ -139,7 +139,7 @@ def test_prompt_file_errors_name_file_and_row(tmp_path):
 
 
 def test_smollm2_against_itself_with_vader_is_exactly_half(imdb_dir, tmp_path):
-    """Required by issue 5: identical model, settings and seeds -> GRA exactly 0.5, all ties."""
+    """Identical model, settings and seeds -> GRA exactly 0.5, all ties."""
     prompts = imdb_prompts(imdb_dir / "test.jsonl.gz", n=6, seed=0, words=8)
     write_jsonl(tmp_path / "imdb.jsonl", prompts)
     cfg = EvalConfig(

@@ -1,5 +1,5 @@
 """A recipe with a wrong type, an unknown --methods or a missing source fails before any work,
-with one clear error, and leaves nothing behind (issue 13, 3.4-3.6)."""
+with one clear error, and leaves nothing behind."""
 
 from __future__ import annotations
 

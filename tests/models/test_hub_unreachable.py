@@ -1,4 +1,4 @@
-"""An unreachable hub is decided once and fails in seconds with only cwpo's line (issue 13, 3.7)."""
+"""An unreachable hub is decided once and fails in seconds with only cwpo's line."""
 
 from __future__ import annotations
 
