@@ -15,6 +15,7 @@ import random
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -120,6 +121,17 @@ def _pairs(n: int, seed: int = 0, name: str = "question") -> list[dict]:
         a, b = (long_, short) if rng.random() < 0.5 else (short, long_)
         rows.append({"prompt": f"{name} {i}", "response_a": a, "response_b": b})
     return rows
+
+
+def test_probability_from_a_recorded_llama_cpp_answer():
+    # recorded from llama-cpp-python's server on SmolLM2 (logprob_shape.json): the answer is the
+    # bare letter "A"; among its top-5 alternatives A has log-prob -2.193 and B -3.492, so
+    # P(A) = 1 / (1 + exp(-3.492 + 2.193)) = 0.7857; an answer that only lists "A: ... B: ..." has none
+    shape = json.loads((Path(__file__).parent / "logprob_shape.json").read_text())
+    content = shape["verdict_a"]["response"]["choices"][0]["logprobs"]["content"]
+    assert probability_from_logprobs(content) == pytest.approx(1 / (1 + math.exp(-3.492 + 2.193)), abs=2e-3)
+    listing = shape["no_verdict"]["response"]["choices"][0]["logprobs"]["content"]
+    assert probability_from_logprobs(listing) is None
 
 
 def test_probability_from_logprobs_reads_the_verdict_token():

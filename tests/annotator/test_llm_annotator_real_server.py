@@ -4,7 +4,8 @@
   the model folder whose generation config samples;
 * log-prob path: llama-cpp-python's server on the packaged GGUF, when llama-cpp-python is
   installed (``CWPO_LLAMA_CPP_PYTHON`` names a Python that has it; it builds from source, so the
-  set-up does not install it); ``logprob_shape.json`` is a response recorded from it.
+  set-up does not install it); ``logprob_shape.json`` holds two responses recorded from it, read
+  in the default suite by ``test_llm_annotator.py``.
 """
 
 from __future__ import annotations

@@ -94,8 +94,10 @@ def probability_from_logprobs(content: list[dict]) -> float | None:
 
     The verdict token is the first generated token that is "A" or "B" (quotes and spaces aside)
     after the last "pref" in the text (the prompt's ``Prefered:`` line: a letter named later, as in
-    ``Prefered: A, since B rambles``, is not the verdict), or failing that the last such token.
-    None when there is none, or when neither letter is among its alternatives.
+    ``Prefered: A, since B rambles``, is not the verdict); in an answer without that line, the last
+    letter token only when :func:`parse_verdict` reads a verdict from the text (a bare "A" line).
+    None otherwise (an answer that lists "A: ... B: ..." names no verdict), or when neither letter
+    is among the verdict token's alternatives.
     """
     starts, text = [], ""
     for entry in content:
@@ -104,9 +106,12 @@ def probability_from_logprobs(content: list[dict]) -> float | None:
     pref = text.lower().rfind("pref")
     letters = [i for i, entry in enumerate(content) if _letter(entry.get("token", "")) is not None]
     after = [i for i in letters if pref >= 0 and starts[i] >= pref]
-    at = after[0] if after else (letters[-1] if letters else None)
-    if at is None:
-        return None
+    if after:
+        at = after[0]
+    elif pref < 0 and letters and parse_verdict(text) is not None:
+        at = letters[-1]  # an answer that is only the letter (as parse_verdict reads it): its last letter
+    else:
+        return None  # no verdict: letters elsewhere (an answer that lists "A: ... B: ...") are not one
     mass = {"A": 0.0, "B": 0.0}
     alternatives = content[at].get("top_logprobs") or [content[at]]
     for alt in alternatives if isinstance(alternatives, list) else []:
