@@ -8,7 +8,7 @@ import torch
 
 from cwpo.align.hub import trainer_hub_kwargs
 from cwpo.align.stage_output import CHECKPOINTS
-from cwpo.align.training_config import report_targets
+from cwpo.tracking import report_targets
 
 
 def trainer_common_kwargs(cfg, output_dir: Path, autocast: bool) -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from cwpo.align.training_config import report_targets
+from cwpo.tracking import report_targets
 
 TRACKERS = ("tensorboard",)
 RUN_NAME = "train-annotator"

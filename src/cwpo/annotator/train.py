@@ -28,7 +28,6 @@ from pathlib import Path
 
 import torch
 
-from cwpo.align.training_config import report_targets
 from cwpo.annotator.backbone import _load_backbone
 from cwpo.annotator.calibration import calibration_report, fit_temperature
 from cwpo.annotator.config import MIN_EARLY_STOPPING_PAIRS, MIN_TRAIN_PAIRS, TrainAnnotatorConfig
@@ -46,6 +45,7 @@ from cwpo.hashing import hash_config, sha256_path
 from cwpo.models.logprobs import collate, length_buckets, response_logprobs
 from cwpo.outputs import atomic_dir, guard_output, write_manifest
 from cwpo.runtime import resolve_bf16
+from cwpo.tracking import report_targets
 
 
 def _read_labeled(path: str, what: str) -> list[dict]:
