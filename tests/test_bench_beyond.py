@@ -1,0 +1,51 @@
+"""The active-labelling and LLM-annotator benches: their crowd, their split and their report pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmarks.annotator import active, llm_annotator
+from cwpo.experiments.simulate import gold_agreement
+
+
+def test_crowd_humans_are_calibrated_and_the_eval_pairs_are_never_selectable():
+    rows = active.read_pool()
+    pool, held = active.split(rows)
+    assert len(held) == active.N_EVAL and len(pool) + len(held) == len(rows)
+    assert not {(r["prompt"], r["response_a"]) for r in pool} & {(r["prompt"], r["response_a"]) for r in held}
+    t = active.crowd_temperature(rows)
+    labelled = active.labelled(pool, "crowd_bt", 0, t)
+    agree = gold_agreement(
+        [r["human_label"] for r in labelled], [r["gold_a"] for r in pool], [r["gold_b"] for r in pool]
+    )
+    assert abs(agree - active.CROWD_AGREEMENT) < 0.02  # one draw of the calibrated Bradley-Terry humans
+    noisefree = active.labelled(pool, "noisefree", 0, t)
+    assert (
+        gold_agreement(
+            [r["human_label"] for r in noisefree], [r["gold_a"] for r in pool], [r["gold_b"] for r in pool]
+        )
+        == 1.0
+    )
+
+
+def test_report_pages_come_from_the_metrics():
+    metrics = {
+        "by_regime": {"noisefree": {"10%": {"labels": 156, **{s: {"eval": [0.5, 0.6], "rest": [], "seeds": [0, 1]}
+                                                            for s in active.STRATEGIES}}}},
+        "claims": [{"name": "noisefree 10% uncertainty > random", "verdict": "unresolved", "p_holm": 0.4,
+                    "estimate": {"mean": 0.02, "lo": -0.05, "hi": 0.09}}],
+        "pieces_finished": ["noisefree/random/seed0"],
+    }  # fmt: skip
+    page = active.render(metrics)
+    assert "| noisefree | 10% (156) | 55.0 (2 seeds) |" in page and "**unresolved**, +2.0 points" in page
+    est = {"mean": -0.05, "lo": -0.1, "hi": 0.0}
+    doc = {"logprobs": {
+        "server": {"model": "smollm2"}, "n_labeled": 200, "n_eval": 300, "n_unparsed": 4,
+        "llm": {"accuracy": 0.52, "ece_before_temperature": 0.3, "ece_after_temperature": 0.05, "temperature": 4.0,
+                "accuracy_by_confidence_quintile": [0.5] * 5, "labels_per_second": 0.4, "requests": 1000},
+        "bt": {"accuracy": 0.7, "ece": 0.1, "accuracy_by_confidence_quintile": [0.6] * 5, "labels_per_second": 5.0},
+        "llm_minus_bt": {"estimate": est, "p_holm": 0.04, "verdict": "fails"},
+    }}  # fmt: skip
+    page = llm_annotator.render(doc, Path("llm_annotator.json"))
+    assert "| logprobs | LLM (smollm2) | 52.0 | 0.300 | 0.050 | 4 |" in page
+    assert "LLM − BT accuracy -5.0 points [-10.0, +0.0], p 0.04: fails" in page
