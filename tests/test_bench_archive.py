@@ -93,3 +93,15 @@ def test_a_stage_that_needs_a_stub_model_stops_with_one_line(archived, tiny_caus
     recipe.evaluate = {**recipe.evaluate, "batch_size": 4}  # a new evaluation of the archived policy
     with pytest.raises(CWPOError, match="copied without its model or data files"):
         pipeline.run_recipe(recipe, tmp / "fourth", progress=False, stages_dir=tmp / "cache4")
+
+
+def test_a_stub_restored_for_rebuild_is_trained_again_when_a_new_stage_needs_it(
+    archived, tiny_causal_lm_dir, tiny_encoder_dir
+):
+    tmp, recipe, first, _ = archived
+    restore_stages(tmp / "archive", tmp / "cache5", rebuild=("sft",))
+    recipe = _recipe(recipe.data["source"], tiny_causal_lm_dir, tiny_encoder_dir, methods=("cw", "top30"))
+    rows = pipeline.run_recipe(recipe, tmp / "fifth", progress=False, stages_dir=tmp / "cache5")["rows"]
+    assert [r["method"] for r in rows] == ["cw", "top30"]
+    (sft,) = (tmp / "cache5" / "stages").glob("sft-*")
+    assert not (sft / LEFT_OUT).exists() and any((sft / "model").glob("*.safetensors"))

@@ -157,8 +157,13 @@ def archive_stages(
     return {"archived": added, "stubs": stubs, "in_archive": len(_complete_stages(archive / "stages"))}
 
 
-def restore_stages(archive: str | Path, cache: str | Path) -> list[str]:
-    """Write every archived stage that ``cache`` lacks into it; return their names."""
+def restore_stages(archive: str | Path, cache: str | Path, rebuild: tuple[str, ...] = ()) -> list[str]:
+    """Write every archived stage that ``cache`` lacks into it; return their names.
+
+    A stub of a stage kind named in ``rebuild`` (``"sft"``, say: minutes to train again, and new
+    stages need its weights) is restored marked to be computed again, same key, the first time a
+    run meets it; its archived metrics stay readable until then.
+    """
     archive, cache = Path(archive), Path(cache).resolve()
     restored = []
     for stage in _complete_stages(archive / "stages"):
@@ -167,10 +172,13 @@ def restore_stages(archive: str | Path, cache: str | Path) -> list[str]:
             continue
         model = _model_path(stage)
         pairs = [(CACHE_TOKEN, str(cache)), *([(MODEL_TOKEN, model)] if model else [])]
+        again = (stage / LEFT_OUT).exists() and read_json(stage / "manifest.json").get("stage") in rebuild
 
-        def fill(tmp: Path, stage=stage, pairs=pairs) -> None:
+        def fill(tmp: Path, stage=stage, pairs=pairs, again=again) -> None:
             for f in sorted(p for p in stage.rglob("*") if p.is_file()):
                 _copy_in(f, tmp / f.relative_to(stage), pairs)
+            if again:
+                write_json(tmp / LEFT_OUT, {**read_json(tmp / LEFT_OUT), "recompute": True})
 
         if _publish(target, fill):
             restored.append(stage.name)
