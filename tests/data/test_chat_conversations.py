@@ -178,9 +178,11 @@ def test_sft_align_and_evaluate_carry_the_turns(tmp_path, tiny_causal_lm_dir, mo
     seen, scored = [], []
     real = generation._prompt_ids
     monkeypatch.setattr(generation, "_prompt_ids", lambda tok, ps, *a: seen.extend(ps) or real(tok, ps, *a))
-    real_lp = preference._logprobs
+    real_lp = preference.cached_sequence_logprobs
     monkeypatch.setattr(
-        preference, "_logprobs", lambda m, ps, rs, **k: scored.extend(ps) or real_lp(m, ps, rs, **k)
+        preference,
+        "cached_sequence_logprobs",
+        lambda m, ps, rs, **k: scored.extend(ps) or real_lp(m, ps, rs, **k),
     )
     out = tmp_path / "eval"
     cfg = EvalConfig(

@@ -21,8 +21,8 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from cwpo.evaluate.cached_logprobs import cached_sequence_logprobs
 from cwpo.evaluate.gold import get_gold
-from cwpo.evaluate.preference import _logprobs
 
 
 def log_ratios(logp: Sequence[float], logp_ref: Sequence[float]) -> list[float]:
@@ -149,8 +149,12 @@ def score_checkpoint(
     all_prompts = texts * n_samples
     all_resp = [y for ys in samples for y in ys]
     lp_kw = {"batch_size": batch_size, "max_length": max_length, "dtype": torch.float32}
-    logp = _logprobs(policy, all_prompts, all_resp, cache_dir=cache / "logprobs", **lp_kw).tolist()
-    logp_ref = _logprobs(reference, all_prompts, all_resp, cache_dir=cache / "logprobs", **lp_kw).tolist()
+    logp = cached_sequence_logprobs(
+        policy, all_prompts, all_resp, cache_dir=cache / "logprobs", **lp_kw
+    ).tolist()
+    logp_ref = cached_sequence_logprobs(
+        reference, all_prompts, all_resp, cache_dir=cache / "logprobs", **lp_kw
+    ).tolist()
     n_tok = response_tokens(load_tokenizer(reference), all_prompts, all_resp, max_length)
     g_pol, s_pol = gold_fn(all_prompts, all_resp), second_fn(all_prompts, all_resp)
     rows = []
