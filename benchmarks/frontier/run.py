@@ -3,9 +3,12 @@ policy snapshots, each snapshot scored on the validation and the test prompts.
 
 Every step is a stage of the stage cache (``--cache``, outside the repository), so a unit killed at
 any point resumes where it stopped; the data stages (SFT model, pool, labels, annotator) are those
-of the v2 evidence bench, restored from ``benchmarks/archive/bench`` when the cache lacks them.
-After each finished unit its stages are added to the archive and one line per scored snapshot to
-``benchmarks/frontier/results/points.jsonl`` (the index :mod:`benchmarks.frontier.analyze` reads).
+of the v2 evidence bench, restored from ``benchmarks/archive/bench`` when the cache lacks them (the
+archived SFT stub is trained again, same key). After each finished unit one line per scored
+snapshot goes to ``benchmarks/frontier/results/points.jsonl`` (the index
+:mod:`benchmarks.frontier.analyze` reads). The run only reads the archive: after a part,
+``python -m benchmarks.tracks.stage_archive save --cache <the same cache>`` keeps its stages
+(per-prompt rows, labels; no weights) for the next machine and for audit.
 
     OMP_NUM_THREADS=1 python -m benchmarks.frontier.run --regime noisefree --methods human cw \
         --seeds 0 --lrs 5e-4 [--max-minutes 110] [--plan benchmarks/frontier/plan.yaml]
@@ -36,7 +39,7 @@ from benchmarks.frontier.train_rows import (
     train_rows,
 )
 from benchmarks.result_files import bench_parser
-from benchmarks.tracks.archived_stages import archive_stages, restore_stages
+from benchmarks.tracks.archived_stages import restore_stages
 from cwpo.atomic_files import write_json, write_jsonl
 from cwpo.console import training_bar
 from cwpo.errors import CWPOError
@@ -353,9 +356,6 @@ def run_part(args, plan: dict) -> int:
                     write_label_stats(unit, args.results)
                 stamp = {"unit_seconds": round(time.time() - t, 1), "recorded": now_iso()}
                 record([{**p, **stamp} for p in points], args.results)
-                if archive:
-                    with results_lock(args.results):
-                        archive_stages(args.cache, archive)
     return 0
 
 
