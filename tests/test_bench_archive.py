@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from tests.experiments.test_pipeline import _pairs_file, _recipe
@@ -13,7 +14,7 @@ from tests.experiments.test_pipeline import _pairs_file, _recipe
 from benchmarks.tracks.archived_stages import archive_stages, restore_stages
 from cwpo.errors import CWPOError
 from cwpo.experiments import pipeline
-from cwpo.experiments.cache import LEFT_OUT
+from cwpo.experiments.cache import LEFT_OUT, Artifact, run_stage
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +106,29 @@ def test_a_stub_restored_for_rebuild_is_trained_again_when_a_new_stage_needs_it(
     assert [r["method"] for r in rows] == ["cw", "top30"]
     (sft,) = (tmp / "cache5" / "stages").glob("sft-*")
     assert not (sft / LEFT_OUT).exists() and any((sft / "model").glob("*.safetensors"))
+
+
+def test_a_restore_during_the_rebuild_does_not_put_the_stub_back(archived, tmp_path):
+    """Two workers of a part: one rebuilds the SFT stub while the other starts and restores the
+    archive into the same cache. The rebuilt stage replaces the stub; the restore skips it."""
+    tmp, _, _, _ = archived
+    cache = tmp_path / "cache"
+    restore_stages(tmp / "archive", cache, rebuild=("sft",))
+    stub = next(s for s in (cache / "stages").glob("sft-*") if (s / LEFT_OUT).exists())
+    manifest = json.loads((stub / "manifest.json").read_text())
+    name, config = "sft", manifest["config"]["config"]
+    inputs = {  # the stage's inputs as run_stage hands them on: their folders and content keys
+        k: Artifact(Path(p), json.loads((Path(p) / "manifest.json").read_text())["inputs_hash"], {}, True)
+        for k, p in manifest["config"]["inputs"].items()
+    }
+
+    def rebuild(out, work):
+        assert restore_stages(tmp / "archive", cache, rebuild=("sft",)) == []  # the other worker
+        (out / "model").mkdir()
+        (out / "model" / "adapter_model.safetensors").write_bytes(b"weights")
+        return {"rebuilt": True}
+
+    art = run_stage(cache, name, config, inputs, rebuild)
+    assert art.path == stub and art.metrics["rebuilt"] and not art.cached
+    assert not (stub / LEFT_OUT).exists() and (stub / "model" / "adapter_model.safetensors").exists()
+    assert run_stage(cache, name, config, inputs, rebuild).cached  # complete now: not computed again

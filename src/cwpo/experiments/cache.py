@@ -31,11 +31,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cwpo.atomic_files import read_json
+from cwpo.atomic_files import read_json, write_json
 from cwpo.console import STAGE_WHAT, stage_line
 from cwpo.errors import CWPOError
 from cwpo.hashing import hash_config
-from cwpo.outputs import atomic_dir, write_manifest
+from cwpo.outputs import MANIFEST, atomic_dir, write_manifest
 
 log = logging.getLogger("cwpo.run")
 
@@ -104,6 +104,15 @@ def _to_recompute(folder: Path) -> bool:
     return marker.exists() and bool(read_json(marker).get("recompute")) and not CACHE_ONLY.get()
 
 
+def _own_marker(folder: Path) -> None:
+    """List the stub's :data:`LEFT_OUT` marker among the manifest's files (the archive tool wrote
+    it), so that the recomputed stage may replace the whole stub."""
+    manifest = read_json(folder / MANIFEST)
+    files = manifest.get("files")
+    if isinstance(files, list) and LEFT_OUT not in files:
+        write_json(folder / MANIFEST, {**manifest, "files": [*files, LEFT_OUT]})
+
+
 def check_inputs(stage: str, inputs: dict[str, Artifact]) -> None:
     """Refuse to compute ``stage`` from an input stage whose files were left out (:data:`LEFT_OUT`)."""
     for what, art in inputs.items():
@@ -140,7 +149,9 @@ def run_stage(
         with _stage_lock(root / "locks" / f"{name}-{key[:16]}.lock", label or name):
             found = _cached(folder, key)  # another run may have finished it while we waited
             if found is not None and _to_recompute(folder):
-                shutil.rmtree(folder)  # its outputs were left out: computed again, same key
+                # its outputs were left out: computed again, same key, and swapped in over the stub
+                # (deleting it first would let a concurrent archive restore put the stub back)
+                _own_marker(folder)
                 found = None
             if found is None:
                 check_inputs(label or name, inputs)
