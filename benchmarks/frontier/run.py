@@ -49,6 +49,7 @@ from cwpo.experiments.frontier import bt_temperature_for
 from cwpo.experiments.point_runner import PointRunner, decided_precision
 from cwpo.experiments.recipe import load_recipe
 from cwpo.experiments.sentiment_track import sentiment_config
+from cwpo.hashing import sha256_path
 from cwpo.machine import now_iso
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,8 +83,13 @@ def regime_recipe(plan: dict, regime: str, seed: int):
 class Unit:
     """The data stages of one (regime, seed), shared by its methods and learning rates."""
 
-    def __init__(self, plan: dict, regime: str, seed: int, cache: Path):
+    def __init__(
+        self, plan: dict, regime: str, seed: int, cache: Path, annotation: Path | None = None, tag: str = ""
+    ):
         self.plan, self.regime, self.seed, self.cache = plan, regime, seed, cache
+        # D_u as another annotator labelled it (an active-labelling round, say), instead of the
+        # unit's own: methods that read labels or c train on it and are recorded as ``name@tag``
+        self.annotation, self.tag = annotation, tag
         recipe, spec = regime_recipe(plan, regime, seed)
         if "bt_agreement" in spec:  # the BT temperature that gives the target agreement on this pool
             probe = PointRunner(cache, {"seed": seed}, recipe, progress=False)
@@ -115,6 +121,9 @@ class Unit:
         }
 
     def annotate(self) -> None:
+        if self.annotation is not None:
+            self.files["annotated"] = self.annotation / "annotated.jsonl"
+            return
         if self.weak is None:
             _, self.weak = self.pr.annotator(self.data, "annotator")
             self.files["annotated"] = self.weak.path / "annotated.jsonl"
@@ -145,6 +154,8 @@ class Unit:
             "method": list(spec),
             "snapshots": sorted(steps),
         }
+        if self.annotation is not None and needs_annotation(spec):  # its content, not its path
+            key["annotation"] = sha256_path(self.files["annotated"])
         sft_model = self.sft.path / "model"
 
         def fn(out: Path, work: Path) -> dict:
@@ -180,13 +191,16 @@ class Unit:
                 "sft": self.sft,
                 "labels": self.data,
                 "pool": self.pr.pairs_art,
-                **({"weak": self.weak} if needs_annotation(spec) else {}),
+                **({"weak": self.weak} if needs_annotation(spec) and self.weak else {}),
             },
             fn,
-            label=f"align[{name}, lr={lr}]",
+            label=f"align[{self.method_name(name)}, lr={lr}]",
             what=f"{spec[2].upper()} on {spec[0]} labels, weights {spec[1]}, {epochs} epochs, snapshots",
         )
         return art, steps
+
+    def method_name(self, name: str) -> str:
+        return f"{name}@{self.tag}" if self.tag else name
 
     def score(self, label: str, policy: Path, policy_art: Artifact | None, step: int, split: str) -> Artifact:
         ev = self.plan["eval"]
@@ -236,11 +250,11 @@ def run_unit(u: Unit, name: str, lr: float, splits: list[str]) -> list[dict]:
     ]
     for step, epochs, policy, policy_art in points:
         for split in splits:
-            ev = u.score(f"{name}, lr={lr}", policy, policy_art, step, split)
+            ev = u.score(f"{u.method_name(name)}, lr={lr}", policy, policy_art, step, split)
             out.append(
                 {
                     "regime": u.regime,
-                    "method": name,
+                    "method": u.method_name(name),
                     "seed": u.seed,
                     "lr": lr,
                     "step": step,
@@ -278,7 +292,7 @@ def write_label_stats(unit: Unit, results: Path) -> None:
     }
     with results_lock(results):
         stats = json.loads(path.read_text()) if path.exists() else {}
-        stats[f"{unit.regime}/{unit.seed}"] = entry
+        stats["/".join([unit.regime, str(unit.seed), *([unit.tag] if unit.tag else [])])] = entry
         write_json(path, stats)
 
 
@@ -309,7 +323,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=float, help="override the plan's last checkpoint (epochs)")
     ap.add_argument("--n-test-prompts", type=int, help="override the plan's (a pilot)")
     ap.add_argument("--n-val-prompts", type=int, help="override the plan's (a pilot)")
+    ap.add_argument(
+        "--annotation",
+        type=Path,
+        help="a folder with annotated.jsonl: D_u labelled by another annotator (an active-labelling "
+        "round), used instead of the unit's own; needs --tag",
+    )
+    ap.add_argument("--tag", default="", help="recorded methods are NAME@TAG (with --annotation)")
     args = ap.parse_args(argv)
+    if args.annotation is not None and not (args.tag and (args.annotation / "annotated.jsonl").is_file()):
+        print(
+            f"error: --annotation {args.annotation}: needs --tag and a file annotated.jsonl in it",
+            file=sys.stderr,
+        )
+        return 2
     try:
         plan = load_plan(args.plan)
     except (OSError, ValueError, KeyError) as e:
@@ -344,7 +371,7 @@ def run_part(args, plan: dict) -> int:
         restore_stages(archive, args.cache, rebuild=("sft",))  # its stub has no weights: ~3 min
     start = time.time()
     for seed in args.seeds:
-        unit = Unit(plan, args.regime, seed, args.cache)
+        unit = Unit(plan, args.regime, seed, args.cache, args.annotation, args.tag)
         for name in args.methods:
             for lr in args.lrs:
                 if (time.time() - start) / 60 > args.max_minutes:
@@ -352,7 +379,7 @@ def run_part(args, plan: dict) -> int:
                     return 0
                 t = time.time()
                 points = run_unit(unit, name, lr, args.splits)
-                if unit.weak is not None:
+                if "annotated" in unit.files:  # its own annotator ran, or --annotation
                     write_label_stats(unit, args.results)
                 stamp = {"unit_seconds": round(time.time() - t, 1), "recorded": now_iso()}
                 record([{**p, **stamp} for p in points], args.results)

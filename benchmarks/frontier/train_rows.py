@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -130,11 +131,14 @@ def label_stats(files: dict) -> dict:
         c.append(float(r["confidence"]))
         gap.append(abs(p["gold_a"] - p["gold_b"]))
         correct.append(1.0 if r["chosen"] == better else 0.0)
+    def defined(r: float) -> float | None:  # None where one side is constant (c all equal, say)
+        return None if math.isnan(r) else r
+
     return {
         "n_decided": len(c),
-        "corr_c_gold_gap": correlation(c, gap),
-        "spearman_c_gold_gap": correlation(c, gap, rank=True),
-        "corr_c_label_correct": correlation(c, correct),
+        "corr_c_gold_gap": defined(correlation(c, gap)),
+        "spearman_c_gold_gap": defined(correlation(c, gap, rank=True)),
+        "corr_c_label_correct": defined(correlation(c, correct)),
         "weak_label_acc": sum(correct) / len(correct) if correct else None,
         "ess_c": effective_sample_size([float(r["confidence"]) for r in annotated]),
         "n_pairs": len(annotated),
