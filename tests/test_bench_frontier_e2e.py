@@ -85,12 +85,25 @@ def test_run_then_analyze_on_tiny_models(
     rows = [json.loads(x) for x in own.read_text().splitlines()]
     ext_rows = [{**x, "confidence": 0.25 + 0.5 * (i % 2)} for i, x in enumerate(rows)]
     (ext / "annotated.jsonl").write_text("".join(json.dumps(x) + "\n" for x in ext_rows))
-    argv_ext = ["--regime", "crowd_bt", "--methods", "cw", "--seeds", "0", "--lrs", "1e-2", "--splits", "test"]
+    argv_ext = [
+        "--regime",
+        "crowd_bt",
+        "--methods",
+        "cw",
+        "--seeds",
+        "0",
+        "--lrs",
+        "1e-2",
+        "--splits",
+        "test",
+    ]
     assert run.main([*argv_ext, "--annotation", str(ext), *common]) == 2  # no --tag
     assert run.main([*argv_ext, "--annotation", str(ext), "--tag", "round", *common]) == 0
     points = [json.loads(x) for x in (results / "points.jsonl").read_text().splitlines()]
     theirs = [p for p in points if p["method"] == "cw@round"]
-    assert len(theirs) == 3 and min(p["step"] for p in theirs) == 0 and {p["split"] for p in theirs} == {"test"}
+    assert (
+        len(theirs) == 3 and min(p["step"] for p in theirs) == 0 and {p["split"] for p in theirs} == {"test"}
+    )
     cw_stage = next(p["align_stage"] for p in points if p["method"] == "cw")
     assert theirs[-1]["align_stage"] != cw_stage  # trained on the other annotation, not reused
     assert "crowd_bt/0/round" in json.loads((results / "label_stats.json").read_text())

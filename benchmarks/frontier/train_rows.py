@@ -131,6 +131,7 @@ def label_stats(files: dict) -> dict:
         c.append(float(r["confidence"]))
         gap.append(abs(p["gold_a"] - p["gold_b"]))
         correct.append(1.0 if r["chosen"] == better else 0.0)
+
     def defined(r: float) -> float | None:  # None where one side is constant (c all equal, say)
         return None if math.isnan(r) else r
 
