@@ -37,6 +37,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from benchmarks.annotator.active_align import align_claims
 from benchmarks.result_files import REPO, bench_parser, module_command, repo_env, write_result
 from cwpo.atomic_files import read_json, write_jsonl, write_text
 from cwpo.experiments.active import ActiveConfig, run_rounds
@@ -168,10 +169,13 @@ def summarize(started: float, output: Path) -> dict:
                 diffs = [acc[(regime, strategy, s)][budget]["eval"] - acc[(regime, "random", s)][budget]["eval"]
                          for s in seeds]  # fmt: skip
                 claims.append(Claim(f"{regime} {share:.0%} {strategy} > random", t_estimate(diffs)))
-    metrics["claims"] = judge(claims)
+    metrics["align"], align = align_claims()  # CW-DPO from each strategy's labels, at matched KL
+    metrics["claims"] = judge(claims + align)
     metrics["pieces_finished"] = [f"{r}/{st}/seed{s}" for (r, st, s) in acc]
     write_result(output, metrics, started)
-    write_text(REPORT, render(metrics))
+    write_text(
+        REPORT if output == RESULT else output.with_suffix(".md"), render(metrics)
+    )  # a trial: beside it
     return metrics
 
 
@@ -200,8 +204,33 @@ def render(metrics: dict) -> str:
                     for c in metrics["claims"])]  # fmt: skip
     if not metrics["claims"]:
         lines.append("No comparison has two finished seeds of both strategies yet.")
+    lines += align_lines(metrics.get("align", {}))
     lines += ["", f"Finished pieces: {', '.join(metrics['pieces_finished']) or 'none'}.", ""]
     return "\n".join(lines)
+
+
+def align_lines(align: dict) -> list[str]:
+    """The CW-DPO part of the page: each strategy's frontier (KL, reward, GRA per snapshot)."""
+    lines = ["", "## CW-DPO trained on each strategy's annotation", ""]
+    if not align.get("by_regime"):
+        return [*lines, align.get("note", "No CW-DPO run from the active bench yet."), ""]
+    lines += [
+        f"CW-DPO on the rest of the pool as each strategy's annotator labelled it at {align['share']:.0%} "
+        f"human labels (lr {align['lr']}, {align['epochs']:g} epoch, test prompts; "
+        "`python -m benchmarks.annotator.active_align`). Mean over seeds x prompts [95% CI].",
+        "",
+        "| regime | strategy | epochs | KL | gold reward | GRA % |",
+        "|---|---|---|---|---|---|",
+    ]
+    for regime, per in align["by_regime"].items():
+        for strategy, points in per["frontier"].items():
+            for p in points:
+                lines.append(
+                    f"| {regime} | {strategy} | {p['epochs']:g} | {p['kl']['mean']:.2f} | "
+                    f"{p['reward']['mean']:.3f} | {100 * p['gra']['mean']:.1f} "
+                    f"[{100 * p['gra']['lo']:.1f}, {100 * p['gra']['hi']:.1f}] |"
+                )
+    return [*lines, "", "Matched-KL claims (active − random) are in the verdict list above.", ""]
 
 
 def main() -> None:

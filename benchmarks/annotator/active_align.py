@@ -1,0 +1,133 @@
+"""Does choosing which pairs humans label change the aligned model? CW-DPO from active against
+random labelling, compared at matched KL on the frontier bench's machinery.
+
+For each regime, strategy and seed of the active bench (:mod:`benchmarks.annotator.active`) at one
+human budget (default 20% of the selectable pool): the round whose annotator was trained on that
+many labels has labelled the rest of the pool (``annotated.jsonl``: weak labels and c). CW-DPO
+trains on it with :mod:`benchmarks.frontier.run` (``--annotation`` that round, ``--tag
+active-STRATEGY-20``; lr 5e-4, 1 epoch, snapshots at 0.25/0.5/1 epoch, test prompts only) and every
+snapshot is scored like a frontier point (gold reward, GRA, Monte-Carlo KL to the SFT model).
+
+Claims, per regime and strategy: active minus random in GRA and in gold reward at matched KL (the
+mean over the KL levels both reach; crossed bootstrap over seeds x prompts). They join the active
+bench's family in ``annotator/results/active.json`` (one Holm family), written by ``active
+--summarize``.
+
+    OMP_NUM_THREADS=1 python -m benchmarks.annotator.active_align --regimes noisefree --seeds 0 1 2 &
+    OMP_NUM_THREADS=1 python -m benchmarks.annotator.active_align --regimes crowd_bt --seeds 0 1 2 &
+    python -m benchmarks.annotator.active --summarize
+
+Runs resume from the stage cache (``--cache``, default the frontier bench's); the index of scored
+snapshots is ``annotator/results/active_align/points.jsonl``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.frontier import analyze
+from benchmarks.frontier import run as frontier_run
+from benchmarks.frontier.train_rows import read_jsonl
+from benchmarks.result_files import REPO, bench_parser
+from cwpo.atomic_files import read_json
+from cwpo.stats import Claim
+
+RESULTS = REPO / "benchmarks" / "annotator" / "results" / "active_align"
+REGIMES = ("noisefree", "crowd_bt")
+STRATEGIES = ("random", "uncertainty", "uncertain_diverse")
+SEEDS = (0, 1, 2)
+SHARE = 0.20
+LR = 5e-4
+CHECKPOINTS = ("0.25", "0.5", "1")
+
+
+def tag(strategy: str, share: float = SHARE) -> str:
+    return f"active-{strategy}-{round(100 * share)}"
+
+
+def budget_round(piece: Path, share: float = SHARE) -> Path | None:
+    """The round folder whose annotator trained on ``share`` of the selectable pool, if finished."""
+    n_pool = len(read_jsonl(piece / "pool.jsonl"))
+    want = round(share * n_pool)
+    for folder in sorted((piece / "rounds").glob("round-*")):
+        done = folder / "round.json"
+        if done.exists() and read_json(done)["metrics"].get("trained_on") == want:
+            return folder if (folder / "annotated.jsonl").exists() else None
+    return None
+
+
+def run_piece(regime: str, strategy: str, seed: int, args) -> int:
+    from benchmarks.annotator.active import piece_dir
+
+    folder = budget_round(piece_dir(regime, strategy, seed), args.share)
+    if folder is None:
+        print(f"skipped {regime}/{strategy}/seed{seed}: no finished round at {args.share:.0%} labels "
+              "(run benchmarks.annotator.active first)")  # fmt: skip
+        return 0
+    argv = [
+        "--regime", regime, "--methods", "cw", "--seeds", str(seed), "--lrs", str(LR), "--splits", "test",
+        "--epochs", CHECKPOINTS[-1], "--checkpoints", *CHECKPOINTS, "--annotation", str(folder),
+        "--tag", tag(strategy, args.share), "--results", str(args.results), "--cache", str(args.cache),
+        "--max-minutes", str(args.max_minutes),
+    ]  # fmt: skip
+    return frontier_run.main(argv)
+
+
+def align_claims(results: Path = RESULTS, cache: Path | None = None, share: float = SHARE, n_levels: int = 5):
+    """``(metrics, claims)``: per regime the frontier of each strategy's CW-DPO and, for each active
+    strategy with random on two or more common seeds, active − random at matched KL (GRA, reward)."""
+    index = results / frontier_run.POINTS.name
+    if not index.exists():
+        return {"note": "no CW-DPO run from the active bench yet"}, []
+    points = analyze.Points(
+        read_jsonl(index), cache or frontier_run.REPO / "runs" / "bench" / "cache", results
+    )
+    metrics: dict = {"share": share, "lr": LR, "epochs": float(CHECKPOINTS[-1]), "by_regime": {}}
+    claims = []
+    for regime in REGIMES:
+        have = {s for s in STRATEGIES if points.run(regime, f"cw@{tag(s, share)}", LR, "test")}
+        if not have:
+            continue
+        per = metrics["by_regime"].setdefault(regime, {"frontier": {}, "matched_kl": {}})
+        for s in sorted(have):
+            per["frontier"][s] = analyze.frontier(points, regime, f"cw@{tag(s, share)}", LR)
+        for s in sorted(have - {"random"}):
+            if "random" not in have:
+                continue
+            for metric in ("gra", "reward"):
+                a, b = f"cw@{tag(s, share)}", f"cw@{tag('random', share)}"
+                res = analyze.matched(points, regime, a, LR, b, LR, metric, n_levels)
+                if not res or "_estimate" not in res or len(res["seeds"]) < 2:
+                    continue
+                name = f"{regime} {share:.0%} CW-DPO {metric} at matched KL: {s} > random"
+                claims.append(Claim(name, res.pop("_estimate")))
+                per["matched_kl"][f"{s}_vs_random_{metric}"] = res
+    return metrics, claims
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = bench_parser(__doc__)
+    ap.add_argument("--regimes", nargs="+", choices=REGIMES, default=list(REGIMES))
+    ap.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=["random", "uncertainty"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
+    ap.add_argument("--share", type=float, default=SHARE, help="the human budget (share of the pool)")
+    ap.add_argument("--cache", type=Path, default=REPO / "runs" / "bench" / "cache")
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--max-minutes", type=float, default=110.0)
+    args = ap.parse_args(argv)
+    started = time.time()
+    for piece in itertools.product(args.regimes, args.strategies, args.seeds):
+        if (time.time() - started) / 60 > args.max_minutes:
+            print(f"stopped after {args.max_minutes} minutes; run the same command again to continue")
+            return 0
+        rc = run_piece(*piece, args)
+        if rc:
+            return rc
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
