@@ -72,7 +72,10 @@ def test_run_then_analyze_on_tiny_models(
     # a second run finds every stage cached and adds nothing new
     assert run.main(argv) == 0
     assert len((results / "points.jsonl").read_text().splitlines()) == len(points)
-    assert analyze.main(["--cache", str(cache), "--results", str(results), "--levels", "2"]) == 0
+    report = tmp_path / "report"
+    argv_an = ["--cache", str(cache), "--results", str(results), "--levels", "2", "--report", str(report)]
+    assert analyze.main(argv_an) == 0
+    assert (report / "frontier-crowd_bt.png").stat().st_size > 0
     out = json.loads((results / "frontier.json").read_text())["metrics"]
     r = out["regimes"]["crowd_bt"]
     assert len(r["frontier"]["cw"]) == 3 and r["tuned"]["chosen"]["cw"]["lr"] == 1e-2

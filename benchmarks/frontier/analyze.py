@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.frontier.run import ARCHIVE, POINTS, REPO
+from benchmarks.frontier.render import plot_frontiers
+from benchmarks.frontier.run import ARCHIVE, HERE, POINTS, REPO
 from benchmarks.frontier.train_rows import read_jsonl
 from benchmarks.result_files import bench_parser, write_result
 from cwpo.evaluate.frontier import outcome_value
@@ -372,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--levels", type=int, default=5, help="KL levels per matched comparison")
     ap.add_argument("--results", type=Path, default=POINTS.parent, help="where run wrote points.jsonl")
     ap.add_argument("--out", type=Path, help="default: RESULTS/frontier.json")
+    ap.add_argument("--report", type=Path, default=HERE / "report", help="where the plots go")
     args = ap.parse_args(argv)
     started = time.time()
     index = args.results / POINTS.name
@@ -382,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or args.results / "frontier.json"
     write_result(out, result, started)
     print(f"wrote {out}")
+    for path in plot_frontiers(result, args.report):
+        print(f"wrote {path}")
     return 0
 
 

@@ -1,0 +1,120 @@
+"""The frontier bench's report, from ``frontier.json`` alone: the claim table and the reward–KL plots.
+
+:func:`claim_lines` is the table the summary page (:mod:`benchmarks.summary.verdicts`) shows first:
+per regime, each claim at matched KL and at the tuned points, its verdict as ``analyze`` judged it
+(one Holm family per regime, :func:`cwpo.stats.judge`), the dominance summary over KL levels and
+the paper's number. :func:`plot_frontiers` draws, per regime, gold reward and GRA against KL for
+every method at its selected learning rate (95% CIs over seeds × prompts).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+NAMES = {
+    "human": "Human-DPO",
+    "ws": "WS-DPO",
+    "cw": "CW-DPO",
+    "human100": "Human-DPO on 100%",
+    "human_rdpo": "Human-rDPO (true ε)",
+    "human_dl": "DPO on D_l alone",
+    "top30": "top-30%",
+    "top40": "top-40%",
+    "shuffled_c": "c shuffled",
+    "human_x_c": "human labels × c",
+    "human_x_oracle": "human labels × oracle weight",
+    "ws_ess": "WS on an ESS-sized subset",
+}
+
+
+def _name(m: str) -> str:
+    return NAMES.get(m, m)
+
+
+def _pts(e: dict, scale: float) -> str:
+    return f"{scale * e['mean']:+.1f} [{scale * e['lo']:+.1f}, {scale * e['hi']:+.1f}]"
+
+
+def _claim_text(name: str) -> tuple[str, str, str]:
+    """(a, b, where) of a claim name such as ``cw_vs_human_gra_at_matched_kl``."""
+    for where in ("_at_matched_kl", "_at_tuned"):
+        if name.endswith(where):
+            body = name[: -len(where)]
+            a, rest = body.split("_vs_", 1)
+            b, metric = rest.rsplit("_", 1)
+            label = "GRA" if metric == "gra" else f"gold {metric}"
+            return f"{_name(a)} − {_name(b)}, {label}", where[4:].replace("_", " "), a
+    return name, "", ""
+
+
+def claim_lines(metrics: dict) -> list[str]:
+    """Markdown lines: one table per regime of every judged claim, or a line saying none exists."""
+    regimes = (metrics or {}).get("regimes") or {}
+    if not regimes:
+        return ["The frontier bench has not run yet: no matched-KL verdict exists."]
+    lines = []
+    for regime, r in regimes.items():
+        verdicts = r.get("verdicts") or []
+        lines += [
+            f"**{regime}** ({len(verdicts)} claims, one Holm family; GRA in points, gold reward in VADER units)",
+            "",
+            "| claim | where | verdict | difference [95% CI] | Holm p | MDE | over KL levels | paper |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for v in verdicts:
+            what, where, _ = _claim_text(v["name"])
+            scale = 100.0 if "GRA" in what else 1.0
+            detail = (r.get("matched_kl") or {}).get(v["name"]) or {}
+            dom = detail.get("dominance", {})
+            over = f"{dom['summary']} ({dom['a_better']}/{dom['levels']} better)" if dom else "–"
+            paper = f"{v['paper']:+.1f}" if isinstance(v.get("paper"), int | float) else "–"
+            lines.append(
+                f"| {what} | {where} | **{v['verdict']}** | {_pts(v['estimate'], scale)} | "
+                f"{v['p_holm']:.2g} | {scale * v['estimate']['mde']:.1f} | {over} | {paper} |"
+            )
+        chosen = (r.get("tuned") or {}).get("chosen") or {}
+        picks = [f"{_name(m)} lr {c['lr']:g} at {c['epochs']:g} ep" for m, c in chosen.items() if c]
+        if picks:
+            lines += ["", "Selected on validation prompts: " + "; ".join(picks) + "."]
+        lines.append("")
+    return lines
+
+
+def plot_frontiers(metrics: dict, folder: Path) -> list[Path]:
+    """One figure per regime (gold reward and GRA against KL); the paths written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for regime, r in ((metrics or {}).get("regimes") or {}).items():
+        curves = {m: pts for m, pts in (r.get("frontier") or {}).items() if pts}
+        if not curves:
+            continue
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+        for m, pts in sorted(curves.items()):
+            kl = [p["kl"]["mean"] for p in pts]
+            for ax, key, scale in ((axes[0], "reward", 1.0), (axes[1], "gra", 100.0)):
+                y = [scale * p[key]["mean"] for p in pts]
+                err = [
+                    [scale * (p[key]["mean"] - p[key]["lo"]) for p in pts],
+                    [scale * (p[key]["hi"] - p[key]["mean"]) for p in pts],
+                ]
+                ax.errorbar(kl, y, yerr=err, marker="o", ms=3, capsize=2, label=_name(m))
+        axes[0].set_ylabel("gold reward (VADER)")
+        axes[1].set_ylabel("GRA vs the SFT model (%)")
+        axes[1].axhline(50, color="grey", lw=0.8, ls="--")
+        for ax in axes:
+            ax.set_xlabel("KL(π‖π_SFT), nats (Monte-Carlo, test prompts)")
+        axes[1].legend(fontsize=7)
+        fig.suptitle(f"Reward–KL frontiers, {regime} (95% CI over seeds × prompts)")
+        fig.tight_layout()
+        path = Path(folder) / f"frontier-{regime}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.png")
+        fig.savefig(tmp, dpi=110)
+        plt.close(fig)
+        tmp.replace(path)
+        written.append(path)
+    return written
