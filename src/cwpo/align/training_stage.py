@@ -15,6 +15,7 @@ from cwpo.align.trainable_model import load_trainable, training_attention, train
 from cwpo.align.trainer import check_trl_version
 from cwpo.config import to_dict
 from cwpo.data.chat import require_chat_template
+from cwpo.errors import warn
 from cwpo.models.loading import load_tokenizer
 
 
@@ -86,10 +87,32 @@ def start_training(cfg, stage: str, model_ref: str) -> TrainingStart:
     )
 
 
+def uneven_last_batch(n_examples: int, per_device: int, world: int) -> int:
+    """At most how many examples the last batch of an epoch repeats across ``world`` processes
+    (accelerate's ``even_batches`` fills the ranks that run out from the start of the epoch)."""
+    left = n_examples % (per_device * world)
+    return 0 if world < 2 or left == 0 else per_device * world - left
+
+
+def warn_uneven_last_batch(trainer, stage: str) -> None:
+    """One line on rank 0 when the last batch of an epoch differs from a one-process run."""
+    args, data = trainer.args, trainer.train_dataset
+    if data is None or not hasattr(data, "__len__") or args.process_index != 0:
+        return
+    repeated = uneven_last_batch(len(data), args.per_device_train_batch_size, args.world_size)
+    if repeated:
+        warn(
+            f"{stage}: {len(data)} training examples are not a multiple of the global batch "
+            f"{args.per_device_train_batch_size * args.world_size} ({args.world_size} processes): the last "
+            f"batch of each epoch repeats up to {repeated} of them, so it differs from one process (docs/scaling.md)"
+        )
+
+
 def finish_training(trainer, run: TrainingStart, cfg, stage: str, callbacks: list | None, head: dict) -> dict:
     """The common end of a training stage: train (resuming where ``run`` says), then save the model,
     its per-step metrics and a summary (``head`` first, then the step counts and precision)."""
     use_callers_progress(trainer, callbacks)
+    warn_uneven_last_batch(trainer, stage)
     result = trainer.train(resume_from_checkpoint=run.resume_from)
     steps = step_metrics(trainer.state.log_history)
     summary = {
