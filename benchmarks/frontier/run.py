@@ -307,7 +307,7 @@ def record(points: list[dict], results: Path) -> None:
         write_jsonl(index, kept + list(new.values()))
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser():
     ap = bench_parser(__doc__)
     ap.add_argument("--plan", type=Path, default=HERE / "plan.yaml")
     ap.add_argument("--regime", required=True)
@@ -330,7 +330,11 @@ def main(argv: list[str] | None = None) -> int:
         "round), used instead of the unit's own; needs --tag",
     )
     ap.add_argument("--tag", default="", help="recorded methods are NAME@TAG (with --annotation)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.annotation is not None and not (args.tag and (args.annotation / "annotated.jsonl").is_file()):
         print(
             f"error: --annotation {args.annotation}: needs --tag and a file annotated.jsonl in it",
