@@ -228,3 +228,49 @@ def noise_in():
 def cwpo_cli():
     """:func:`run_cwpo`: run the console script in a subprocess, output captured."""
     return run_cwpo
+
+
+def toy_pairs(n: int = 30) -> list[dict]:
+    """``n`` distinct labelled pairs whose chosen response is always the helpful one."""
+    return [
+        {"prompt": f"Question {i}?", "chosen": f" a helpful answer {i}", "rejected": f" no {i}"}
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+def cli_annotator(tmp_path, tiny_encoder_dir, capsys) -> tuple[Path, Path]:
+    """A tiny annotator trained by ``cwpo train-annotator`` on 8 toy pairs, and a file of 6
+    unlabelled pairs for it: ``(annotator folder, unlabelled file)``; the terminal is cleared."""
+    from cwpo.cli.main import main
+    from cwpo.data.schema import to_unlabeled, write_pairs
+
+    write_pairs(tmp_path / "train.jsonl", toy_pairs(8))
+    write_pairs(tmp_path / "u.jsonl", to_unlabeled(toy_pairs(6), seed=0))
+    ann = tmp_path / "ann"
+    base = ["--backbone", tiny_encoder_dir, "--epochs", "1", "--progress", "false"]
+    assert (
+        main(["train-annotator", "--train", str(tmp_path / "train.jsonl"), "--output", str(ann), *base]) == 0
+    )
+    capsys.readouterr()
+    return ann, tmp_path / "u.jsonl"
+
+
+def chat_trainer(tmp_path: Path, model_dir: str, rows: list[dict]):
+    """A ``WeightedDPOTrainer`` of the tiny causal LM on ``rows`` through its chat template."""
+    # TRL and transformers load only in the tests that build a trainer (collection stays fast)
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from cwpo import WeightedDPOConfig, WeightedDPOTrainer
+    from cwpo.align.align import training_rows
+
+    args = WeightedDPOConfig(
+        output_dir=str(tmp_path / "o"), use_cpu=True, bf16=False, report_to="none", max_length=256
+    )
+    return WeightedDPOTrainer(
+        model=AutoModelForCausalLM.from_pretrained(model_dir),
+        args=args,
+        train_dataset=Dataset.from_list(training_rows(rows, chat_template=True)),
+        processing_class=AutoTokenizer.from_pretrained(model_dir),
+    )

@@ -20,19 +20,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.conftest import toy_pairs
 from transformers import TrainerCallback
 
 from cwpo.cli.main import main
-from cwpo.data.schema import read_pairs, to_unlabeled, write_pairs
+from cwpo.data.schema import read_pairs, write_pairs
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-
-
-def _pairs(n=30):
-    return [
-        {"prompt": f"Question {i}?", "chosen": f" a helpful answer {i}", "rejected": f" no {i}"}
-        for i in range(n)
-    ]
 
 
 def _sums(folder: Path) -> dict:
@@ -60,7 +54,7 @@ def _data(source, output, *extra) -> int:
 
 # ---- data loss -----------------------------------------------------------------------------------
 def test_names_that_look_like_temporaries_are_the_users_files(tmp_path, capsys):
-    write_pairs(tmp_path / "a.jsonl", _pairs())
+    write_pairs(tmp_path / "a.jsonl", toy_pairs())
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / ".session.tmp").write_text("x\n")
@@ -83,7 +77,7 @@ def test_names_that_look_like_temporaries_are_the_users_files(tmp_path, capsys):
 
 @pytest.mark.parametrize("stage", ["sft", "align"])
 def test_overwrite_checks_ownership_before_deleting_checkpoints(tmp_path, stage, tiny_causal_lm_dir, capsys):
-    write_pairs(tmp_path / "train.jsonl", _pairs(8))
+    write_pairs(tmp_path / "train.jsonl", toy_pairs(8))
     out = tmp_path / "myexp"
     ckpt = out / "checkpoints" / "checkpoint-500"
     ckpt.mkdir(parents=True)
@@ -113,7 +107,7 @@ class _Interrupt(TrainerCallback):
 def test_an_interrupted_overwrite_keeps_the_earlier_model(tmp_path, tiny_causal_lm_dir, capsys):
     from cwpo.align import SFTConfig, sft
 
-    write_pairs(tmp_path / "train.jsonl", _pairs(8))
+    write_pairs(tmp_path / "train.jsonl", toy_pairs(8))
     base = dict(train=str(tmp_path / "train.jsonl"), model=tiny_causal_lm_dir, batch_size=2, max_length=64)
     out = tmp_path / "sft0"
     sft(SFTConfig(**base, output=str(out), max_steps=1, save_steps=10))
@@ -168,7 +162,7 @@ def test_a_run_folder_of_another_recipe_is_refused(
 ):
     from cwpo.experiments import pipeline
 
-    write_pairs(tmp_path / "pairs.jsonl", _pairs(24))
+    write_pairs(tmp_path / "pairs.jsonl", toy_pairs(24))
     one = _recipe_yaml(
         tmp_path / "one.yaml", "one", tmp_path / "pairs.jsonl", tiny_causal_lm_dir, tiny_encoder_dir
     )
@@ -208,7 +202,7 @@ def test_a_run_folder_of_another_recipe_is_refused(
 
 
 def test_a_users_log_file_is_never_appended_to(tmp_path, capsys):
-    write_pairs(tmp_path / "a.jsonl", _pairs())
+    write_pairs(tmp_path / "a.jsonl", toy_pairs())
     (tmp_path / "res.log").write_text("my results\n")
     assert _data(tmp_path / "a.jsonl", tmp_path / "res") == 0
     assert (tmp_path / "res.log").read_text() == "my results\n"
@@ -224,7 +218,7 @@ def test_a_users_log_file_is_never_appended_to(tmp_path, capsys):
 
 # ---- tracebacks and messages ---------------------------------------------------------------------
 def test_paths_without_a_name_and_folders_as_files_are_one_line(tmp_path, capsys, monkeypatch):
-    write_pairs(tmp_path / "a.jsonl", _pairs())
+    write_pairs(tmp_path / "a.jsonl", toy_pairs())
     assert _data(tmp_path / "a.jsonl", "/") == 2
     assert "filesystem root" in _one_error_line(capsys)
     (tmp_path / "adir").mkdir()
@@ -245,15 +239,8 @@ def test_paths_without_a_name_and_folders_as_files_are_one_line(tmp_path, capsys
     assert not (tmp_path / "o").exists() and not (tmp_path / "o.log").exists()
 
 
-def test_annotate_errors_are_one_line_and_leave_nothing(tmp_path, tiny_encoder_dir, capsys, monkeypatch):
-    write_pairs(tmp_path / "train.jsonl", _pairs(8))
-    write_pairs(tmp_path / "u.jsonl", to_unlabeled(_pairs(6), seed=0))
-    ann = tmp_path / "ann"
-    base = ["--backbone", tiny_encoder_dir, "--epochs", "1", "--progress", "false"]
-    assert (
-        main(["train-annotator", "--train", str(tmp_path / "train.jsonl"), "--output", str(ann), *base]) == 0
-    )
-    capsys.readouterr()
+def test_annotate_errors_are_one_line_and_leave_nothing(tmp_path, cli_annotator, capsys, monkeypatch):
+    ann, _ = cli_annotator
     args = ["annotate", "--annotator", str(ann), "--input", str(tmp_path / "u.jsonl"), "--progress", "false"]
     work = tmp_path / "work"
     work.mkdir()
@@ -269,7 +256,7 @@ def test_annotate_errors_are_one_line_and_leave_nothing(tmp_path, tiny_encoder_d
 
 
 def test_bare_overwrite_is_a_flag(tmp_path, capsys):
-    write_pairs(tmp_path / "a.jsonl", _pairs())
+    write_pairs(tmp_path / "a.jsonl", toy_pairs())
     out = tmp_path / "out"
     assert _data(tmp_path / "a.jsonl", out) == 0
     assert _data(tmp_path / "a.jsonl", out, "--seed", "1") == 2
@@ -279,7 +266,7 @@ def test_bare_overwrite_is_a_flag(tmp_path, capsys):
 
 
 def test_stages_read_the_files_cwpo_data_reads(tmp_path):
-    rows = _pairs(3)
+    rows = toy_pairs(3)
     with gzip.open(tmp_path / "p.jsonl.gz", "wt", encoding="utf-8") as fh:
         fh.write("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / "p.csv").write_text(

@@ -10,18 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.conftest import toy_pairs
 
 from cwpo.cli.main import main
-from cwpo.data.schema import to_unlabeled, write_pairs
+from cwpo.data.schema import write_pairs
 from cwpo.errors import CWPOError
 from cwpo.outputs import atomic_dir, foreign_files, guard_output, write_manifest
-
-
-def _pairs(n=30):
-    return [
-        {"prompt": f"Question {i}?", "chosen": f" a helpful answer {i}", "rejected": f" no {i}"}
-        for i in range(n)
-    ]
 
 
 def _one_error_line(capsys) -> str:
@@ -41,7 +35,7 @@ def _data(source, output, *extra) -> int:
 def test_data_refuses_the_folder_holding_its_input(tmp_path, capsys):
     src = tmp_path / "src"
     src.mkdir()
-    write_pairs(src / "a.jsonl", _pairs())
+    write_pairs(src / "a.jsonl", toy_pairs())
     (src / "README").write_text("keep\n")
     before = _snapshot(src)
     assert _data(src / "a.jsonl", src) == 2
@@ -50,7 +44,7 @@ def test_data_refuses_the_folder_holding_its_input(tmp_path, capsys):
 
 
 def test_data_refuses_an_existing_file_and_the_working_folder(tmp_path, capsys, monkeypatch):
-    write_pairs(tmp_path / "a.jsonl", _pairs())
+    write_pairs(tmp_path / "a.jsonl", toy_pairs())
     target = tmp_path / "pairs.csv"
     target.write_text("mine\n")
     assert _data(tmp_path / "a.jsonl", target) == 2
@@ -64,7 +58,7 @@ def test_data_refuses_an_existing_file_and_the_working_folder(tmp_path, capsys, 
 
 
 def test_data_replaces_its_own_output_only_with_overwrite(tmp_path, capsys):
-    write_pairs(tmp_path / "a.jsonl", _pairs())
+    write_pairs(tmp_path / "a.jsonl", toy_pairs())
     out = tmp_path / "out"
     assert _data(tmp_path / "a.jsonl", out) == 0
     assert _data(tmp_path / "a.jsonl", out) == 0  # same inputs: cached, nothing replaced
@@ -80,7 +74,7 @@ def test_data_replaces_its_own_output_only_with_overwrite(tmp_path, capsys):
 
 
 def test_train_annotator_refuses_a_folder_with_other_files(tmp_path, tiny_encoder_dir, capsys):
-    write_pairs(tmp_path / "train.jsonl", _pairs(8))
+    write_pairs(tmp_path / "train.jsonl", toy_pairs(8))
     out = tmp_path / "mine"
     out.mkdir()
     (out / "thesis.tex").write_text("years of work\n")
@@ -95,15 +89,8 @@ def test_train_annotator_refuses_a_folder_with_other_files(tmp_path, tiny_encode
     assert "holds a cwpo `data` output" in _one_error_line(capsys)
 
 
-def test_annotate_checks_its_output_before_scoring(tmp_path, tiny_encoder_dir, capsys, monkeypatch):
-    write_pairs(tmp_path / "train.jsonl", _pairs(8))
-    write_pairs(tmp_path / "u.jsonl", to_unlabeled(_pairs(6), seed=0))
-    ann = tmp_path / "ann"
-    base = ["--backbone", tiny_encoder_dir, "--epochs", "1", "--progress", "false"]
-    assert (
-        main(["train-annotator", "--train", str(tmp_path / "train.jsonl"), "--output", str(ann), *base]) == 0
-    )
-    capsys.readouterr()
+def test_annotate_checks_its_output_before_scoring(tmp_path, cli_annotator, capsys, monkeypatch):
+    ann, _ = cli_annotator
 
     import cwpo.annotator.model as model
 
@@ -133,7 +120,7 @@ def test_annotate_checks_its_output_before_scoring(tmp_path, tiny_encoder_dir, c
 
 @pytest.mark.parametrize("stage", ["sft", "align", "evaluate"])
 def test_training_and_evaluate_stages_refuse_foreign_folders(tmp_path, stage, tiny_causal_lm_dir, capsys):
-    rows = [dict(r, confidence=0.5) for r in _pairs(4)]
+    rows = [dict(r, confidence=0.5) for r in toy_pairs(4)]
     train = str(write_pairs(tmp_path / "t.jsonl", rows))
     out = tmp_path / "out"
     out.mkdir()

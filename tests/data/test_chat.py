@@ -12,12 +12,11 @@ import json
 from pathlib import Path
 
 import pytest
-from datasets import Dataset
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from tests.conftest import chat_trainer
+from transformers import AutoTokenizer
 
 from cwpo.align import AlignConfig, SFTConfig, align, sft
 from cwpo.align.align import training_rows
-from cwpo.align.trainer import WeightedDPOConfig, WeightedDPOTrainer
 from cwpo.data.chat import conversational_pair
 from cwpo.data.schema import write_pairs
 from cwpo.errors import ConfigError
@@ -37,15 +36,7 @@ def test_training_and_generation_see_the_same_prompt_tokens(tmp_path, tiny_causa
     tok = AutoTokenizer.from_pretrained(tiny_causal_lm_dir)
     assert "<|im_start|>" in tok.chat_template  # the real SmolLM2 (ChatML) template
     rows = [{"prompt": p, "chosen": " A kind answer.", "rejected": " No.", "weight": 0.5} for p in PROMPTS]
-    args = WeightedDPOConfig(
-        output_dir=str(tmp_path / "o"), use_cpu=True, bf16=False, report_to="none", max_length=256
-    )
-    trainer = WeightedDPOTrainer(
-        model=AutoModelForCausalLM.from_pretrained(tiny_causal_lm_dir),
-        args=args,
-        train_dataset=Dataset.from_list(training_rows(rows, chat_template=True)),
-        processing_class=tok,
-    )
+    trainer = chat_trainer(tmp_path, tiny_causal_lm_dir, rows)
     for i, prompt in enumerate(PROMPTS):
         trained = trainer.train_dataset[i]["prompt_ids"]
         generated = _prompt_ids(tok, [prompt], chat_template=True, max_prompt_length=256)[0]

@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from datasets import Dataset
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from tests.conftest import chat_trainer
+from transformers import AutoTokenizer
 
 from cwpo.align import AlignConfig, SFTConfig, align, sft
 from cwpo.align.align import prepare_rows, training_rows
 from cwpo.align.sft import read_sft_rows
-from cwpo.align.trainer import WeightedDPOConfig, WeightedDPOTrainer
 from cwpo.atomic_files import write_jsonl
 from cwpo.cli.main import main
 from cwpo.data.chat import PROMPT_MESSAGES, chat_pair_texts, conversational_demo, row_prompt
@@ -138,15 +137,7 @@ def test_training_and_generation_see_every_turn_as_the_same_tokens(tmp_path, tin
     rows = load_pairs(write_jsonl(tmp_path / "ufb.jsonl", [_record(0)])).rows
     rows = [dict(rows[0], weight=1.0)]
     tok = AutoTokenizer.from_pretrained(tiny_causal_lm_dir)
-    args = WeightedDPOConfig(
-        output_dir=str(tmp_path / "o"), use_cpu=True, bf16=False, report_to="none", max_length=256
-    )
-    trainer = WeightedDPOTrainer(
-        model=AutoModelForCausalLM.from_pretrained(tiny_causal_lm_dir),
-        args=args,
-        train_dataset=Dataset.from_list(training_rows(rows, chat_template=True)),
-        processing_class=tok,
-    )
+    trainer = chat_trainer(tmp_path, tiny_causal_lm_dir, rows)
     trained = trainer.train_dataset[0]["prompt_ids"]
     assert trained == _prompt_ids(tok, [row_prompt(rows[0])], chat_template=True, max_prompt_length=256)[0]
     # preference accuracy scores the response tokens TRL trained on, after the same prompt

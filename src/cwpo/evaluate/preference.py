@@ -35,7 +35,7 @@ def pair_implicit_rewards(
 ) -> tuple[list[float], list[float]]:
     """β·log(π/πref) of the chosen and of the rejected response of every labeled pair.
 
-    With ``cache_dir``, log-probs are cached by content hash (see :func:`_logprobs`).
+    With ``cache_dir``, log-probs are cached by content hash (see :func:`cached_sequence_logprobs`).
     """
     import torch
 
