@@ -107,3 +107,21 @@ def test_a_control_scored_on_test_prompts_only_is_compared_at_cws_lr(tmp_path):
     r = analyze(Points(index, tmp_path), 3, n_boot=200)["regimes"]["noisefree"]
     assert r["tuned"]["chosen"]["shuffled_c"]["rule"].startswith("no validation runs")
     assert r["controls"]["shuffled_c"]["at_matched_kl"]["shuffled_c_vs_cw_gra_at_matched_kl"]["levels"]
+
+
+def test_points_scored_against_two_sft_models_are_refused(tmp_path):
+    index = _index(tmp_path, {"cw": [(0, 0), (1, 0.1)]})
+    for i, p in enumerate(index):
+        p["sft_sha"] = "a" if i < 2 else "b"
+    with pytest.raises(ValueError, match="different SFT models"):
+        Points(index, tmp_path)
+
+
+def test_the_shared_setting_matches_methods_by_epochs_not_steps(tmp_path):
+    index = _index(tmp_path, {"cw": [(0, 0), (1, 0.1), (2, 0.2)], "human100": [(0, 0), (1, 0.1), (2, 0.2)]})
+    for p in index:
+        if p["method"] == "human100":
+            p["step"] = int(p["step"] * 1.4)  # more pairs: more steps per epoch
+    out = analyze(Points(index, tmp_path), 2)["regimes"]["noisefree"]["tuned"]
+    assert out["shared_setting"]["epochs"] == 1.0
+    assert sorted(out["test_at_shared"]) == ["cw", "human100"]

@@ -40,7 +40,8 @@ def test_run_then_analyze_on_tiny_models(
         checkpoints=[0.5, 1.0],
         grid={"lr": [1e-2], "epochs": 1},
         eval={"n_val_prompts": 3, "n_test_prompts": 6, "n_samples": 1, "max_new_tokens": 6,
-              "temperature": 1.0, "batch_size": 8, "second_gold": "afinn"},
+              "temperature": 1.0, "batch_size": 8, "second_gold": "afinn", "dtype": "float32",
+              "attn_implementation": "sdpa"},
     )  # fmt: skip
     (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
     results, cache = tmp_path / "results", tmp_path / "cache"
@@ -65,7 +66,10 @@ def test_run_then_analyze_on_tiny_models(
         assert len(steps) == 3 and steps[0] == 0 and len(mine) == 6
         assert sorted(p["epochs"] for p in mine if p["split"] == "test") == [0.0, 0.5, 1.0]
     sft_points = [p for p in points if p["step"] == 0]
-    assert all(p["kl"] == 0.0 and p["gra"] == 0.5 for p in sft_points)
+    assert all(
+        p["kl"] == 0.0 and 0.0 <= p["gra"] <= 1.0 for p in sft_points
+    )  # GRA: an independent SFT sample
+    assert len({p["sft_sha"] for p in points}) == 1
     assert 0.6 < points[0]["human_gold_agreement"] < 0.8  # the BT crowd near its 67.5% target
     stats = json.loads((results / "label_stats.json").read_text())["crowd_bt/0"]
     assert stats["n_pairs"] > 0 and "corr_c_gold_gap" in stats

@@ -64,6 +64,12 @@ class Points:
 
     def __init__(self, index: list[dict], cache: Path, results: Path = POINTS.parent):
         self.cache, self.results, self.groups, self._rows = cache, results, {}, {}
+        refs: dict[str, set] = {}
+        for p in index:
+            refs.setdefault(p["regime"], set()).add(p.get("sft_sha"))
+        mixed = {r: s for r, s in refs.items() if len(s) > 1}
+        if mixed:  # KL and GRA against two different SFT models cannot share a frontier
+            raise ValueError(f"points of {sorted(mixed)} were scored against different SFT models: {mixed}")
         for p in index:
             key = (p["regime"], p["method"], p["lr"], p["split"])
             self.groups.setdefault(key, {}).setdefault(p["seed"], []).append(p)
@@ -176,6 +182,17 @@ def at_point(points: Points, regime, method, lr, step, split="test") -> dict | N
     return {"seeds": seeds, **{k: np.stack(m) for k, m in mats.items()}}
 
 
+def step_at(points: Points, regime, method, lr, epochs) -> int | None:
+    """The method's optimizer step at ``epochs`` of training at ``lr`` (steps per epoch differ)."""
+    steps = {
+        p["step"]
+        for pts in points.groups.get((regime, method, lr, "test"), {}).values()
+        for p in pts
+        if p["epochs"] == epochs
+    }
+    return steps.pop() if len(steps) == 1 else None
+
+
 def frontier(points: Points, regime, method, lr) -> list[dict]:
     run = points.run(regime, method, lr, "test")
     steps = sorted({p["step"] for pts, _ in run.values() for p in pts})
@@ -259,8 +276,9 @@ def analyze(points: Points, n_levels: int, n_boot: int = 4000) -> dict:
                 r["tuned"]["test_at_chosen"][m] = {k: est(at[k]) for k in ("gra", "reward", "kl")}
                 r["second_gold"][m] = {k: est(at[k]) for k in ("second", "second_gra")}
                 r["fluency"][m] = _fluency(points, regime, m, t)
-            if shared:
-                s = at_point(points, regime, m, shared["lr"], shared["step"])
+            step = step_at(points, regime, m, shared["lr"], shared["epochs"]) if shared else None
+            if step is not None:
+                s = at_point(points, regime, m, shared["lr"], step)
                 if s is not None:
                     r["tuned"]["test_at_shared"][m] = {k: est(s[k]) for k in ("gra", "reward", "kl")}
         claims = []
@@ -273,7 +291,8 @@ def analyze(points: Points, n_levels: int, n_boot: int = 4000) -> dict:
                     res = matched(points, regime, a, tuned[a]["lr"], b, tuned[b]["lr"], metric, n_levels)
                     if res and "_estimate" in res:
                         name = f"{a}_vs_{b}_{metric}_at_matched_kl"
-                        claims.append(Claim(name, res.pop("_estimate"), +1, PAPER.get(f"{a}_vs_{b}")))
+                        paper = PAPER.get(f"{a}_vs_{b}") if metric == "gra" else None  # GRA points
+                        claims.append(Claim(name, res.pop("_estimate"), +1, paper))
                         r["matched_kl"][name] = res
                     elif res:
                         r["matched_kl"][f"{a}_vs_{b}_{metric}_at_matched_kl"] = res
@@ -317,19 +336,16 @@ def _shared(points: Points, regime: str, methods: list[str]) -> dict | None:
         for lr in points.lrs(regime, m):
             for pts, v in points.run(regime, m, lr, "val", seeds).values():
                 for i, p in enumerate(pts):
-                    if p["step"]:
-                        scores.setdefault((lr, p["step"], p["epochs"]), {}).setdefault(m, []).append(
-                            v["gra"][i].mean()
-                        )
+                    if p["step"]:  # keyed by epochs: methods with more pairs take more steps
+                        scores.setdefault((lr, p["epochs"]), {}).setdefault(m, []).append(v["gra"][i].mean())
     full = {
         k: np.mean([np.mean(s) for s in by.values()]) for k, by in scores.items() if len(by) == len(methods)
     }
     if not full:
         return None
-    (lr, step, epochs), gra = max(full.items(), key=lambda kv: kv[1])
+    (lr, epochs), gra = max(full.items(), key=lambda kv: kv[1])
     return {
         "lr": lr,
-        "step": step,
         "epochs": epochs,
         "val_gra_mean_over_methods": float(gra),
         "methods": methods,

@@ -56,6 +56,9 @@ REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 POINTS = HERE / "results" / "points.jsonl"
 ARCHIVE = REPO / "benchmarks" / "archive" / "bench"
+# the per-prompt rows' format (a scoring stage's key): v2 scores the sampled token ids (end of
+# sequence included), samples and scores in the plan's dtype, and draws the GRA reference apart
+ROWS_FORMAT = "frontier-rows-v2"
 
 
 def load_plan(path: Path) -> dict:
@@ -103,6 +106,8 @@ class Unit:
         self.pr = PointRunner(cache, {"seed": seed}, recipe, progress=True)
         self.data = self.pr.data()
         self.sft = self.pr.sft_art
+        # the reference's identity: every point records it, and analyze refuses to mix two
+        self.sft_sha = sha256_path(self.sft.path / "model")
         self.weak: Artifact | None = None  # the annotator's labels, trained when a method needs them
         self.files = {
             "unlabeled": self.pr.files["unlabeled"],
@@ -206,6 +211,7 @@ class Unit:
         ev = self.plan["eval"]
         prompts = self.prompts[split]
         config = {
+            "format": ROWS_FORMAT,
             "eval": ev,
             "split": split,
             "step": step,
@@ -227,6 +233,8 @@ class Unit:
                 max_new_tokens=ev["max_new_tokens"],
                 temperature=ev["temperature"],
                 batch_size=ev["batch_size"],
+                dtype=ev["dtype"],
+                attn_implementation=ev["attn_implementation"],
                 cache_dir=self.cache / "frontier-cache",
                 progress=True,
             )
@@ -264,6 +272,7 @@ def run_unit(u: Unit, name: str, lr: float, splits: list[str]) -> list[dict]:
                     "align_stage": art.path.name,
                     "human_gold_agreement": u.agreement,
                     "human_temperature": u.recipe.sentiment["human_temperature"],
+                    "sft_sha": u.sft_sha,
                     **ev.metrics,
                 }
             )

@@ -20,7 +20,7 @@ from cwpo.data.chat import PROMPT_MESSAGES, row_prompt
 from cwpo.data.load import load_pairs
 from cwpo.data.schema import read_pairs, to_unlabeled, write_pairs
 from cwpo.errors import ConfigError
-from cwpo.evaluate.generation import _prompt_ids
+from cwpo.evaluate.generation import prompt_token_ids
 
 
 def _record(i: int) -> dict:
@@ -63,7 +63,8 @@ def test_dpo_annotator_scores_the_chat_prompt_tokens(chat_pairs, tiny_causal_lm_
     prompt = enc.seq_a[0][: enc.start_a[0]]
     # the very prompt tokens the strong model is trained on and generates from
     assert (
-        prompt == _prompt_ids(tok, [rows[0][PROMPT_MESSAGES]], chat_template=True, max_prompt_length=128)[0]
+        prompt
+        == prompt_token_ids(tok, [rows[0][PROMPT_MESSAGES]], chat_template=True, max_prompt_length=128)[0]
     )
     # the response as TRL trains it: the assistant turn, closed by the template's end-of-turn
     assert tok.decode(enc.seq_a[0][enc.start_a[0] :]) == rows[0]["chosen"] + "<|im_end|>\n"

@@ -20,7 +20,7 @@ from cwpo.align.align import training_rows
 from cwpo.data.chat import conversational_pair
 from cwpo.data.schema import write_pairs
 from cwpo.errors import ConfigError
-from cwpo.evaluate.generation import _prompt_ids
+from cwpo.evaluate.generation import prompt_token_ids
 
 PROMPTS = [
     "What is a cat?",
@@ -39,7 +39,7 @@ def test_training_and_generation_see_the_same_prompt_tokens(tmp_path, tiny_causa
     trainer = chat_trainer(tmp_path, tiny_causal_lm_dir, rows)
     for i, prompt in enumerate(PROMPTS):
         trained = trainer.train_dataset[i]["prompt_ids"]
-        generated = _prompt_ids(tok, [prompt], chat_template=True, max_prompt_length=256)[0]
+        generated = prompt_token_ids(tok, [prompt], chat_template=True, max_prompt_length=256)[0]
         assert trained == generated
         text = tok.decode(trained)
         assert text.endswith("<|im_start|>assistant\n")  # the answer follows the assistant header

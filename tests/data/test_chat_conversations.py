@@ -27,7 +27,7 @@ from cwpo.data.schema import read_pairs
 from cwpo.errors import DataError
 from cwpo.evaluate import generation, preference
 from cwpo.evaluate.evaluate import EvalConfig, evaluate
-from cwpo.evaluate.generation import _prompt_ids
+from cwpo.evaluate.generation import prompt_token_ids
 from cwpo.models.logprobs import tokenize_pair
 
 
@@ -139,7 +139,9 @@ def test_training_and_generation_see_every_turn_as_the_same_tokens(tmp_path, tin
     tok = AutoTokenizer.from_pretrained(tiny_causal_lm_dir)
     trainer = chat_trainer(tmp_path, tiny_causal_lm_dir, rows)
     trained = trainer.train_dataset[0]["prompt_ids"]
-    assert trained == _prompt_ids(tok, [row_prompt(rows[0])], chat_template=True, max_prompt_length=256)[0]
+    assert (
+        trained == prompt_token_ids(tok, [row_prompt(rows[0])], chat_template=True, max_prompt_length=256)[0]
+    )
     # preference accuracy scores the response tokens TRL trained on, after the same prompt
     head, chosen = chat_pair_texts(tok, row_prompt(rows[0]), rows[0]["chosen"])
     ids, start = tokenize_pair(tok, head, chosen, 256)
@@ -167,8 +169,10 @@ def test_sft_align_and_evaluate_carry_the_turns(tmp_path, tiny_causal_lm_dir, mo
     assert training_rows(pairs, chat_template=True)[0]["prompt"] == rows[0][PROMPT_MESSAGES]
 
     seen, scored = [], []
-    real = generation._prompt_ids
-    monkeypatch.setattr(generation, "_prompt_ids", lambda tok, ps, *a: seen.extend(ps) or real(tok, ps, *a))
+    real = generation.prompt_token_ids
+    monkeypatch.setattr(
+        generation, "prompt_token_ids", lambda tok, ps, *a: seen.extend(ps) or real(tok, ps, *a)
+    )
     real_lp = preference.cached_sequence_logprobs
     monkeypatch.setattr(
         preference,

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from cwpo.evaluate.frontier import (
+    REFERENCE_SEED_OFFSET,
     distinct_n,
     kl_estimate,
     log_ratios,
@@ -35,13 +36,14 @@ def test_distinct_n_and_perplexity_by_hand():
     assert sft_perplexity(rows) == pytest.approx(math.exp(6 / 4))
 
 
-def _token_by_token_logp(model_dir, prompt, response):
-    """log p(response | prompt) one token at a time, without batching or padding."""
+def _token_by_token_logp(model_dir, prompt, drawn):
+    """Σ log p of the drawn token ids after the prompt's tokens, one forward pass per token, fp64."""
+    from cwpo.evaluate.generation import prompt_token_ids
     from cwpo.models.loading import load_causal_lm
-    from cwpo.models.logprobs import tokenize_pair
 
     model, tok = load_causal_lm(model_dir)
-    ids, n_prompt = tokenize_pair(tok, prompt, response, 128)
+    ids = prompt_token_ids(tok, [prompt], False, 512)[0] + drawn
+    n_prompt = len(ids) - len(drawn)
     total = 0.0
     with torch.no_grad():
         for j in range(n_prompt, len(ids)):
@@ -70,20 +72,31 @@ PROMPTS = [{"id": 7, "prompt": "This movie was"}, {"id": 9, "prompt": "I watched
 
 
 def test_a_checkpoint_scored_on_tiny_models(tiny_causal_lm_dir, other_tiny_lm, tmp_path):
+    from cwpo.evaluate.generation import generate_responses
+
     kw = {"n_samples": 2, "max_new_tokens": 6, "batch_size": 2, "cache_dir": tmp_path, "seed": 3}
     rows = score_checkpoint(other_tiny_lm, tiny_causal_lm_dir, PROMPTS, **kw)
     assert len(rows) == 4 and {r["sample"] for r in rows} == {0, 1}
     r = rows[0]
-    # the log-probs of the policy's own sample, under the policy and the SFT model, token by token
+    # the log-probs of the policy's own sample (its token ids as drawn), under the policy and the SFT model
+    _, drawn = generate_responses(
+        other_tiny_lm, [p["prompt"] for p in PROMPTS], seed=3, max_new_tokens=6, batch_size=2, dtype="float32",
+        attn_implementation="sdpa", cache_dir=tmp_path / "generations", return_ids=True, progress=False,
+    )  # fmt: skip
+    assert r["n_tokens"] == len(drawn[0]) and r["finished"] == (len(drawn[0]) < 6)
     assert r["logp"] == pytest.approx(
-        _token_by_token_logp(other_tiny_lm, "This movie was", r["response"]), abs=1e-3
+        _token_by_token_logp(other_tiny_lm, "This movie was", drawn[0]), abs=1e-3
     )
     assert r["logp_ref"] == pytest.approx(
-        _token_by_token_logp(tiny_causal_lm_dir, "This movie was", r["response"]), abs=1e-3
+        _token_by_token_logp(tiny_causal_lm_dir, "This movie was", drawn[0]), abs=1e-3
     )
     s = point_summary(rows)
     assert s["kl"] == pytest.approx(kl_estimate(rows)) and s["n_prompts"] == 2
-    # the reference against itself: identical samples, KL exactly 0, every prompt a tie
+    # the reference against itself: KL exactly 0; its GRA reference is an independent sample
     same = score_checkpoint(tiny_causal_lm_dir, tiny_causal_lm_dir, PROMPTS, **{**kw, "n_samples": 1})
-    s0 = point_summary(same)
-    assert s0["kl"] == 0.0 and s0["gra"] == 0.5 and s0["second_gra"] == 0.5
+    assert point_summary(same)["kl"] == 0.0
+    assert [x["response"] for x in same] != generate_responses(
+        tiny_causal_lm_dir, [p["prompt"] for p in PROMPTS], seed=3 + REFERENCE_SEED_OFFSET, max_new_tokens=6,
+        batch_size=2, dtype="float32", attn_implementation="sdpa", cache_dir=tmp_path / "generations",
+        progress=False,
+    )  # fmt: skip

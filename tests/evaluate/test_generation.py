@@ -165,3 +165,36 @@ def test_eager_attention_is_a_cache_key_and_matches_sdpa_in_fp32(tiny_causal_lm_
     assert stats_d["cache_hit"] is True and stats_d["cache_file"] == stats_b["cache_file"]  # the override
     with pytest.raises(ConfigError, match="attn_implementation"):
         generate_responses(tiny_causal_lm_dir, PROMPTS, attn_implementation="flash", **KW)
+
+
+def test_ids_are_the_drawn_tokens_up_to_and_with_the_end_of_sequence(
+    tiny_causal_lm_dir, tmp_path, monkeypatch
+):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from cwpo.evaluate import generation
+
+    tok = AutoTokenizer.from_pretrained(tiny_causal_lm_dir)
+    eos = AutoModelForCausalLM.from_pretrained(tiny_causal_lm_dir).generation_config.eos_token_id
+    eos = eos if eos is not None else tok.eos_token_id
+    eos = eos[0] if isinstance(eos, list) else eos
+
+    class EndsRowZeroAtThree(generation.RowSampler):  # the first row of the batch draws EOS third
+        calls = 0
+
+        def __call__(self, input_ids, scores):
+            out = super().__call__(input_ids, scores)
+            type(self).calls += 1
+            if type(self).calls == 3:
+                out[0] = float("-inf")
+                out[0, eos] = 0.0
+            return out
+
+    monkeypatch.setattr(generation, "RowSampler", EndsRowZeroAtThree)
+    prompts = ["I think that this film is really", "Hello"]
+    kw = {**KW, "cache_dir": tmp_path, "dtype": "float32"}
+    texts, ids = generate_responses(tiny_causal_lm_dir, prompts, return_ids=True, **kw)
+    assert [len(i) for i in ids] == [3, 6] and ids[0][-1] == eos and eos not in ids[1]
+    for text, drawn in zip(texts, ids, strict=True):  # the text is the ids decoded, EOS dropped
+        assert text == tok.decode(drawn, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+    assert generate_responses(tiny_causal_lm_dir, prompts, return_ids=True, **kw) == (texts, ids)  # cached

@@ -9,7 +9,8 @@ For every prompt the policy π samples ``n_samples`` responses (seeded, cached) 
 * ``logp`` and ``logp_ref``: log π(y|x) and log π_SFT(y|x), summed over y's tokens, so that
   ``log_ratio = logp − logp_ref`` is a one-sample Monte-Carlo estimate of the sequence-level
   KL(π‖π_SFT)(x) (its mean over samples and prompts is the reported KL);
-* ``n_tokens``: y's tokens (for the perplexity of y under π_SFT, a fluency guard).
+* ``n_tokens``: y's tokens as drawn (for the perplexity of y under π_SFT, a fluency guard), and
+  ``finished``: whether y ended with an end-of-sequence token (its log-probability is in both sums).
 
 Nothing is aggregated here beyond :func:`point_summary`; the rows are kept so that every number
 can be re-scored.
@@ -21,7 +22,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from cwpo.evaluate.cached_logprobs import cached_sequence_logprobs
+from cwpo.evaluate.cached_logprobs import cached_ids_logprobs
 from cwpo.evaluate.gold import get_gold
 
 
@@ -83,22 +84,11 @@ def point_summary(rows: Sequence[dict]) -> dict:
         "distinct_1": distinct_n(texts, 1),
         "distinct_2": distinct_n(texts, 2),
         "mean_tokens": sum(r["n_tokens"] for r in rows) / n,
+        "finished": sum(bool(r.get("finished")) for r in rows) / n,
     }
 
 
-def response_tokens(
-    tokenizer, prompts: Sequence[str], responses: Sequence[str], max_length: int
-) -> list[int]:
-    """Tokens of each response as :func:`cwpo.models.logprobs.sequence_logprobs` scores them."""
-    # torch/transformers (~2-8 s) load only when a checkpoint is scored
-    from cwpo.models.logprobs import tokenize_pair
-
-    return [
-        len(ids) - n_prompt
-        for ids, n_prompt in (
-            tokenize_pair(tokenizer, p, r, max_length) for p, r in zip(prompts, responses, strict=True)
-        )
-    ]
+REFERENCE_SEED_OFFSET = 1_000_003  # the GRA reference's draws are independent of every policy sample's
 
 
 def score_checkpoint(
@@ -113,25 +103,29 @@ def score_checkpoint(
     max_new_tokens: int = 32,
     temperature: float = 1.0,
     batch_size: int = 32,
-    max_length: int = 128,
+    dtype: str = "float32",
+    attn_implementation: str = "sdpa",
     cache_dir: str | Path | None = None,
     progress: bool = False,
 ) -> list[dict]:
     """One row per (prompt, sample) of ``policy`` against ``reference`` (see the module docstring).
 
     ``prompts``: rows with ``prompt`` and ``id``. Sample k of the policy is drawn with seed
-    ``seed + 1000·k``; the reference's one response with ``seed`` (the GRA reference, the same for
-    every checkpoint and method of a seed, and cached).
+    ``seed + 1000·k``; the reference's one response with ``seed + REFERENCE_SEED_OFFSET`` (the GRA
+    reference: the same for every checkpoint and method of a seed, and cached, but independent of
+    the policy's draws). Both models sample and score in ``dtype`` (never a per-machine choice), and
+    log-probabilities are taken of the token ids as drawn, the end-of-sequence token included when
+    one was drawn (``finished``): the log-ratio is then the Monte-Carlo term of the sequence KL.
     """
     # torch/transformers (~2-8 s) load only when a checkpoint is scored
-    from cwpo.evaluate.generation import generate_responses
+    import torch
+
+    from cwpo.evaluate.generation import generate_responses, prompt_token_ids
     from cwpo.models import cache_dir as default_cache
     from cwpo.models.loading import load_tokenizer
 
     if n_samples < 1:
         raise ValueError(f"n_samples must be >= 1, got {n_samples}")
-    import torch
-
     cache = Path(cache_dir) if cache_dir else default_cache()
     texts = [p["prompt"] for p in prompts]
     gen = {
@@ -139,27 +133,32 @@ def score_checkpoint(
         "temperature": temperature,
         "batch_size": batch_size,
         "cache_dir": cache / "generations",
-        "dtype": "auto",  # bf16 where this machine's probe says it is faster
+        "dtype": dtype,
+        "attn_implementation": attn_implementation,
         "progress": progress,
     }
-    ref_out = generate_responses(reference, texts, seed=seed, **gen)
-    samples = [generate_responses(policy, texts, seed=seed + 1000 * k, **gen) for k in range(n_samples)]
+    ref_out = generate_responses(reference, texts, seed=seed + REFERENCE_SEED_OFFSET, **gen)
+    samples = [
+        generate_responses(policy, texts, seed=seed + 1000 * k, return_ids=True, **gen)
+        for k in range(n_samples)
+    ]
     gold_fn, second_fn = get_gold(gold), get_gold(second_gold)
     g_ref, s_ref = gold_fn(texts, ref_out), second_fn(texts, ref_out)
+    tok = load_tokenizer(reference)
+    prompt_ids = prompt_token_ids(tok, texts, False, 512)  # as generate_responses tokenized them
     all_prompts = texts * n_samples
-    all_resp = [y for ys in samples for y in ys]
-    lp_kw = {"batch_size": batch_size, "max_length": max_length, "dtype": torch.float32}
-    logp = cached_sequence_logprobs(
-        policy, all_prompts, all_resp, cache_dir=cache / "logprobs", **lp_kw
-    ).tolist()
-    logp_ref = cached_sequence_logprobs(
-        reference, all_prompts, all_resp, cache_dir=cache / "logprobs", **lp_kw
-    ).tolist()
-    n_tok = response_tokens(load_tokenizer(reference), all_prompts, all_resp, max_length)
+    all_resp = [y for ys, _ in samples for y in ys]
+    all_ids = [t for _, ts in samples for t in ts]
+    seqs = [prompt_ids[j % len(texts)] + t for j, t in enumerate(all_ids)]
+    starts = [len(prompt_ids[j % len(texts)]) for j in range(len(all_ids))]
+    lp_kw = {"batch_size": batch_size, "dtype": getattr(torch, dtype), "cache_dir": cache / "logprobs"}
+    logp = cached_ids_logprobs(policy, seqs, starts, **lp_kw).tolist()
+    logp_ref = cached_ids_logprobs(reference, seqs, starts, **lp_kw).tolist()
     g_pol, s_pol = gold_fn(all_prompts, all_resp), second_fn(all_prompts, all_resp)
     rows = []
     for j, y in enumerate(all_resp):
         i, k = j % len(texts), j // len(texts)
+        ids = all_ids[j]
         rows.append(
             {
                 "prompt_id": prompts[i]["id"],
@@ -171,7 +170,9 @@ def score_checkpoint(
                 "second_ref": s_ref[i],
                 "logp": logp[j],
                 "logp_ref": logp_ref[j],
-                "n_tokens": n_tok[j],
+                "n_tokens": len(ids),
+                # stopped by an end-of-sequence token, not by max_new_tokens
+                "finished": len(ids) < max_new_tokens or ids[-1] == tok.eos_token_id,
             }
         )
     return rows

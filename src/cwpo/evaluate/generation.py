@@ -47,7 +47,7 @@ from cwpo.errors import ConfigError
 from cwpo.hashing import hash_config, sha256_path
 from cwpo.runtime import resolve_bf16
 
-CACHE_FORMAT = "cwpo-generation-v1"
+CACHE_FORMAT = "cwpo-generation-v2"  # v2: each row keeps its sampled token ids
 _MODEL_HASHES: dict[tuple, str] = {}
 
 
@@ -129,7 +129,7 @@ class RowSampler:
         return torch.full_like(scores, float("-inf")).scatter_(-1, idx, 0.0)
 
 
-def _prompt_ids(
+def prompt_token_ids(
     tokenizer, prompts: Sequence[str | list[dict]], chat_template: bool, max_prompt_length: int
 ) -> list[list[int]]:
     from cwpo.models.logprobs import tokenize_pair
@@ -163,11 +163,11 @@ def _partial_files(root: Path, key: str) -> list[Path]:
     return sorted(root.glob(f"{key}.partial*.jsonl"))
 
 
-def _read_partial(paths: Sequence[Path], plan: list[list[int]]) -> dict[int, list[str]]:
+def _read_partial(paths: Sequence[Path], plan: list[list[int]]) -> dict[int, tuple[list[str], list]]:
     """Finished batches of killed (or finished, not yet merged) runs; a torn last line or a
     different plan is ignored. Batches are a fixed function of the prompts and ``batch_size``, so
     logs written by any number of ranks combine."""
-    done: dict[int, list[str]] = {}
+    done: dict[int, tuple[list[str], list]] = {}
     for path in paths:
         if not path.exists():
             continue
@@ -178,14 +178,20 @@ def _read_partial(paths: Sequence[Path], plan: list[list[int]]) -> dict[int, lis
                 except json.JSONDecodeError:
                     break
                 b = rec.get("batch")
-                if isinstance(b, int) and 0 <= b < len(plan) and rec.get("indices") == plan[b]:
-                    done[b] = rec["responses"]
+                if (
+                    isinstance(b, int)
+                    and 0 <= b < len(plan)
+                    and rec.get("indices") == plan[b]
+                    and "ids" in rec
+                ):
+                    done[b] = (rec["responses"], rec["ids"])
     return done
 
 
-def _read_final(final: Path) -> list[str]:
+def _read_final(final: Path) -> tuple[list[str], list[list[int]]]:
     with open(final, encoding="utf-8") as fh:
-        return [json.loads(line)["response"] for line in fh if line.strip()]
+        rows = [json.loads(line) for line in fh if line.strip()]
+    return [r["response"] for r in rows], [r["ids"] for r in rows]
 
 
 def generate_responses(
@@ -206,8 +212,13 @@ def generate_responses(
     stats: dict | None = None,
     cache_implementation: str | None = None,
     attn_implementation: str = "auto",
-) -> list[str]:
+    return_ids: bool = False,
+):
     """Sample one response per prompt from ``model_ref`` (see the module docstring).
+
+    Returns the texts; with ``return_ids``, ``(texts, ids)`` where ``ids[i]`` are the token ids
+    drawn for prompt i, up to and including the end-of-sequence token when one was drawn (what a
+    log-probability of the sample must be computed on: decoding and re-tokenizing is not exact).
 
     ``dtype="auto"`` is bf16 where :func:`cwpo.runtime.bf16_is_faster` (a cached matmul probe)
     says so, else float32; the resolved dtype enters the cache key. ``cache_implementation``
@@ -245,7 +256,7 @@ def generate_responses(
     stats = stats if stats is not None else {}
     if not prompts:
         stats.update(cache_hit=True, new_tokens=0, seconds=0.0, tokens_per_s=None)
-        return []
+        return ([], []) if return_ids else []
     from cwpo.models import cache_dir as default_cache
 
     settings = {
@@ -271,10 +282,10 @@ def generate_responses(
     root = Path(cache_dir) if cache_dir is not None else default_cache() / "generations"
     final = root / f"{key}.jsonl"
     if final.exists():
-        cached = _read_final(final)
+        cached, cached_ids = _read_final(final)
         if len(cached) == len(prompts):
             stats.update(cache_hit=True, new_tokens=0, seconds=0.0, tokens_per_s=None, cache_file=str(final))
-            return cached
+            return (cached, cached_ids) if return_ids else cached
 
     import torch
     from transformers import GenerationConfig
@@ -287,7 +298,7 @@ def generate_responses(
         model_ref, dtype=getattr(torch, dtype), attn_implementation=attn_implementation
     )
     model.to(dist.device)
-    ids = _prompt_ids(tok, prompts, chat_template, max_prompt_length)
+    ids = prompt_token_ids(tok, prompts, chat_template, max_prompt_length)
     order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
     plan = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     # one log per rank (launched), so ranks never append to the same file
@@ -296,9 +307,10 @@ def generate_responses(
     mine = [b for b in dist.mine(len(plan)) if b not in done]
     seeds = row_seeds(prompts, seed)
     responses: list[str | None] = [None] * len(prompts)
-    for b, texts in done.items():
-        for i, text in zip(plan[b], texts, strict=True):
-            responses[i] = text
+    sampled: list[list[int] | None] = [None] * len(prompts)
+    for b, (texts, tids) in done.items():
+        for i, text, t in zip(plan[b], texts, tids, strict=True):
+            responses[i], sampled[i] = text, t
 
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     eos = (
@@ -340,16 +352,17 @@ def generate_responses(
                 generation_config=gen_config,
                 logits_processor=[sampler],
             )
-            texts = []
+            texts, tids = [], []
             for row in out[:, width:].tolist():
                 cut = next((j + 1 for j, t in enumerate(row) if t in eos_ids), len(row))
                 new_tokens += cut
+                tids.append(row[:cut])
                 texts.append(
                     tok.decode(row[:cut], skip_special_tokens=True, clean_up_tokenization_spaces=False)
                 )
-            for i, text in zip(batch, texts, strict=True):
-                responses[i] = text
-            log.write(json.dumps({"batch": b, "indices": batch, "responses": texts}) + "\n")
+            for i, text, t in zip(batch, texts, tids, strict=True):
+                responses[i], sampled[i] = text, t
+            log.write(json.dumps({"batch": b, "indices": batch, "responses": texts, "ids": tids}) + "\n")
             log.flush()
             os.fsync(log.fileno())
             elapsed = time.perf_counter() - start
@@ -358,17 +371,20 @@ def generate_responses(
     bar.close()
     dist.barrier()  # every rank's batches are logged
     if dist.world > 1 and dist.is_main:
-        for b, texts in _read_partial(_partial_files(root, key), plan).items():
-            for i, text in zip(plan[b], texts, strict=True):
-                responses[i] = text
+        for b, (texts, tids) in _read_partial(_partial_files(root, key), plan).items():
+            for i, text, t in zip(plan[b], texts, tids, strict=True):
+                responses[i], sampled[i] = text, t
     if dist.is_main:
-        rows = ({"prompt": p, "response": r} for p, r in zip(prompts, responses, strict=True))
+        rows = (
+            {"prompt": p, "response": r, "ids": t}
+            for p, r, t in zip(prompts, responses, sampled, strict=True)
+        )
         write_jsonl(final, rows)
         for path in _partial_files(root, key):
             path.unlink(missing_ok=True)
     dist.barrier()  # the one output is written
     if not dist.is_main:
-        responses = _read_final(final)
+        responses, sampled = _read_final(final)
     elapsed = time.perf_counter() - start
     stats.update(
         cache_hit=False,
@@ -379,4 +395,4 @@ def generate_responses(
         resumed_batches=len(done),
         processes=dist.world,
     )
-    return responses  # type: ignore[return-value]
+    return (responses, sampled) if return_ids else responses  # type: ignore[return-value]

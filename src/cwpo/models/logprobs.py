@@ -91,6 +91,34 @@ def text_response_logprobs(
 
 
 @torch.inference_mode()
+def ids_logprobs(
+    model,
+    seqs: Sequence[list[int]],
+    starts: Sequence[int],
+    pad_id: int,
+    *,
+    batch_size: int = 8,
+    average: bool = False,
+    progress=None,
+) -> torch.Tensor:
+    """Σ log p over the tokens ``seqs[i][starts[i]:]`` given the tokens before them (or their mean
+    with ``average=True``), for token sequences as they are: a float32 tensor [N] in input order.
+    ``progress`` is an optional tqdm-like object whose ``update(n)`` is called per batch."""
+    if len(seqs) != len(starts):
+        raise ValueError(f"{len(seqs)} sequences but {len(starts)} start positions")
+    out = torch.empty(len(seqs), dtype=torch.float32)
+    device = next(model.parameters()).device
+    for batch in length_buckets([len(s) for s in seqs], batch_size):
+        ids, attn, resp = collate([seqs[i] for i in batch], [starts[i] for i in batch], pad_id)
+        ids, attn, resp = ids.to(device), attn.to(device), resp.to(device)
+        summed = full_logits_response_logprobs(model, ids, attn, resp)
+        values = summed / resp[:, 1:].sum(-1).clamp(min=1) if average else summed
+        out[batch] = values.cpu()
+        if progress is not None:
+            progress.update(len(batch))
+    return out
+
+
 def sequence_logprobs(
     model,
     tokenizer,
@@ -110,16 +138,12 @@ def sequence_logprobs(
     if len(prompts) != len(responses):
         raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
     encoded = [tokenize_pair(tokenizer, p, r, max_length) for p, r in zip(prompts, responses, strict=True)]
-    out = torch.empty(len(encoded), dtype=torch.float32)
-    device = next(model.parameters()).device
-    for batch in length_buckets([len(ids) for ids, _ in encoded], batch_size):
-        ids, attn, resp = collate(
-            [encoded[i][0] for i in batch], [encoded[i][1] for i in batch], pad_id_of(tokenizer)
-        )
-        ids, attn, resp = ids.to(device), attn.to(device), resp.to(device)
-        summed = full_logits_response_logprobs(model, ids, attn, resp)
-        values = summed / resp[:, 1:].sum(-1).clamp(min=1) if average else summed
-        out[batch] = values.cpu()
-        if progress is not None:
-            progress.update(len(batch))
-    return out
+    return ids_logprobs(
+        model,
+        [ids for ids, _ in encoded],
+        [n for _, n in encoded],
+        pad_id_of(tokenizer),
+        batch_size=batch_size,
+        average=average,
+        progress=progress,
+    )
