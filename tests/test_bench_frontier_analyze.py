@@ -66,8 +66,9 @@ def test_a_method_that_only_moves_further_is_not_better_at_matched_kl(tmp_path):
         r["tuned"]["test_at_chosen"]["cw"]["reward"]["mean"]
         > r["tuned"]["test_at_chosen"]["human"]["reward"]["mean"] + 0.3
     )
-    verdicts = {v["name"]: v["verdict"] for v in r["verdicts"]}
+    verdicts = {v["name"]: v["verdict"] for v in r["verdicts"] + r["secondary_verdicts"]}
     assert verdicts["cw_vs_human_reward_at_matched_kl"] == "unresolved"
+    assert [v["name"] for v in r["verdicts"]] == ["cw_vs_human_gra_at_matched_kl"]  # the primary family
     assert len(r["frontier"]["cw"]) == 4 and {"kl", "reward", "gra"} <= set(r["frontier"]["cw"][0])
     assert out["stats"]["multiplicity"] == "holm" and out["stats"]["mde_power"] == 0.8
 
@@ -79,10 +80,15 @@ def test_a_better_curve_holds_at_matched_kl(tmp_path):
     )
     res = matched(points, "noisefree", "cw", 5e-4, "human", 5e-4, "reward", 4)
     assert res["dominance"]["summary"] == "a dominates"
-    verdicts = {
-        v["name"]: v["verdict"] for v in analyze(points, 4, n_boot=200)["regimes"]["noisefree"]["verdicts"]
-    }
+    r = analyze(points, 4, n_boot=200)["regimes"]["noisefree"]
+    verdicts = {v["name"]: v["verdict"] for v in r["secondary_verdicts"]}
     assert verdicts["cw_vs_human_reward_at_matched_kl"] == "holds"
+    one_seed = analyze(Points(_index(tmp_path / "one", {"cw": [(0, 0.0), (2, 0.4)], "human": [(0, 0.0), (2, 0.2)]},
+                                     seeds=(0,)), tmp_path / "one"), 2, n_boot=200)["regimes"]["noisefree"]  # fmt: skip
+    assert (
+        one_seed["verdicts"] == [] and one_seed["secondary_verdicts"] == []
+    )  # a seed's luck is not a verdict
+    assert one_seed["descriptive"]["cw_vs_human_reward_at_matched_kl"]["why"] == "1 of 3 seeds: no verdict"
 
 
 def test_grid_points_are_compared_on_the_seeds_every_lr_has(tmp_path):
@@ -125,3 +131,13 @@ def test_the_shared_setting_matches_methods_by_epochs_not_steps(tmp_path):
     out = analyze(Points(index, tmp_path), 2)["regimes"]["noisefree"]["tuned"]
     assert out["shared_setting"]["epochs"] == 1.0
     assert sorted(out["test_at_shared"]) == ["cw", "human100"]
+
+
+def test_a_control_below_cw_supports_the_weights(tmp_path):
+    index = _index(
+        tmp_path, {"cw": [(0, 0.0), (2, 0.4), (4, 0.8)], "shuffled_c": [(0, 0.0), (2, 0.2), (4, 0.4)]}
+    )
+    r = analyze(Points(index, tmp_path), 3, n_boot=200)["regimes"]["noisefree"]
+    v = {x["name"]: x for x in r["secondary_verdicts"]}["shuffled_c_vs_cw_reward_at_matched_kl"]
+    assert v["direction"] == -1 and v["estimate"]["mean"] < 0 and v["verdict"] == "holds"
+    assert not any(x["name"] == "cw_vs_shuffled_c_gra_at_tuned" for x in r["secondary_verdicts"])

@@ -41,7 +41,7 @@ def _metrics():
 
 def test_claim_lines_show_each_verdict_with_its_numbers():
     text = "\n".join(render.claim_lines(_metrics()))
-    assert "**crowd_bt** (3 claims, one Holm family" in text
+    assert "**crowd_bt**, primary claims (3, one Holm family fixed in advance" in text
     row = next(line for line in text.splitlines() if line.startswith("| CW-DPO − Human-DPO, GRA"))
     assert "| matched kl | **holds** | +5.0 [" in row and row.endswith("| +1.9 |")
     assert "(1/2 better)" in row

@@ -39,6 +39,13 @@ CONTROLS = ("shuffled_c", "human_x_c", "human_x_oracle", "ws_ess")
 HEADLINE = ("human", "ws", "cw", "human100")  # the methods whose mean picks the shared setting
 FEWER_PAIRS = ("human_dl", "top30", "top40")
 PAPER = {"cw_vs_human": 1.9}  # GRA points, the paper's sentiment margin of CW over Human
+# the primary family, fixed before the runs: CW against these, this metric, at matched KL (the mean
+# over the KL levels both reach); every other comparison is judged in a secondary family
+PRIMARY = ("human", "ws", "human100")
+PRIMARY_METRIC = "gra"
+# what each control is expected to show against CW: -1 (below CW: the weights' values per pair
+# matter, not their distribution or their sum) or +1 (above CW: better labels or weights help)
+CONTROL_DIRECTION = {"shuffled_c": -1, "ws_ess": -1, "human_x_c": +1, "human_x_oracle": +1}
 
 
 def per_prompt(rows: list[dict]) -> dict[str, np.ndarray]:
@@ -238,7 +245,24 @@ def matched(
     }
 
 
-def analyze(points: Points, n_levels: int, n_boot: int = 4000) -> dict:
+class Families:
+    """The claims of one regime: the primary family (fixed in advance), the secondary one, and the
+    comparisons without a verdict (fewer seeds than planned: an interval over prompts only)."""
+
+    def __init__(self, min_seeds: int):
+        self.min_seeds, self.primary, self.secondary, self.descriptive = min_seeds, [], [], {}
+
+    def add(self, name: str, estimate, n_seeds: int, is_primary: bool, direction: int = 1, paper=None):
+        if n_seeds < self.min_seeds:
+            why = f"{n_seeds} of {self.min_seeds} seeds: no verdict"
+            self.descriptive[name] = {**estimate.to_dict(), "why": why}
+            return
+        (self.primary if is_primary else self.secondary).append(Claim(name, estimate, direction, paper))
+
+
+def analyze(points: Points, n_levels: int, n_boot: int = 4000, min_seeds: int = 3) -> dict:
+    """``min_seeds``: a comparison gets a verdict only with this many seeds (the plan's); with fewer
+    its interval covers prompts only, not training randomness, and it stays descriptive."""
     N_BOOT["n"] = n_boot
     regimes = sorted({k[0] for k in points.groups})
     out: dict = {"regimes": {}, "stats": STATS_META}
@@ -281,21 +305,22 @@ def analyze(points: Points, n_levels: int, n_boot: int = 4000) -> dict:
                 s = at_point(points, regime, m, shared["lr"], step)
                 if s is not None:
                     r["tuned"]["test_at_shared"][m] = {k: est(s[k]) for k in ("gra", "reward", "kl")}
-        claims = []
+        fam = Families(min_seeds)
+        claim = fam.add
+
         if "cw" in methods and tuned.get("cw"):
-            pairs = [("cw", b) for b in BASELINES if b in methods and tuned.get(b)]
-            pairs += [(c, "cw") for c in CONTROLS if c in methods and tuned.get(c)]
-            pairs += [(c, "ws") for c in CONTROLS if c in methods and tuned.get(c) and "ws" in methods]
-            for a, b in pairs:
+            pairs = [("cw", b, +1) for b in BASELINES if b in methods and tuned.get(b)]
+            pairs += [(c, "cw", CONTROL_DIRECTION[c]) for c in CONTROLS if c in methods and tuned.get(c)]
+            for a, b, direction in pairs:
                 for metric in ("gra", "reward"):
                     res = matched(points, regime, a, tuned[a]["lr"], b, tuned[b]["lr"], metric, n_levels)
+                    name = f"{a}_vs_{b}_{metric}_at_matched_kl"
                     if res and "_estimate" in res:
-                        name = f"{a}_vs_{b}_{metric}_at_matched_kl"
                         paper = PAPER.get(f"{a}_vs_{b}") if metric == "gra" else None  # GRA points
-                        claims.append(Claim(name, res.pop("_estimate"), +1, paper))
+                        is_primary = a == "cw" and b in PRIMARY and metric == PRIMARY_METRIC
+                        claim(name, res.pop("_estimate"), len(res["seeds"]), is_primary, direction, paper)
+                    if res:
                         r["matched_kl"][name] = res
-                    elif res:
-                        r["matched_kl"][f"{a}_vs_{b}_{metric}_at_matched_kl"] = res
             for b in FEWER_PAIRS:
                 if b in methods and tuned.get(b):
                     res = matched(
@@ -304,15 +329,16 @@ def analyze(points: Points, n_levels: int, n_boot: int = 4000) -> dict:
                     if res:
                         res.pop("_estimate", None)
                         r["equal_steps"][f"cw_vs_{b}_gra"] = res
-            for b in [m for m in methods if m != "cw" and tuned.get(m)]:
+            for b in [m for m in methods if m != "cw" and tuned.get(m) and m not in CONTROLS]:
                 a_t, b_t = (at_point(points, regime, x, tuned[x]["lr"], tuned[x]["step"]) for x in ("cw", b))
                 if a_t is None or b_t is None:
                     continue
                 seeds = sorted(set(a_t["seeds"]) & set(b_t["seeds"]))
                 ia = [a_t["seeds"].index(s) for s in seeds]
                 ib = [b_t["seeds"].index(s) for s in seeds]
-                e = diff(a_t["gra"][ia], b_t["gra"][ib])
-                claims.append(Claim(f"cw_vs_{b}_gra_at_tuned", e, +1, PAPER.get(f"cw_vs_{b}")))
+                # each at its own selected snapshot, so at unequal KL (shown): secondary
+                claim(f"cw_vs_{b}_gra_at_tuned", diff(a_t["gra"][ia], b_t["gra"][ib]), len(seeds), False,
+                      paper=PAPER.get(f"cw_vs_{b}"))  # fmt: skip
         for c in CONTROLS:
             if c in methods and tuned.get(c):
                 r["controls"][c] = {
@@ -321,7 +347,9 @@ def analyze(points: Points, n_levels: int, n_boot: int = 4000) -> dict:
                         k: v for k, v in r["matched_kl"].items() if k.startswith(f"{c}_vs_") and "_gra_" in k
                     },
                 }
-        r["verdicts"] = judge(claims)
+        r["verdicts"] = judge(fam.primary)  # the pre-registered family (PRIMARY): the headline
+        r["secondary_verdicts"] = judge(fam.secondary)  # every other comparison with all seeds
+        r["descriptive"] = fam.descriptive
         out["regimes"][regime] = r
     stats_file = points.results / "label_stats.json"
     out["label_stats"] = json.loads(stats_file.read_text()) if stats_file.exists() else {}
@@ -387,6 +415,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = bench_parser(__doc__)
     ap.add_argument("--cache", type=Path, default=REPO / "runs" / "bench" / "cache")
     ap.add_argument("--levels", type=int, default=5, help="KL levels per matched comparison")
+    ap.add_argument(
+        "--min-seeds", type=int, default=3, help="seeds a comparison needs for a verdict (the plan's)"
+    )
     ap.add_argument("--results", type=Path, default=POINTS.parent, help="where run wrote points.jsonl")
     ap.add_argument("--out", type=Path, help="default: RESULTS/frontier.json")
     ap.add_argument("--report", type=Path, default=HERE / "report", help="where the plots go")
@@ -396,7 +427,9 @@ def main(argv: list[str] | None = None) -> int:
     if not index.exists():
         print(f"error: no scored points yet ({index}); run benchmarks.frontier.run first", file=sys.stderr)
         return 2
-    result = analyze(Points(read_jsonl(index), args.cache, args.results), args.levels)
+    result = analyze(
+        Points(read_jsonl(index), args.cache, args.results), args.levels, min_seeds=args.min_seeds
+    )
     out = args.out or args.results / "frontier.json"
     write_result(out, result, started)
     print(f"wrote {out}")

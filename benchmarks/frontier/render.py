@@ -47,36 +47,64 @@ def _claim_text(name: str) -> tuple[str, str, str]:
     return name, "", ""
 
 
+def _table(r: dict, verdicts: list[dict]) -> list[str]:
+    lines = [
+        "| claim | where | verdict | difference [95% CI] | Holm p | MDE | over KL levels | paper |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for v in verdicts:
+        what, where, _ = _claim_text(v["name"])
+        scale = 100.0 if "GRA" in what else 1.0
+        detail = (r.get("matched_kl") or {}).get(v["name"]) or {}
+        dom = detail.get("dominance", {})
+        over = f"{dom['summary']} ({dom['a_better']}/{dom['levels']} better)" if dom else "–"
+        paper = f"{v['paper']:+.1f}" if isinstance(v.get("paper"), int | float) else "–"
+        sign = "" if v.get("direction", 1) > 0 else " (expected below CW)"
+        lines.append(
+            f"| {what}{sign} | {where} | **{v['verdict']}** | {_pts(v['estimate'], scale)} | "
+            f"{v['p_holm']:.2g} | {scale * v['estimate']['mde']:.1f} | {over} | {paper} |"
+        )
+    return lines
+
+
 def claim_lines(metrics: dict) -> list[str]:
-    """Markdown lines: one table per regime of every judged claim, or a line saying none exists."""
+    """Markdown lines: per regime the primary family's table, the secondary one's, and the
+    comparisons left without a verdict (too few seeds); or a line saying none exists."""
     regimes = (metrics or {}).get("regimes") or {}
     if not regimes:
         return ["The frontier bench has not run yet: no matched-KL verdict exists."]
     lines = []
     for regime, r in regimes.items():
-        verdicts = r.get("verdicts") or []
+        primary, secondary = r.get("verdicts") or [], r.get("secondary_verdicts") or []
         lines += [
-            f"**{regime}** ({len(verdicts)} claims, one Holm family; GRA in points, gold reward in VADER units)",
+            f"**{regime}**, primary claims ({len(primary)}, one Holm family fixed in advance; GRA in points)",
             "",
-            "| claim | where | verdict | difference [95% CI] | Holm p | MDE | over KL levels | paper |",
-            "|---|---|---|---|---|---|---|---|",
+            *(_table(r, primary) if primary else ["No primary claim has every seed yet."]),
+            "",
         ]
-        for v in verdicts:
-            what, where, _ = _claim_text(v["name"])
-            scale = 100.0 if "GRA" in what else 1.0
-            detail = (r.get("matched_kl") or {}).get(v["name"]) or {}
-            dom = detail.get("dominance", {})
-            over = f"{dom['summary']} ({dom['a_better']}/{dom['levels']} better)" if dom else "–"
-            paper = f"{v['paper']:+.1f}" if isinstance(v.get("paper"), int | float) else "–"
+        if secondary:
+            lines += [
+                f"Secondary claims ({len(secondary)}, their own Holm family; gold reward in VADER units)",
+                "",
+                *_table(r, secondary),
+                "",
+            ]
+        descriptive = r.get("descriptive") or {}
+        if descriptive:
             lines.append(
-                f"| {what} | {where} | **{v['verdict']}** | {_pts(v['estimate'], scale)} | "
-                f"{v['p_holm']:.2g} | {scale * v['estimate']['mde']:.1f} | {over} | {paper} |"
+                "Without a verdict (too few seeds): "
+                + "; ".join(
+                    f"{_claim_text(k)[0]} {_claim_text(k)[1]} "
+                    f"{_pts(e, 100.0 if k.split('_at_')[0].endswith('_gra') else 1.0)}"
+                    for k, e in descriptive.items()
+                )
+                + "."
             )
+            lines.append("")
         chosen = (r.get("tuned") or {}).get("chosen") or {}
         picks = [f"{_name(m)} lr {c['lr']:g} at {c['epochs']:g} ep" for m, c in chosen.items() if c]
         if picks:
-            lines += ["", "Selected on validation prompts: " + "; ".join(picks) + "."]
-        lines.append("")
+            lines += ["Selected on validation prompts: " + "; ".join(picks) + ".", ""]
     return lines
 
 
