@@ -141,3 +141,49 @@ def test_a_control_below_cw_supports_the_weights(tmp_path):
     v = {x["name"]: x for x in r["secondary_verdicts"]}["shuffled_c_vs_cw_reward_at_matched_kl"]
     assert v["direction"] == -1 and v["estimate"]["mean"] < 0 and v["verdict"] == "holds"
     assert not any(x["name"] == "cw_vs_shuffled_c_gra_at_tuned" for x in r["secondary_verdicts"])
+
+
+def test_the_kl_axis_is_resampled_with_the_prompts(tmp_path):
+    """Noisy per-prompt log-ratios: the KL of each checkpoint is itself an estimate, so the claim's
+    interval is wider than one that holds each checkpoint's KL fixed."""
+    from benchmarks.frontier.analyze import diff
+    from cwpo.experiments.frontier import common_levels, interpolate
+
+    curves = {"cw": [(0, 0.0), (2, 0.3), (4, 0.5)], "human": [(0, 0.0), (2, 0.2), (4, 0.4)]}
+    index = _index(tmp_path, curves, seeds=(0,))  # one seed: no Student-t floor, the bootstrap alone
+    rng = np.random.default_rng(5)
+    for p in index:  # log-ratios with sd 3 nats around the checkpoint's KL
+        f = tmp_path / "stages" / p["stage"] / "rows.jsonl"
+        rows = [json.loads(x) for x in f.read_text().splitlines()]
+        for r in rows:
+            r["logp_ref"] -= 0 if p["step"] == 0 else 3 * rng.standard_normal()
+        f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    points = Points(index, tmp_path)
+    res = matched(points, "noisefree", "cw", 5e-4, "human", 5e-4, "reward", 3)
+    ra, rb = (points.run("noisefree", m, 5e-4, "test") for m in ("cw", "human"))
+    kls = {m: {s: v["kl"].mean(axis=1) for s, (_, v) in r.items()} for m, r in (("cw", ra), ("human", rb))}
+    levels = common_levels([k for m in kls.values() for k in m.values()], 4)[1:]
+    fixed = diff(
+        np.stack([interpolate(kls["cw"][s], ra[s][1]["reward"], levels).mean(0) for s in ra]),
+        np.stack([interpolate(kls["human"][s], rb[s][1]["reward"], levels).mean(0) for s in rb]),
+    )
+    width = res["mean_over_levels"]["hi"] - res["mean_over_levels"]["lo"]
+    assert res["levels"] == pytest.approx(levels)
+    assert width > 1.3 * (fixed.hi - fixed.lo)
+
+
+def test_runs_scored_on_other_prompts_are_refused(tmp_path, capsys):
+    from benchmarks.frontier import analyze as an
+
+    index = _index(tmp_path, {"cw": [(0, 0.0), (2, 0.4)], "human": [(0, 0.0), (2, 0.2)]})
+    for p in index:
+        if p["method"] == "human":
+            f = tmp_path / "stages" / p["stage"] / "rows.jsonl"
+            rows = [json.loads(x) for x in f.read_text().splitlines()]
+            f.write_text("".join(json.dumps({**r, "prompt_id": r["prompt_id"] + 100}) + "\n" for r in rows))
+    with pytest.raises(ValueError, match="different prompts"):
+        matched(Points(index, tmp_path), "noisefree", "cw", 5e-4, "human", 5e-4, "gra", 2)
+    (tmp_path / "points.jsonl").write_text("".join(json.dumps(p) + "\n" for p in index))
+    argv = ["--cache", str(tmp_path), "--results", str(tmp_path), "--report", str(tmp_path / "r")]
+    assert an.main(argv) == 2
+    assert capsys.readouterr().err.count("\n") == 1

@@ -32,7 +32,7 @@ from benchmarks.frontier.train_rows import read_jsonl
 from benchmarks.result_files import bench_parser, write_result
 from cwpo.evaluate.frontier import outcome_value
 from cwpo.experiments.frontier import common_levels, dominance, interpolate
-from cwpo.stats import STATS_META, Claim, crossed_bootstrap, judge, paired_estimate
+from cwpo.stats import STATS_META, Claim, crossed_bootstrap, crossed_bootstrap_of, judge, paired_estimate
 
 BASELINES = ("human", "ws", "human100", "human_rdpo", "human_dl", "top30", "top40")
 CONTROLS = ("shuffled_c", "human_x_c", "human_x_oracle", "ws_ess")
@@ -101,7 +101,11 @@ class Points:
             if seeds is not None and seed not in seeds:
                 continue
             vals = [self.rows(p) for p in pts]
+            for p, v in zip(pts, vals, strict=True):  # every snapshot of a run on the same prompts
+                if not np.array_equal(v["ids"], vals[0]["ids"]):
+                    raise ValueError(f"{p['stage']} scored other prompts than {pts[0]['stage']}")
             out[seed] = (pts, {k: np.stack([v[k] for v in vals]) for k in vals[0] if k != "ids"})
+            out[seed][1]["ids"] = vals[0]["ids"]
         return out
 
     def lrs(self, regime, method) -> list[float]:
@@ -183,7 +187,7 @@ def at_point(points: Points, regime, method, lr, step, split="test") -> dict | N
             continue
         seeds.append(seed)
         for k, m in v.items():
-            mats.setdefault(k, []).append(m[steps.index(step)])
+            mats.setdefault(k, []).append(m if k == "ids" else m[steps.index(step)])
     if not seeds:
         return None
     return {"seeds": seeds, **{k: np.stack(m) for k, m in mats.items()}}
@@ -213,6 +217,37 @@ def frontier(points: Points, regime, method, lr) -> list[dict]:
     return out
 
 
+def matched_bootstrap(ra: dict, rb: dict, seeds: list, metric: str, n_levels: int, x: str, seed_values):
+    """The crossed bootstrap of the mean difference over matched levels, in which every replicate
+    recomputes each checkpoint's KL from its resampled prompts, the common levels from those KLs,
+    and the interpolation: the x axis is an estimate too. (In steps the axis is fixed.)"""
+    runs = {s: (ra[s], rb[s]) for s in seeds}
+    n_prompts = ra[seeds[0]][1][metric].shape[1]
+
+    def statistic(s_idx, p_idx) -> float:
+        chosen = [seeds[i] for i in s_idx]
+        curves = []
+        for seed in chosen:
+            for pts, v in runs[seed]:
+                kl = (
+                    v["kl"][:, p_idx].mean(axis=1) if x == "kl" else np.array([p["step"] for p in pts], float)
+                )
+                curves.append((kl, v[metric][:, p_idx].mean(axis=1)))
+        levels = common_levels([kl for kl, _ in curves], n_levels + 1)[1:]
+        if not levels:  # a replicate whose runs share no range: the nearest shared point
+            levels = [min(kl.max() for kl, _ in curves)]
+        vals = [np.interp(levels, *_increasing(kl, y)) for kl, y in curves]
+        return float(np.mean([np.mean(vals[2 * j] - vals[2 * j + 1]) for j in range(len(chosen))]))
+
+    return crossed_bootstrap_of(statistic, seed_values, n_prompts, n_boot=N_BOOT["n"])
+
+
+def _increasing(kl: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Checkpoints sorted by KL, equal KLs averaged (np.interp needs increasing x)."""
+    xs = np.unique(kl)
+    return xs, np.array([y[kl == v].mean() for v in xs])
+
+
 def matched(
     points: Points, regime, a, lr_a, b, lr_b, metric: str, n_levels: int, x: str = "kl"
 ) -> dict | None:
@@ -226,6 +261,9 @@ def matched(
         pts, v = run[seed]
         return v["kl"].mean(axis=1) if x == "kl" else np.array([p["step"] for p in pts], dtype=float)
 
+    for s in seeds:
+        if not np.array_equal(ra[s][1]["ids"], rb[s][1]["ids"]):
+            raise ValueError(f"{a} and {b} (seed {s}) were scored on different prompts")
     runs = [xs(ra, s) for s in seeds] + [xs(rb, s) for s in seeds]
     levels = common_levels(runs, n_levels + 1)[1:]  # the lowest common level is the SFT model (0)
     if not levels:
@@ -233,7 +271,7 @@ def matched(
     ma = np.stack([interpolate(xs(ra, s), ra[s][1][metric], levels) for s in seeds], axis=1)
     mb = np.stack([interpolate(xs(rb, s), rb[s][1][metric], levels) for s in seeds], axis=1)
     per_level = [diff(ma[i], mb[i]).to_dict() for i in range(len(levels))]
-    overall = diff(ma.mean(axis=0), mb.mean(axis=0))
+    overall = matched_bootstrap(ra, rb, seeds, metric, n_levels, x, (ma - mb).mean(axis=(0, 2)))
     return {
         "x": x,
         "seeds": seeds,
@@ -336,6 +374,8 @@ def analyze(points: Points, n_levels: int, n_boot: int = 4000, min_seeds: int = 
                 seeds = sorted(set(a_t["seeds"]) & set(b_t["seeds"]))
                 ia = [a_t["seeds"].index(s) for s in seeds]
                 ib = [b_t["seeds"].index(s) for s in seeds]
+                if not np.array_equal(a_t["ids"][ia], b_t["ids"][ib]):
+                    raise ValueError(f"cw and {b} were scored on different prompts")
                 # each at its own selected snapshot, so at unequal KL (shown): secondary
                 claim(f"cw_vs_{b}_gra_at_tuned", diff(a_t["gra"][ia], b_t["gra"][ib]), len(seeds), False,
                       paper=PAPER.get(f"cw_vs_{b}"))  # fmt: skip
@@ -427,9 +467,12 @@ def main(argv: list[str] | None = None) -> int:
     if not index.exists():
         print(f"error: no scored points yet ({index}); run benchmarks.frontier.run first", file=sys.stderr)
         return 2
-    result = analyze(
-        Points(read_jsonl(index), args.cache, args.results), args.levels, min_seeds=args.min_seeds
-    )
+    try:
+        points = Points(read_jsonl(index), args.cache, args.results)
+        result = analyze(points, args.levels, min_seeds=args.min_seeds)
+    except (ValueError, FileNotFoundError) as e:  # mixed SFT models, other prompts, missing rows
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     out = args.out or args.results / "frontier.json"
     write_result(out, result, started)
     print(f"wrote {out}")

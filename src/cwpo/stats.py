@@ -159,18 +159,47 @@ def crossed_bootstrap(
     m = _finite(matrix, (1, 2))
     if m.ndim == 1:
         m = m[None, :]
-    n_seeds, n_prompts = m.shape
+    return crossed_bootstrap_of(
+        lambda s, p: m[np.ix_(s, p)].mean(),
+        m.mean(axis=1),
+        m.shape[1],
+        level=level,
+        n_boot=n_boot,
+        seed=seed,
+        alpha=alpha,
+    )
+
+
+def crossed_bootstrap_of(
+    statistic,
+    seed_values: Sequence[float],
+    n_prompts: int,
+    level: float = LEVEL,
+    n_boot: int = 4000,
+    seed: int = 0,
+    alpha: float = ALPHA,
+) -> Estimate:
+    """The crossed bootstrap of any statistic of seeds × shared prompts.
+
+    ``statistic(seeds, prompts)`` is recomputed on each replicate's resampled seed and prompt
+    indices (so everything that depends on the prompts is resampled with them, e.g. the KL axis a
+    curve is interpolated on); ``seed_values`` are the statistic of each seed on all prompts: their
+    mean is the estimate, and their Student-t interval is the floor of the bootstrap's width.
+    """
+    seed_values = _finite(seed_values, (1,))
+    n_seeds = len(seed_values)
     rng = np.random.default_rng(seed)
     reps = np.empty(n_boot)
     for b in range(n_boot):
         s = rng.integers(0, n_seeds, n_seeds) if n_seeds > 1 else np.zeros(1, dtype=int)
         p = rng.integers(0, n_prompts, n_prompts)
-        reps[b] = m[np.ix_(s, p)].mean()
-    seed_means = m.mean(axis=1)
-    mean = float(seed_means.mean())
+        reps[b] = statistic(s, p)
+    if not np.isfinite(reps).all():
+        raise ValueError("the statistic was not finite on a bootstrap replicate")
+    mean = float(seed_values.mean())
     se_boot = float(reps.std(ddof=1))
     df = n_seeds - 1 if n_seeds > 1 else None
-    se_seeds = float(seed_means.std(ddof=1) / math.sqrt(n_seeds)) if n_seeds > 1 else 0.0
+    se_seeds = float(seed_values.std(ddof=1) / math.sqrt(n_seeds)) if n_seeds > 1 else 0.0
     se = max(se_boot, se_seeds)
     half = _quantile(0.5 + level / 2, df) * se
     tail = (1 - level) / 2
