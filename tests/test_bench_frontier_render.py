@@ -31,7 +31,8 @@ def _metrics():
                     }
                 },
                 "tuned": {
-                    "chosen": {"cw": {"lr": 5e-4, "epochs": 1.0}, "human": {"lr": 1.5e-3, "epochs": 2.0}}
+                    "chosen": {"cw": {"lr": 5e-4, "epochs": 1.0}, "human": {"lr": 1.5e-3, "epochs": 2.0}},
+                    "test_at_chosen": {"cw": {"kl": {"mean": 1.0}}, "human100": {"kl": {"mean": 2.0}}},
                 },
                 "frontier": {"cw": [point, {**point, "kl": {"mean": 2.0, "lo": 1.9, "hi": 2.1}}]},
             }
@@ -48,7 +49,7 @@ def test_claim_lines_show_each_verdict_with_its_numbers():
     reward = next(line for line in text.splitlines() if "WS-DPO, gold reward" in line)
     assert "**unresolved**" in reward and "+0.1 [" in reward  # reward in VADER units, not x100
     tuned = next(line for line in text.splitlines() if "on 100%, GRA" in line)
-    assert "| tuned | **fails** | -5.0 [" in tuned
+    assert "| tuned | **fails** | -5.0 [" in tuned and "at unequal KL: 1.00 vs 2.00 nats" in tuned
     assert "CW-DPO lr 0.0005 at 1 ep; Human-DPO lr 0.0015 at 2 ep" in text
 
 

@@ -5,7 +5,7 @@ For each regime, strategy and seed of the active bench (:mod:`benchmarks.annotat
 human budget (default 20% of the selectable pool): the round whose annotator was trained on that
 many labels has labelled the rest of the pool (``annotated.jsonl``: weak labels and c). CW-DPO
 trains on it with :mod:`benchmarks.frontier.run` (``--annotation`` that round, ``--tag
-active-STRATEGY-20``; lr 5e-4, 1 epoch, snapshots at 0.25/0.5/1 epoch, test prompts only) and every
+active-STRATEGY-20``; lr 5e-4, 1 epoch, snapshots at 1/16 to 1 epoch, test prompts only) and every
 snapshot is scored like a frontier point (gold reward, GRA, Monte-Carlo KL to the SFT model).
 
 Claims, per regime and strategy: active minus random in GRA and in gold reward at matched KL (the
@@ -41,7 +41,7 @@ STRATEGIES = ("random", "uncertainty", "uncertain_diverse")
 SEEDS = (0, 1, 2)
 SHARE = 0.20
 LR = 5e-4
-CHECKPOINTS = ("0.25", "0.5", "1")
+CHECKPOINTS = ("0.0625", "0.125", "0.25", "0.5", "1")  # dense early, as the frontier plan
 
 
 def tag(strategy: str, share: float = SHARE) -> str:

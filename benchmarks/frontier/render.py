@@ -58,6 +58,11 @@ def _table(r: dict, verdicts: list[dict]) -> list[str]:
         detail = (r.get("matched_kl") or {}).get(v["name"]) or {}
         dom = detail.get("dominance", {})
         over = f"{dom['summary']} ({dom['a_better']}/{dom['levels']} better)" if dom else "–"
+        if where == "tuned":  # each side at its own selected snapshot: say how far each moved
+            at = (r.get("tuned") or {}).get("test_at_chosen") or {}
+            a, b = v["name"][: -len("_at_tuned")].rsplit("_", 1)[0].split("_vs_", 1)
+            if a in at and b in at:
+                over = f"at unequal KL: {at[a]['kl']['mean']:.2f} vs {at[b]['kl']['mean']:.2f} nats"
         paper = f"{v['paper']:+.1f}" if isinstance(v.get("paper"), int | float) else "–"
         sign = "" if v.get("direction", 1) > 0 else " (expected below CW)"
         lines.append(
