@@ -97,6 +97,9 @@ def test_grid_points_are_compared_on_the_seeds_every_lr_has(tmp_path):
     index += _index(tmp_path, {"cw": [(0, 0.0), (2, 0.2), (4, 0.3)]}, lr=1.5e-3, seeds=(0,))
     chosen = select(Points(index, tmp_path), "noisefree", "cw")
     assert (chosen["lr"], chosen["tuning_seeds"]) == (1.5e-3, [0])
+    # its frontier (and every matched-KL claim) stays at the lr run on every seed
+    r = analyze(Points(index, tmp_path), 2, n_boot=50)["regimes"]["noisefree"]
+    assert r["tuned"]["chosen"]["cw"]["lr"] == 1.5e-3 and r["frontier_lr"]["cw"] == 5e-4
 
 
 def test_a_control_scored_on_test_prompts_only_is_compared_at_cws_lr(tmp_path):
