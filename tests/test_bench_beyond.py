@@ -33,11 +33,12 @@ def test_report_pages_come_from_the_metrics():
         "by_regime": {"noisefree": {"10%": {"labels": 156, **{s: {"eval": [0.5, 0.6], "rest": [], "seeds": [0, 1]}
                                                             for s in active.STRATEGIES}}}},
         "claims": [{"name": "noisefree 10% uncertainty > random", "verdict": "unresolved", "p_holm": 0.4,
-                    "estimate": {"mean": 0.02, "lo": -0.05, "hi": 0.09}}],
+                    "estimate": {"mean": 0.02, "lo": -0.05, "hi": 0.09, "mde": 0.07, "n_seeds": 10}}],
         "pieces_finished": ["noisefree/random/seed0"],
     }  # fmt: skip
     page = active.render(metrics)
-    assert "| noisefree | 10% (156) | 55.0 (2 seeds) |" in page and "**unresolved**, +2.0 points" in page
+    assert "| noisefree | 10% (156) | 55.0 (2) |" in page and "**unresolved**, +2.0 points" in page
+    assert "MDE 7.0 (10 seeds)" in page
     est = {"mean": -0.05, "lo": -0.1, "hi": 0.0}
     doc = {"logprobs": {
         "server": {"model": "smollm2"}, "n_labeled": 200, "n_eval": 300, "n_unparsed": 4,

@@ -190,3 +190,11 @@ def test_runs_scored_on_other_prompts_are_refused(tmp_path, capsys):
     argv = ["--cache", str(tmp_path), "--results", str(tmp_path), "--report", str(tmp_path / "r")]
     assert an.main(argv) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_a_frontier_is_one_training_run(tmp_path):
+    index = _index(tmp_path, {"cw": [(0, 0.0), (2, 0.4), (4, 0.8)]})
+    for p in index:
+        p["align_stage"] = "frontier-align-a" if p["step"] < 20 else "frontier-align-b"  # a re-run mixed in
+    with pytest.raises(ValueError, match="come from 2 training runs"):
+        Points(index, tmp_path)

@@ -60,6 +60,8 @@ def test_holm_by_hand():
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
     assert holm([0.02]) == pytest.approx([0.02])
+    # a planned family of 3 with one claim not in yet: it counts as p = 1, never less strict
+    assert holm([0.01, 0.04], family_size=3) == pytest.approx([0.03, 0.08])
 
 
 def test_verdict_rule():

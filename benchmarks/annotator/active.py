@@ -5,22 +5,31 @@ Pool: the sentiment evidence bench's pair pool (2,065 IMDb pairs, both responses
 and 500 fixed evaluation pairs that no strategy can select. Simulated humans label what a strategy
 selects, in two regimes: ``noisefree`` (the gold's order) and ``crowd_bt`` (Bradley-Terry noise,
 P(a) = sigma((g_a - g_b) / T), with T calibrated on the pool to 67.5% agreement with the gold,
-like HH-RLHF crowd workers; labels drawn per seed). For each regime, strategy (``random``,
-``uncertainty``, ``uncertain_diverse``) and seed: a random start of 2.5% of the selectable pool,
-then rounds of selection up to 10%, 20% and 30% of it (:func:`cwpo.experiments.active.run_rounds`),
-the MiniLM-L6 Bradley-Terry annotator with the library defaults retrained each round.
+like HH-RLHF crowd workers; labels drawn once per seed, the same for every strategy). For each
+regime, strategy (``random``, ``uncertainty``, ``uncertain_diverse``) and seed: a random start of
+5% of the selectable pool (shared by the strategies of a seed), then rounds of selection every 5%
+up to 30% (:func:`cwpo.experiments.active.run_rounds`), the MiniLM-L6 Bradley-Terry annotator
+retrained from scratch each round for at least ``MIN_STEPS`` optimizer steps (few labels, more
+epochs: the same rule for every strategy).
 
-Measured at each budget: the annotator's gold accuracy on the 500 fixed pairs (the fair
-comparison: the same pairs for every strategy) and on the rest of the pool (what alignment would
-train on; it differs by strategy). Claims: active minus random at each (regime, budget, strategy),
-seed-paired, Student t over seeds (``cwpo.stats``); all of them one Holm family.
+Measured at each budget: the annotator's gold accuracy on the 500 fixed pairs (the same pairs for
+every strategy; per pair in ``results/active_eval_rows.jsonl.gz``) and on the rest of the pool.
+Claims (``cwpo.stats``, Student t over the seed-paired differences), fixed here before the runs:
 
-    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.annotator.active --workers 2   # every piece, then the results
+- primary, one Holm family: per regime, uncertainty − random and uncertainty+diversity − random in
+  the mean accuracy over the 10%, 20% and 30% budgets (the issue's budgets);
+- secondary, another family: the same at each of those budgets;
+- CW-DPO on each strategy's annotation (:mod:`benchmarks.annotator.active_align`): its own family.
+
+A claim gets a verdict only with every planned seed (``SEEDS``); before, it is descriptive.
+
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.annotator.active --workers 2 [--max-minutes 110]
     .venv/bin/python -m benchmarks.annotator.active --regimes noisefree --strategies random --seeds 0  # one piece
     .venv/bin/python -m benchmarks.annotator.active --summarize   # results from the finished pieces only
 
-Pieces resume from ``runs/bench/active/`` (untracked: each round ends with a ``round.json``);
-the committed result is ``annotator/results/active.json`` with per round the accuracies behind it.
+Pieces resume from ``runs/bench/active-v2/`` (untracked: each round ends with a ``round.json``, and
+a piece refuses to resume under another design); the committed result is
+``annotator/results/active.json``.
 """
 
 from __future__ import annotations
@@ -39,18 +48,22 @@ from pathlib import Path
 
 from benchmarks.annotator.active_align import align_claims
 from benchmarks.result_files import REPO, bench_parser, module_command, repo_env, write_result
-from cwpo.atomic_files import read_json, write_jsonl, write_text
+from cwpo.atomic_files import atomic_path, read_json, write_json, write_jsonl, write_text
+from cwpo.errors import ConfigError
 from cwpo.experiments.active import ActiveConfig, run_rounds
 from cwpo.experiments.simulate import bt_preference_prob, gold_agreement, simulate_labels
 from cwpo.stats import STATS_META, Claim, judge, t_estimate
 
 RESULT = REPO / "benchmarks" / "annotator" / "results" / "active.json"
 REPORT = REPO / "benchmarks" / "annotator" / "report" / "active.md"
-RUNS = REPO / "runs" / "bench" / "active"
+RUNS = REPO / "runs" / "bench" / "active-v2"  # v1 (2.5% start, 6-step annotators) was retired
 REGIMES = ("noisefree", "crowd_bt")
 STRATEGIES = ("random", "uncertainty", "uncertain_diverse")
-SEEDS = (0, 1, 2)
-SHARES = (0.025, 0.10, 0.20, 0.30)  # the random start, then the budgets compared
+SEEDS = tuple(range(10))  # MDE of a primary claim about 2.9 points (sd 2.3 over seeds, Holm over 4)
+SHARES = (0.05, 0.10, 0.15, 0.20, 0.25, 0.30)  # the random start, then a round every 5%
+REPORTED = (0.10, 0.20, 0.30)  # the budgets of the claims
+MIN_STEPS = 30  # optimizer steps every annotator trains for at least (batch 32)
+ROWS = REPO / "benchmarks" / "annotator" / "results" / "active_eval_rows.jsonl.gz"
 N_EVAL = 500
 CROWD_AGREEMENT = 0.675
 
@@ -106,55 +119,80 @@ def run_piece(regime: str, strategy: str, seed: int) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     pool_path, eval_path = work / "pool.jsonl", work / "eval.jsonl"
     pool_rows = labelled(pool, regime, seed, temperature)
+    if pool_path.exists() and [json.loads(x) for x in pool_path.read_text().splitlines()] != pool_rows:
+        raise ConfigError(
+            f"{pool_path} holds other labels than this design draws: choose another runs folder"
+        )
     if not pool_path.exists():
         write_jsonl(pool_path, pool_rows)
         write_jsonl(eval_path, labelled(held, regime, seed, temperature))
+    agreement = gold_agreement(
+        [r["human_label"] for r in pool_rows],
+        [r["gold_a"] for r in pool_rows],
+        [r["gold_b"] for r in pool_rows],
+    )
+    write_json(work / "labels.json", {"human_gold_agreement": agreement, "temperature": temperature})
     budgets = [round(s * len(pool)) for s in SHARES]
     cfg = ActiveConfig(pool=str(pool_path), workdir=str(work / "rounds"), budgets=budgets, strategy=strategy,
-                       eval_pairs=str(eval_path), seed=seed, annotator={"backbone": "minilm-l6"})  # fmt: skip
+                       eval_pairs=str(eval_path), seed=seed, annotator={"backbone": "minilm-l6"},
+                       min_steps=MIN_STEPS)  # fmt: skip
     started = time.time()
     out = run_rounds(
         cfg,
         progress=lambda m: print(f"  {regime}/{strategy}/seed{seed}: round {m['round']} done", flush=True),
     )
-    out["seconds_this_run"] = time.time() - started
-    out["human_gold_agreement"] = gold_agreement(
-        [r["human_label"] for r in pool_rows],
-        [r["gold_a"] for r in pool_rows],
-        [r["gold_b"] for r in pool_rows],
-    )
-    return out
+    return {**out, "seconds_this_run": time.time() - started, "human_gold_agreement": agreement}
 
 
 def finished(regime: str, strategy: str, seed: int) -> dict | None:
-    rounds = piece_dir(regime, strategy, seed) / "rounds"
-    files = [rounds / f"round-{r:02d}" / "round.json" for r in range(len(SHARES) + 1)]
+    folder = piece_dir(regime, strategy, seed)
+    files = [folder / "rounds" / f"round-{r:02d}" / "round.json" for r in range(len(SHARES) + 1)]
     if not all(f.exists() for f in files):
         return None
-    return {"rounds": [read_json(f)["metrics"] for f in files]}
+    labels = read_json(folder / "labels.json") if (folder / "labels.json").exists() else {}
+    return {"rounds": [read_json(f)["metrics"] for f in files], **labels}
 
 
-def summarize(started: float, output: Path) -> dict:
+def _claim(fam: dict, name: str, diffs: dict[int, float], is_primary: bool) -> None:
+    """A claim of the planned family, judged only with every planned seed (else descriptive)."""
+    if len(diffs) < 2:
+        return
+    est = t_estimate([diffs[s] for s in sorted(diffs)])
+    if len(diffs) < len(SEEDS):
+        fam["descriptive"][name] = {**est.to_dict(), "why": f"{len(diffs)} of {len(SEEDS)} seeds: no verdict"}
+    else:
+        fam["primary" if is_primary else "secondary"].append(Claim(name, est))
+
+
+def summarize(started: float, output: Path, align_cache: Path | None = None) -> dict:
     rows = read_pool()
     pool, _held = split(rows)
     budgets = [round(s * len(pool)) for s in SHARES]
-    acc: dict = {}  # (regime, strategy, seed) -> {budget: {"eval": acc, "rest": acc}}
+    acc: dict = {}  # (regime, strategy, seed) -> {labels: {"eval": acc, "rest": acc, "gold_correct": [...]}}
+    agreement: dict = {}
     for regime, strategy, seed in itertools.product(REGIMES, STRATEGIES, SEEDS):
         done = finished(regime, strategy, seed)
         if done is None:
             continue
+        agreement[f"{regime}/{seed}"] = done.get("human_gold_agreement")
         acc[(regime, strategy, seed)] = {
-            m["trained_on"]: {"eval": m["eval"]["gold_accuracy"], "rest": m["rest"]["gold_accuracy"]}
+            m["trained_on"]: {
+                "eval": m["eval"]["gold_accuracy"],
+                "rest": m["rest"]["gold_accuracy"],
+                "gold_correct": m["eval"].get("gold_correct"),
+            }
             for m in done["rounds"]
             if "trained_on" in m
         }
     metrics: dict = {"budgets": {f"{s:.3f}": b for s, b in zip(SHARES, budgets, strict=True)},
                      "n_pool": len(pool), "n_eval": N_EVAL, "crowd_temperature": crowd_temperature(rows),
+                     "planned_seeds": list(SEEDS), "min_steps": MIN_STEPS, "human_gold_agreement": agreement,
                      "by_regime": {}, "stats": STATS_META}  # fmt: skip
-    claims = []
+    fam: dict = {"primary": [], "secondary": [], "descriptive": {}}
+    reported = {share: budgets[SHARES.index(share)] for share in REPORTED}
     for regime in REGIMES:
         per = metrics["by_regime"].setdefault(regime, {})
-        for share, budget in zip(SHARES[1:], budgets[1:], strict=True):
+        for share, budget in zip(SHARES, budgets, strict=True):
             level = per.setdefault(f"{share:.0%}", {"labels": budget})
             for strategy in STRATEGIES:
                 seeds = [s for s in SEEDS if (regime, strategy, s) in acc]
@@ -162,32 +200,62 @@ def summarize(started: float, output: Path) -> dict:
                     where: [acc[(regime, strategy, s)][budget][where] for s in seeds]
                     for where in ("eval", "rest")
                 } | {"seeds": seeds}
-            for strategy in STRATEGIES[1:]:
-                seeds = [s for s in SEEDS if (regime, strategy, s) in acc and (regime, "random", s) in acc]
-                if len(seeds) < 2:
-                    continue
-                diffs = [acc[(regime, strategy, s)][budget]["eval"] - acc[(regime, "random", s)][budget]["eval"]
-                         for s in seeds]  # fmt: skip
-                claims.append(Claim(f"{regime} {share:.0%} {strategy} > random", t_estimate(diffs)))
-    metrics["align"], align = align_claims()  # CW-DPO from each strategy's labels, at matched KL
-    metrics["claims"] = judge(claims + align)
+        for strategy in STRATEGIES[1:]:
+            seeds = [s for s in SEEDS if (regime, strategy, s) in acc and (regime, "random", s) in acc]
+            d = {s: {b: acc[(regime, strategy, s)][b]["eval"] - acc[(regime, "random", s)][b]["eval"]
+                     for b in reported.values()} for s in seeds}  # fmt: skip
+            name = (
+                f"{regime}: {strategy} > random, mean over {', '.join(f'{x:.0%}' for x in REPORTED)} labels"
+            )
+            _claim(fam, name, {s: sum(v.values()) / len(v) for s, v in d.items()}, True)
+            for share, b in reported.items():
+                _claim(
+                    fam, f"{regime} {share:.0%}: {strategy} > random", {s: v[b] for s, v in d.items()}, False
+                )
+    metrics["claims"] = judge(fam["primary"])
+    metrics["secondary_claims"] = judge(fam["secondary"])
+    metrics["descriptive"] = fam["descriptive"]
+    metrics["align"], align = align_claims(cache=align_cache)  # CW-DPO from each strategy's labels
+    metrics["align_claims"] = judge(align)  # its own family
     metrics["pieces_finished"] = [f"{r}/{st}/seed{s}" for (r, st, s) in acc]
     write_result(output, metrics, started)
+    eval_rows = [
+        {"regime": r, "strategy": st, "seed": s, "labels": b, "gold_correct": v["gold_correct"]}
+        for (r, st, s), by in sorted(acc.items())
+        for b, v in sorted(by.items())
+    ]
+    data = gzip.compress("".join(json.dumps(row) + "\n" for row in eval_rows).encode(), mtime=0)
+    with atomic_path(ROWS if output == RESULT else output.with_suffix(".rows.jsonl.gz")) as tmp:
+        tmp.write_bytes(data)  # byte-stable: no timestamp in the gzip header
     write_text(
         REPORT if output == RESULT else output.with_suffix(".md"), render(metrics)
     )  # a trial: beside it
     return metrics
 
 
+def _claim_lines(claims: list[dict], empty: str) -> list[str]:
+    if not claims:
+        return [empty]
+    return [
+        f"- {c['name']}: **{c['verdict']}**, {100 * c['estimate']['mean']:+.1f} points "
+        f"[{100 * c['estimate']['lo']:+.1f}, {100 * c['estimate']['hi']:+.1f}], Holm p {c['p_holm']:.2g}, "
+        f"MDE {100 * c['estimate']['mde']:.1f} ({c['estimate']['n_seeds']} seeds)"
+        for c in claims
+    ]
+
+
 def render(metrics: dict) -> str:
     """The report page, from the metrics alone: accuracy per strategy and budget, then the verdicts."""
+    planned = len(metrics.get("planned_seeds", SEEDS))
     lines = [
         "# Active labelling on the sentiment track",
         "",
         "Generated by `python -m benchmarks.annotator.active --summarize` from `active.json`; nothing here is "
-        "typed. MiniLM-L6 BT's gold accuracy on the 500 fixed evaluation pairs, mean over the finished seeds, "
-        "per labelled share of the selectable pool. Verdicts: active minus random, seed-paired, Student t, "
-        "all claims one Holm family (`cwpo.stats`).",
+        "typed. MiniLM-L6 BT's gold accuracy on the 500 fixed evaluation pairs, mean over the finished seeds "
+        "(their number in brackets; the design plans "
+        f"{planned}), per labelled share of the selectable pool. Random start {SHARES[0]:.0%}, a round every "
+        f"5%, every annotator trained for at least {metrics.get('min_steps', MIN_STEPS)} steps. Verdicts: "
+        "active minus random, seed-paired, Student t (`cwpo.stats`), only with every planned seed.",
         "",
         "| regime | labels | " + " | ".join(STRATEGIES) + " |",
         "|---|---|" + "---|" * len(STRATEGIES),
@@ -197,14 +265,22 @@ def render(metrics: dict) -> str:
             cells = []
             for strategy in STRATEGIES:
                 accs = level[strategy]["eval"]
-                cells.append(f"{100 * sum(accs) / len(accs):.1f} ({len(accs)} seeds)" if accs else "not run")
+                cells.append(f"{100 * sum(accs) / len(accs):.1f} ({len(accs)})" if accs else "not run")
             lines.append(f"| {regime} | {share} ({level['labels']}) | " + " | ".join(cells) + " |")
-    lines += ["", *(f"- {c['name']}: **{c['verdict']}**, {100 * c['estimate']['mean']:+.1f} points "
-                    f"[{100 * c['estimate']['lo']:+.1f}, {100 * c['estimate']['hi']:+.1f}], Holm p {c['p_holm']:.2g}"
-                    for c in metrics["claims"])]  # fmt: skip
-    if not metrics["claims"]:
-        lines.append("No comparison has two finished seeds of both strategies yet.")
+    lines += ["", "**Primary claims** (one Holm family, fixed before the runs)", ""]
+    lines += _claim_lines(metrics["claims"], f"None has all {planned} seeds yet.")
+    lines += ["", "**Secondary claims** (each budget; their own Holm family)", ""]
+    lines += _claim_lines(metrics.get("secondary_claims", []), f"None has all {planned} seeds yet.")
+    descriptive = metrics.get("descriptive") or {}
+    if descriptive:
+        lines += ["", "Without a verdict yet (fewer seeds than planned):", ""]
+        lines += [
+            f"- {name}: {100 * e['mean']:+.1f} points [{100 * e['lo']:+.1f}, {100 * e['hi']:+.1f}], "
+            f"{e['n_seeds']} seeds"
+            for name, e in descriptive.items()
+        ]
     lines += align_lines(metrics.get("align", {}))
+    lines += _claim_lines(metrics.get("align_claims", []), "")
     lines += ["", f"Finished pieces: {', '.join(metrics['pieces_finished']) or 'none'}.", ""]
     return "\n".join(lines)
 
@@ -241,41 +317,56 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=0, help="run the pieces in this many single-thread processes"
     )
+    parser.add_argument("--max-minutes", type=float, default=110.0, help="start no piece after this long")
     parser.add_argument(
         "--summarize", action="store_true", help="only write the results from finished pieces"
     )
     parser.add_argument("--no-summary", action="store_true", help=argparse.SUPPRESS)  # a worker's piece
     parser.add_argument("--output", type=Path, default=RESULT)
+    parser.add_argument("--align-cache", type=Path, help="the stage cache active_align ran with")
     args = parser.parse_args()
     started = time.time()
     if not args.summarize:
+        # seed by seed: every strategy of a seed finishes together, so the paired claims grow
         pieces = [
-            p for p in itertools.product(args.regimes, args.strategies, args.seeds) if finished(*p) is None
+            (regime, strategy, seed)
+            for seed in args.seeds
+            for regime in args.regimes
+            for strategy in args.strategies
+            if finished(regime, strategy, seed) is None
         ]
+
+        def late() -> bool:
+            return (time.time() - started) / 60 > args.max_minutes
+
         if args.workers:
 
             def one(piece):
+                if late():
+                    return 0
                 cmd = module_command("benchmarks.annotator.active") + [
-                    "--regimes",
-                    piece[0],
-                    "--strategies",
-                    piece[1],
-                    "--seeds",
-                    str(piece[2]),
-                    "--no-summary",
-                ]
-                return subprocess.run(cmd, env={**repo_env(), "OMP_NUM_THREADS": "1"}).returncode  # fmt: skip
+                    "--regimes", piece[0], "--strategies", piece[1], "--seeds", str(piece[2]), "--no-summary",
+                ]  # fmt: skip
+                return subprocess.run(cmd, env={**repo_env(), "OMP_NUM_THREADS": "1"}).returncode
 
             with ThreadPoolExecutor(args.workers) as pool:
                 if any(rc != 0 for rc in pool.map(one, pieces)):
                     sys.exit(2)
         else:
             for piece in pieces:
+                if late():
+                    break
                 print(f"active labelling: {'/'.join(map(str, piece))}", flush=True)
-                run_piece(*piece)
+                try:
+                    run_piece(*piece)
+                except ConfigError as e:  # another design's rounds in the runs folder: one line
+                    print(f"error: {e}", file=sys.stderr)
+                    sys.exit(2)
+        if late():
+            print(f"stopped after {args.max_minutes} minutes; run the same command again to continue")
         if args.no_summary:
             return
-    metrics = summarize(started, args.output)
+    metrics = summarize(started, args.output, args.align_cache)
     print(
         json.dumps(
             {c["name"]: (c["verdict"], round(c["estimate"]["mean"], 4)) for c in metrics["claims"]}, indent=1

@@ -77,6 +77,12 @@ class Points:
         mixed = {r: s for r, s in refs.items() if len(s) > 1}
         if mixed:  # KL and GRA against two different SFT models cannot share a frontier
             raise ValueError(f"points of {sorted(mixed)} were scored against different SFT models: {mixed}")
+        runs: dict[tuple, set] = {}
+        for p in index:
+            runs.setdefault((p["regime"], p["method"], p["lr"], p["seed"]), set()).add(p.get("align_stage"))
+        mixed_runs = [k for k, v in runs.items() if len(v) > 1]
+        if mixed_runs:  # a frontier is the snapshots of one training run
+            raise ValueError(f"points of {mixed_runs[0]} come from {len(runs[mixed_runs[0]])} training runs")
         for p in index:
             key = (p["regime"], p["method"], p["lr"], p["split"])
             self.groups.setdefault(key, {}).setdefault(p["seed"], []).append(p)
@@ -400,7 +406,7 @@ def analyze(points: Points, n_levels: int, n_boot: int = 4000, min_seeds: int = 
                         k: v for k, v in r["matched_kl"].items() if k.startswith(f"{c}_vs_") and "_gra_" in k
                     },
                 }
-        r["verdicts"] = judge(fam.primary)  # the pre-registered family (PRIMARY): the headline
+        r["verdicts"] = judge(fam.primary, family_size=len(PRIMARY))  # the headline, fixed in advance
         r["secondary_verdicts"] = judge(fam.secondary)  # every other comparison with all seeds
         r["descriptive"] = fam.descriptive
         out["regimes"][regime] = r

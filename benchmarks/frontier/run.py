@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import hashlib
 import json
 import math
 import shutil
@@ -74,6 +75,14 @@ def snapshot_steps(n_pairs: int, batch: int, checkpoints: list[float]) -> tuple[
     return {max(1, round(e * per_epoch)): e for e in checkpoints}, per_epoch
 
 
+def weights_sha256(model_dir: Path) -> str:
+    """sha256 over a model folder's weight files (names and bytes), not its configs and timestamps."""
+    digest = hashlib.sha256()
+    for f in sorted(Path(model_dir).rglob("*.safetensors")):
+        digest.update(f.relative_to(model_dir).as_posix().encode() + b"\0" + sha256_path(f).encode())
+    return digest.hexdigest()
+
+
 def regime_recipe(plan: dict, regime: str, seed: int):
     """The recipe of one seed of a regime (its simulated humans), and the regime's settings."""
     recipe = load_recipe(REPO / plan["recipe"])
@@ -106,8 +115,6 @@ class Unit:
         self.pr = PointRunner(cache, {"seed": seed}, recipe, progress=True)
         self.data = self.pr.data()
         self.sft = self.pr.sft_art
-        # the reference's identity: every point records it, and analyze refuses to mix two
-        self.sft_sha = sha256_path(self.sft.path / "model")
         self.weak: Artifact | None = None  # the annotator's labels, trained when a method needs them
         self.files = {
             "unlabeled": self.pr.files["unlabeled"],
@@ -174,7 +181,8 @@ class Unit:
                     "train": str(work / "train.jsonl"),
                     "policy": str(sft_model),
                     "output": str(model_dir),
-                    "resume": (model_dir / "checkpoints").exists(),
+                    "resume": True,  # continue a killed run's checkpoints (none: a fresh start)
+                    "overwrite": True,  # a model finished in the stage's scratch before a kill is cwpo's
                 }
             )
             callbacks = [
@@ -241,7 +249,9 @@ class Unit:
             write_jsonl(out / "rows.jsonl", rows)
             summary = point_summary(rows)
             write_json(out / "summary.json", summary)
-            return {**summary, "cpu_seconds": round(time.process_time() - cpu, 1)}
+            # the reference these rows were scored against (its weights only): analyze refuses to mix two
+            sft_sha = weights_sha256(self.sft.path / "model")
+            return {**summary, "sft_sha": sft_sha, "cpu_seconds": round(time.process_time() - cpu, 1)}
 
         inputs = {"sft": self.sft, **({"policy": policy_art} if policy_art else {})}
         return run_stage(
@@ -272,7 +282,6 @@ def run_unit(u: Unit, name: str, lr: float, splits: list[str]) -> list[dict]:
                     "align_stage": art.path.name,
                     "human_gold_agreement": u.agreement,
                     "human_temperature": u.recipe.sentiment["human_temperature"],
-                    "sft_sha": u.sft_sha,
                     **ev.metrics,
                 }
             )

@@ -221,12 +221,15 @@ def paired_estimate(a, b, method: str = "t", **kwargs) -> Estimate:
     raise ValueError(f"unknown method {method!r}: 't' or 'crossed'")
 
 
-def holm(pvalues: Sequence[float]) -> list[float]:
-    """Holm's step-down adjusted p-values (same order as given; each at most 1)."""
+def holm(pvalues: Sequence[float], family_size: int | None = None) -> list[float]:
+    """Holm's step-down adjusted p-values (same order as given; each at most 1).
+
+    ``family_size``: the planned number of claims when some have no p-value yet (they count as
+    p = 1, so a missing member never makes the family less strict)."""
     p = np.asarray(pvalues, dtype=float)
     order = np.argsort(p, kind="stable")
-    k = len(p)
-    adjusted = np.empty(k)
+    k = max(len(p), family_size or 0)
+    adjusted = np.empty(len(p))
     running = 0.0
     for rank, idx in enumerate(order):
         running = max(running, min(1.0, (k - rank) * p[idx]))
@@ -251,18 +254,19 @@ def verdict(p_adjusted: float, mean: float, direction: int = 1, alpha: float = A
     return "holds" if (mean > 0) == (direction > 0) else "fails"
 
 
-def judge(claims: Sequence[Claim], alpha: float = ALPHA) -> list[dict]:
-    """Verdicts of a family of claims, Holm-adjusted together (one dict per claim, in order)."""
+def judge(claims: Sequence[Claim], alpha: float = ALPHA, family_size: int | None = None) -> list[dict]:
+    """Verdicts of a family of claims, Holm-adjusted together (one dict per claim, in order);
+    ``family_size``: the planned size of the family, if some of its claims are not here."""
     if not claims:
         return []
-    adjusted = holm([c.estimate.p for c in claims])
+    adjusted = holm([c.estimate.p for c in claims], family_size)
     return [
         {
             "name": c.name,
             "verdict": verdict(p_adj, c.estimate.mean, c.direction, alpha),
             "p": c.estimate.p,
             "p_holm": p_adj,
-            "family_size": len(claims),
+            "family_size": max(len(claims), family_size or 0),
             "direction": c.direction,
             "estimate": c.estimate.to_dict(),
             "paper": c.paper,

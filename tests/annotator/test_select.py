@@ -248,3 +248,30 @@ def test_random_selection_with_a_partly_annotated_pool_writes_valid_json(tmp_pat
     picked = [json.loads(x) for x in (tmp_path / "next.jsonl").read_text().splitlines()]
     assert sorted(r.get("annotator_confidence") is not None for r in picked) == [False] * 4 + [True] * 2
     assert json.loads((tmp_path / "next.jsonl.stats.json").read_text())["mean_confidence_selected"] == 0.25
+
+
+def test_rounds_refuse_to_resume_another_run_and_train_a_minimum_of_steps(tmp_path, tiny_encoder_dir):
+    pool = _pool(52)
+    write_jsonl(tmp_path / "pool.jsonl", pool[:40])
+    write_jsonl(tmp_path / "eval.jsonl", pool[40:])
+    ann = {"backbone": tiny_encoder_dir, "epochs": 1, "batch_size": 8, "max_length": 48}
+    cfg = dict(pool=str(tmp_path / "pool.jsonl"), eval_pairs=str(tmp_path / "eval.jsonl"), strategy="random",
+               budgets=[8, 16], annotator=ann, workdir=str(tmp_path / "w"))  # fmt: skip
+    out = run_rounds(ActiveConfig(**cfg, min_steps=3))
+    steps = [
+        json.loads((tmp_path / "w" / f"round-{r:02d}" / "annotator" / "metrics.json").read_text())[
+            "train_steps"
+        ]
+        for r in (1, 2)
+    ]
+    assert steps == [3, 4]  # 8 labels: 1 step an epoch, 3 epochs; 16 labels: 2 steps an epoch, 2 epochs
+    final = out["rounds"][-1]["eval"]
+    assert len(final["gold_correct"]) == 12 and set(final["gold_correct"]) <= {0, 1, None}
+    decided = [x for x in final["gold_correct"] if x is not None]
+    assert sum(decided) / len(decided) == pytest.approx(final["gold_accuracy"])
+    assert run_rounds(ActiveConfig(**cfg, min_steps=3))["rounds"] == out["rounds"]  # the same run resumes
+    with pytest.raises(ConfigError, match=r"another active-labelling run \(differs in min_steps\)"):
+        run_rounds(ActiveConfig(**cfg, min_steps=5))
+    write_jsonl(tmp_path / "pool.jsonl", pool[1:40])  # the pool changed under the rounds
+    with pytest.raises(ConfigError, match="differs in pool_sha256"):
+        run_rounds(ActiveConfig(**cfg, min_steps=3))

@@ -72,21 +72,22 @@ def cached_ids_logprobs(
     *,
     batch_size: int,
     dtype,
+    attn_implementation: str = "sdpa",
     cache_dir: str | Path | None = None,
 ):
     """Σ log p of the tokens ``seqs[i][starts[i]:]`` under ``model_ref`` (token ids exactly as
-    sampled, an end-of-sequence token included), cached by (model weights, ids, dtype)."""
+    sampled, an end-of-sequence token included), cached by (model weights, ids, dtype, attention)."""
     from cwpo.evaluate.generation import model_content_id
     from cwpo.models.loading import load_causal_lm
     from cwpo.models.logprobs import ids_logprobs, pad_id_of
 
     def compute():
-        model, tok = load_causal_lm(model_ref, dtype=dtype)
+        model, tok = load_causal_lm(model_ref, dtype=dtype, attn_implementation=attn_implementation)
         with progress_bar(
             total=len(seqs), desc=f"log-probs {short_ref(model_ref)}", unit="seq", disable=len(seqs) < 16
         ) as bar:
             return ids_logprobs(model, seqs, starts, pad_id_of(tok), batch_size=batch_size, progress=bar)
 
     fields = {"format": "cwpo-ids-logprobs-v1", "model": model_content_id(model_ref), "seqs": seqs,
-              "starts": starts, "dtype": str(dtype)}  # fmt: skip
+              "starts": starts, "dtype": str(dtype), "attn_implementation": attn_implementation}  # fmt: skip
     return _cached(cache_dir, fields, compute)

@@ -151,7 +151,8 @@ def score_checkpoint(
     all_ids = [t for _, ts in samples for t in ts]
     seqs = [prompt_ids[j % len(texts)] + t for j, t in enumerate(all_ids)]
     starts = [len(prompt_ids[j % len(texts)]) for j in range(len(all_ids))]
-    lp_kw = {"batch_size": batch_size, "dtype": getattr(torch, dtype), "cache_dir": cache / "logprobs"}
+    lp_kw = {"batch_size": batch_size, "dtype": getattr(torch, dtype), "cache_dir": cache / "logprobs",
+             "attn_implementation": attn_implementation}  # fmt: skip
     logp = cached_ids_logprobs(policy, seqs, starts, **lp_kw).tolist()
     logp_ref = cached_ids_logprobs(reference, seqs, starts, **lp_kw).tolist()
     g_pol, s_pol = gold_fn(all_prompts, all_resp), second_fn(all_prompts, all_resp)

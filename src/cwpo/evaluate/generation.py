@@ -176,7 +176,7 @@ def _read_partial(paths: Sequence[Path], plan: list[list[int]]) -> dict[int, tup
                 try:
                     rec = json.loads(line)
                 except json.JSONDecodeError:
-                    break
+                    continue  # a torn line (a kill mid-write): the batches after it still count
                 b = rec.get("batch")
                 if (
                     isinstance(b, int)
@@ -375,6 +375,8 @@ def generate_responses(
             for i, text, t in zip(plan[b], texts, tids, strict=True):
                 responses[i], sampled[i] = text, t
     if dist.is_main:
+        if None in responses or None in sampled:  # never a cache file with holes
+            raise RuntimeError("a batch of the generation plan has no response (a rank's log is missing)")
         rows = (
             {"prompt": p, "response": r, "ids": t}
             for p, r, t in zip(prompts, responses, sampled, strict=True)

@@ -18,7 +18,8 @@ selection) are seeded, so the resumed run's choices are those of an uninterrupte
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import math
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from cwpo.annotator.config import TrainAnnotatorConfig
@@ -28,6 +29,7 @@ from cwpo.annotator.train import train_annotator
 from cwpo.atomic_files import read_json, write_json, write_jsonl
 from cwpo.data.schema import HUMAN_LABEL, read_pairs
 from cwpo.errors import ConfigError, DataError
+from cwpo.hashing import sha256_path
 
 
 @dataclass
@@ -41,6 +43,9 @@ class ActiveConfig:
     pool_factor: float = 3.0
     annotator: dict = field(default_factory=dict)  # TrainAnnotatorConfig fields (backbone, epochs, ...)
     annotate_batch_size: int = 32
+    # every annotator trains for at least this many optimizer steps (more epochs on few labels), the
+    # same rule for every strategy: a handful of steps on the first labels leaves it at chance
+    min_steps: int = 0
 
     def __post_init__(self):
         b = list(self.budgets)
@@ -74,6 +79,9 @@ def _train_and_annotate(
         TrainAnnotatorConfig(train=str(folder / "labeled.jsonl"), output=str(ann)),
         **{"progress": False, "seed": cfg.seed, "overwrite": True, **cfg.annotator},
     )
+    per_epoch = math.ceil(len(labeled) / train_cfg.batch_size)
+    if cfg.min_steps and train_cfg.epochs * per_epoch < cfg.min_steps:
+        train_cfg = replace(train_cfg, epochs=math.ceil(cfg.min_steps / per_epoch))
     train_annotator(train_cfg)
     kw = {"batch_size": cfg.annotate_batch_size, "progress": False, "overwrite": True}
     annotate(ann, folder / "rest.jsonl", folder / "annotated.jsonl", **kw)
@@ -85,22 +93,50 @@ def _train_and_annotate(
     return read_pairs(folder / "annotated.jsonl"), held
 
 
-def _agreement(annotated: list[dict], rest: list[dict]) -> dict:
-    """The weak labels of the rest of the pool against the humans' (and the gold, where known)."""
+def _agreement(annotated: list[dict], rest: list[dict], per_pair: bool = False) -> dict:
+    """The weak labels of the rest of the pool against the humans' (and the gold, where known).
+    ``per_pair``: also each pair's gold outcome in ``rest``'s order (1 right, 0 wrong, None a gold tie)."""
     by_id = {row_id(r): r for r in rest}
-    human, gold = [], []
+    human, gold, outcome = [], [], {}
     for a in annotated:
         r = by_id[row_id(a)]
         a_is_chosen = a["chosen"] == r["response_a"]
         human.append(float((r[HUMAN_LABEL] == "a") == a_is_chosen))
         if r.get("gold_a") is not None and r["gold_a"] != r.get("gold_b"):
             gold.append(float((r["gold_a"] > r["gold_b"]) == a_is_chosen))
-    return {
+            outcome[row_id(a)] = int(gold[-1])
+    out = {
         "human_agreement": sum(human) / len(human) if human else None,
         "gold_accuracy": sum(gold) / len(gold) if gold else None,
         "n_rest": len(rest),
         "n_gold": len(gold),
     }
+    if per_pair:
+        out["gold_correct"] = [outcome.get(row_id(r)) for r in rest]
+    return out
+
+
+def _check_same_run(work: Path, cfg: ActiveConfig) -> None:
+    """Resume only the run this config describes: its settings and the content of its pool and
+    evaluation pairs are kept in ``workdir/config.json``; anything else is refused in one line."""
+    mine = {
+        **{k: v for k, v in asdict(cfg).items() if k not in ("pool", "workdir", "eval_pairs")},
+        "pool_sha256": sha256_path(cfg.pool),
+        "eval_sha256": sha256_path(cfg.eval_pairs) if cfg.eval_pairs else None,
+    }
+    path = work / "config.json"
+    if path.exists():
+        theirs = read_json(path)
+        if theirs != mine:
+            diff = sorted(k for k in set(theirs) | set(mine) if theirs.get(k) != mine.get(k))
+            raise ConfigError(
+                f"{work} holds the rounds of another active-labelling run (differs in {', '.join(diff)}): "
+                "choose another workdir"
+            )
+    elif any(work.glob("round-*/round.json")):
+        raise ConfigError(f"{work} holds rounds without their config.json: choose another workdir")
+    else:
+        write_json(path, mine)
 
 
 def run_rounds(cfg: ActiveConfig, progress=None) -> dict:
@@ -126,6 +162,7 @@ def run_rounds(cfg: ActiveConfig, progress=None) -> dict:
         )
     work = Path(cfg.workdir)
     work.mkdir(parents=True, exist_ok=True)
+    _check_same_run(work, cfg)
     labeled_idx: list[int] = []
     history = []
     for r in range(len(cfg.budgets) + 1):  # round 0: random start; then train, (select); the last: final
@@ -149,7 +186,7 @@ def run_rounds(cfg: ActiveConfig, progress=None) -> dict:
             metrics["trained_on"] = len(labeled_idx)
             metrics["rest"] = _agreement(annotated, rest)
             if held is not None:
-                metrics["eval"] = _agreement(held, eval_rows)
+                metrics["eval"] = _agreement(held, eval_rows, per_pair=True)
             if r < len(cfg.budgets):
                 conf = {row_id(a): float(a["confidence"]) for a in annotated}
                 picked = select(
