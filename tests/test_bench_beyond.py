@@ -41,12 +41,35 @@ def test_report_pages_come_from_the_metrics():
     assert "MDE 7.0 (10 seeds)" in page
     est = {"mean": -0.05, "lo": -0.1, "hi": 0.0}
     doc = {"logprobs": {
-        "server": {"model": "smollm2"}, "n_labeled": 200, "n_eval": 300, "n_unparsed": 4,
+        "server": {"model": "smollm2"}, "n_labeled": 200, "n_eval": 300, "n_unparsed": 60,
         "llm": {"accuracy": 0.52, "ece_before_temperature": 0.3, "ece_after_temperature": 0.05, "temperature": 4.0,
                 "accuracy_by_confidence_quintile": [0.5] * 5, "labels_per_second": 0.4, "requests": 1000},
         "bt": {"accuracy": 0.7, "ece": 0.1, "accuracy_by_confidence_quintile": [0.6] * 5, "labels_per_second": 5.0},
         "llm_minus_bt": {"estimate": est, "p_holm": 0.04, "verdict": "fails"},
     }}  # fmt: skip
     page = llm_annotator.render(doc, Path("llm_annotator.json"))
-    assert "| logprobs | LLM (smollm2) | 52.0 | 0.300 | 0.050 | 4 |" in page
-    assert "LLM − BT accuracy -5.0 points [-10.0, +0.0], p 0.04: fails" in page
+    # an earlier result (pairs without a verdict left out): all-pairs accuracy rebuilt, the verdict flagged
+    assert (
+        "| logprobs | LLM (smollm2) | 51.6 | 240/300 | 52.0 | 0.300 | 0.050 | 4 |" in page
+    )  # (0.52*240 + 30) / 300
+    assert (
+        "LLM − BT accuracy -5.0 points [-10.0, +0.0], p 0.04: fails**, over the 240 pairs with a verdict only"
+        in page
+    )
+    new = {
+        **doc["logprobs"],
+        "n_one_order": 7,
+        "llm": {
+            **doc["logprobs"]["llm"],
+            "accuracy_all_pairs": 0.515,
+            "accuracy_with_verdict": 0.52,
+            "temperature": 20.0,
+        },
+    }
+    page = llm_annotator.render({"logprobs": new}, Path("llm_annotator.json"))
+    assert "| 51.5 | 240/300 | 52.0 |" in page and "20 (the fit's bound)" in page
+    assert (
+        "over all 300 D_u pairs (60 without a verdict, counted as coin flips; 7 with a verdict in one order"
+        in page
+    )
+    assert "carry no signal" in page

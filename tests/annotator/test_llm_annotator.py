@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from cwpo.annotator.llm import (
+    LLMAnnotator,
     LLMAnnotatorConfig,
     annotate_llm,
     margin,
@@ -379,3 +380,12 @@ def test_the_llm_key_never_reaches_the_log(tmp_path, fake_server, capsys, monkey
     assert (tmp_path / "w.jsonl.log").exists()
     for f in tmp_path.rglob("*"):
         assert not f.is_file() or b"sk-secret-4321" not in f.read_bytes(), f
+
+
+def test_pairs_with_a_verdict_in_one_order_only_are_counted():
+    annotator = LLMAnnotator(LLMAnnotatorConfig(url="http://127.0.0.1:9/v1", model="m"), client=None)
+    answers = {("q1", "x", "y"): 0.8, ("q1", "y", "x"): 0.3, ("q2", "x", "y"): 0.9, ("q2", "y", "x"): None}
+    annotator.order_probability = lambda prompt, first, second: answers[prompt, first, second]
+    rows = [{"prompt": q, "response_a": "x", "response_b": "y"} for q in ("q1", "q2")]
+    assert annotator.pair_probabilities(rows) == pytest.approx([0.75, 0.9])  # q2: its one order, biased
+    assert annotator.one_order == 1

@@ -41,7 +41,12 @@ def nll(margins, temperature: float = 1.0) -> float:
     return float(F.softplus(-t / temperature).mean())
 
 
-def fit_temperature(margins, low: float = 0.05, high: float = 20.0, iters: int = 80) -> float:
+# the largest temperature fit_temperature returns: a fit at this bound means the margins carry no
+# signal about the labels (every confidence is flattened towards 0)
+TEMPERATURE_BOUND = 20.0
+
+
+def fit_temperature(margins, low: float = 0.05, high: float = TEMPERATURE_BOUND, iters: int = 80) -> float:
     """T in [low, high] minimizing mean softplus(−Δ/T) (convex in 1/T): golden-section on log T."""
     t = _as_tensor(margins)
     a, b = math.log(low), math.log(high)

@@ -153,6 +153,7 @@ class LLMAnnotator:
         self.cfg, self.client = cfg, client
         self.source: str | None = None if cfg.probability == "auto" else cfg.probability
         self.requests = 0
+        self.one_order = 0  # pairs with a verdict in one order only: their position bias stays
 
     def _messages(self, prompt: str, first: str, second: str) -> list[dict]:
         return [{"role": "user", "content": render_prompt(self.cfg.template, prompt, first, second)}]
@@ -201,6 +202,7 @@ class LLMAnnotator:
             p_a = self.order_probability(row["prompt"], row["response_a"], row["response_b"])
             p_b = self.order_probability(row["prompt"], row["response_b"], row["response_a"])
             out.append(pair_probability(p_a, p_b))
+            self.one_order += (p_a is None) != (p_b is None)
             if progress is not None:
                 progress.update(1)
         return out
@@ -271,6 +273,7 @@ def annotate_llm(
         total=len(cal_rows) + len(rows), desc="annotate (LLM)", unit="pair", disable=not progress
     )
     cal_probs = annotator.pair_probabilities(cal_rows, bar)
+    annotator.one_order = 0  # counted over the pairs to label only
     probs = annotator.pair_probabilities(rows, bar)
     bar.close()
     elapsed = time.perf_counter() - start
@@ -306,6 +309,7 @@ def annotate_llm(
         "n_input": len(rows),
         "n_output": len(out_rows),
         "n_unparsed": len(rows) - len(out_rows),
+        "n_one_order": annotator.one_order,  # a verdict in one order only: not position-debiased
         "n_calibration": len(cal_rows),
         "mean_confidence": sum(r["confidence"] for r in out_rows) / len(out_rows) if out_rows else None,
         "human_agreement": sum(agree) / len(agree) if agree else None,
