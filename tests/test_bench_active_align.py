@@ -68,13 +68,13 @@ def test_matched_kl_claims_see_a_known_gain(tmp_path, gain, verdict):
 
     assert {v["verdict"] for v in judge(claims)} == {verdict}
     frontier = metrics["by_regime"]["crowd_bt"]["frontier"]
-    assert sorted(frontier) == ["random", "uncertainty"] and len(frontier["random"]) == 4
+    assert sorted(frontier) == ["cw/random", "cw/uncertainty"] and len(frontier["cw/random"]) == 4
 
 
 def test_one_seed_makes_no_claim(tmp_path):
     cache, results = _points(tmp_path, 1.0, seeds=(0,))
     metrics, claims = active_align.align_claims(results, cache, n_levels=3)
-    assert claims == [] and sorted(metrics["by_regime"]["crowd_bt"]["frontier"]) == ["random", "uncertainty"]
+    assert claims == [] and sorted(metrics["by_regime"]["crowd_bt"]["frontier"]) == ["cw/random", "cw/uncertainty"]
 
 
 def test_nothing_run_yet(tmp_path):

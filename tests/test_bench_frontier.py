@@ -77,3 +77,13 @@ def test_label_stats_and_method_checks(files):
 def test_snapshot_steps():
     steps, per_epoch = snapshot_steps(1445, 16, [0.25, 1.0, 3.0])
     assert per_epoch == 91 and steps == {23: 0.25, 91: 1.0, 273: 3.0}
+
+
+def test_human_labels_of_dl_beside_the_weak_labels_of_du(files, tmp_path):
+    files["labeled"] = tmp_path / "labeled.jsonl"
+    dl = [{"prompt": f"q{i}", "chosen": f"good{i}", "rejected": f"bad{i}"} for i in range(3)]
+    files["labeled"].write_text("".join(json.dumps(r) + "\n" for r in dl))
+    rows = train_rows(("labeled_and_weak", "c", "dpo"), files, seed=0)
+    assert rows[:3] == [{**r, "confidence": 1.0} for r in dl]  # D_l: human labels, weight 1
+    assert rows[3:] == train_rows(("weak", "c", "dpo"), files, seed=0)  # D_u: weak labels x c
+    assert check_method("cw_dl", ["labeled_and_weak", "c", "dpo"])

@@ -14,8 +14,9 @@ planned seed, as their own Holm family in ``annotator/results/active.json`` (wri
 --summarize``). Power is low: two CW arms differ by less than the annotators do, and the frontier
 bench's MDE between two similar CW arms is about 8 GRA points at 3 seeds x 300 prompts; a resolved
 annotator-level difference at this budget is what would make a difference here plausible. CW-DPO
-trains on the annotated rest only (the paper's design), so the human labels a strategy buys reach
-the aligned model only through the annotator.
+(``cw``) trains on the annotated rest only (the paper's design), so the human labels a strategy
+buys reach the aligned model only through the annotator; ``cw_dl`` also trains on those labels
+(weight 1), what a user with both would do.
 
     OMP_NUM_THREADS=1 python -m benchmarks.annotator.active_align --regimes noisefree --seeds 0 1 2 &
     OMP_NUM_THREADS=1 python -m benchmarks.annotator.active_align --regimes crowd_bt --seeds 0 1 2 &
@@ -46,6 +47,8 @@ SEEDS = (0, 1, 2)
 SHARE = 0.20
 LR = 5e-4
 CHECKPOINTS = ("0.0625", "0.125", "0.25", "0.5", "1")  # dense early, as the frontier plan
+# the aligned methods (plan.yaml): CW-DPO on D_u, and with D_l's human labels beside it
+METHODS = {"cw": "CW-DPO", "cw_dl": "CW-DPO with D_l"}
 
 
 def tag(strategy: str, share: float = SHARE) -> str:
@@ -72,7 +75,7 @@ def run_piece(regime: str, strategy: str, seed: int, args) -> int:
               "(run benchmarks.annotator.active first)")  # fmt: skip
         return 0
     argv = [
-        "--regime", regime, "--methods", "cw", "--seeds", str(seed), "--lrs", str(LR), "--splits", "test",
+        "--regime", regime, "--methods", *args.methods, "--seeds", str(seed), "--lrs", str(LR), "--splits", "test",
         "--epochs", CHECKPOINTS[-1], "--checkpoints", *CHECKPOINTS, "--annotation", str(folder),
         "--tag", tag(strategy, args.share), "--results", str(args.results), "--cache", str(args.cache),
         "--max-minutes", str(args.max_minutes),
@@ -91,26 +94,26 @@ def align_claims(results: Path = RESULTS, cache: Path | None = None, share: floa
     )
     metrics: dict = {"share": share, "lr": LR, "epochs": float(CHECKPOINTS[-1]), "by_regime": {}}
     claims = []
-    for regime in REGIMES:
-        have = {s for s in STRATEGIES if points.run(regime, f"cw@{tag(s, share)}", LR, "test")}
+    for regime, method in itertools.product(REGIMES, METHODS):
+        name = f"{method}@{{}}"
+        have = {s for s in STRATEGIES if points.run(regime, name.format(tag(s, share)), LR, "test")}
         if not have:
             continue
         per = metrics["by_regime"].setdefault(regime, {"frontier": {}, "matched_kl": {}})
         for s in sorted(have):
-            per["frontier"][s] = analyze.frontier(points, regime, f"cw@{tag(s, share)}", LR)
-        for s in sorted(have - {"random"}):
-            if "random" not in have:
-                continue
+            per["frontier"][f"{method}/{s}"] = analyze.frontier(
+                points, regime, name.format(tag(s, share)), LR
+            )
+        for s in sorted(have - {"random"}) if "random" in have else []:
             for metric in ("gra", "reward"):
-                a, b = f"cw@{tag(s, share)}", f"cw@{tag('random', share)}"
+                a, b = name.format(tag(s, share)), name.format(tag("random", share))
                 res = analyze.matched(points, regime, a, LR, b, LR, metric, n_levels)
-                if (
-                    not res or "_estimate" not in res or len(res["seeds"]) < len(SEEDS)
-                ):  # a verdict only with every planned seed
-                    continue
-                name = f"{regime} {share:.0%} CW-DPO {metric} at matched KL: {s} > random"
-                claims.append(Claim(name, res.pop("_estimate")))
-                per["matched_kl"][f"{s}_vs_random_{metric}"] = res
+                if not res or "_estimate" not in res or len(res["seeds"]) < len(SEEDS):
+                    continue  # a verdict only with every planned seed
+                label = METHODS[method]
+                claims.append(Claim(f"{regime} {share:.0%} {label} {metric} at matched KL: {s} > random",
+                                    res.pop("_estimate")))  # fmt: skip
+                per["matched_kl"][f"{method}/{s}_vs_random_{metric}"] = res
     return metrics, claims
 
 
@@ -120,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=["random", "uncertainty"])
     ap.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     ap.add_argument("--share", type=float, default=SHARE, help="the human budget (share of the pool)")
+    ap.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
     ap.add_argument("--cache", type=Path, default=REPO / "runs" / "bench" / "cache")
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--max-minutes", type=float, default=110.0)

@@ -135,6 +135,8 @@ class Unit:
     def annotate(self) -> None:
         if self.annotation is not None:
             self.files["annotated"] = self.annotation / "annotated.jsonl"
+            if (self.annotation / "labeled.jsonl").exists():  # the human labels that annotator learned from
+                self.files["labeled"] = self.annotation / "labeled.jsonl"
             return
         if self.weak is None:
             _, self.weak = self.pr.annotator(self.data, "annotator")
@@ -168,6 +170,8 @@ class Unit:
         }
         if self.annotation is not None and needs_annotation(spec):  # its content, not its path
             key["annotation"] = sha256_path(self.files["annotated"])
+            if spec[0] == "labeled_and_weak":
+                key["labeled"] = sha256_path(self.files["labeled"])
         sft_model = self.sft.path / "model"
 
         def fn(out: Path, work: Path) -> dict:

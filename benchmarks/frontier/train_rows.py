@@ -2,7 +2,9 @@
 
 Label sources (all on the seed's split of the one pair pool):
 - ``human``: the simulated human labels of D_u; ``weak``: the weak annotator's labels of D_u;
-- ``human_all``: human labels of D_l ∪ D_u; ``human_labeled``: human labels of D_l alone.
+- ``human_all``: human labels of D_l ∪ D_u; ``human_labeled``: human labels of D_l alone;
+- ``labeled_and_weak``: what a user with both would train on: the human labels of D_l (weight 1)
+  and the weak annotator's labels of D_u (weighted as the method says).
 Weights: ``none`` (1), ``c`` (the annotator's confidence), ``shuffled_c`` (c permuted across the
 pairs), ``oracle_c`` (c's values re-assigned in the order of the gold gap), ``ess_subset`` (weight
 1 on a random subset of the effective sample size of c), ``top-N`` (the N% most confident, 1).
@@ -28,7 +30,7 @@ from cwpo.experiments.frontier import (
 )
 from cwpo.weighting import get_weighting, margin_from_confidence
 
-LABELS = ("human", "weak", "human_all", "human_labeled")
+LABELS = ("human", "weak", "human_all", "human_labeled", "labeled_and_weak")
 WEIGHTS = ("none", "c", "shuffled_c", "oracle_c", "ess_subset")
 CONTROL_SEED = 4_242  # added to the run's seed for the shuffles and subsets of the controls
 
@@ -59,7 +61,7 @@ def check_method(name: str, spec) -> tuple[str, str, str]:
 
 def needs_annotation(spec) -> bool:
     """Whether a method reads the weak annotator's output (its labels or its confidence)."""
-    return spec[0] == "weak" or spec[1] != "none"
+    return spec[0] in ("weak", "labeled_and_weak") or spec[1] != "none"
 
 
 def _pair(row: dict, pool_row: dict, label: str) -> tuple[str, str]:
@@ -75,6 +77,10 @@ def train_rows(spec, files: dict, seed: int) -> list[dict]:
         return [{**r, "confidence": 1.0} for r in read_jsonl(files["all_human"])]
     if labels == "human_labeled":
         return [{**r, "confidence": 1.0} for r in read_jsonl(files["labeled"])]
+    if labels == "labeled_and_weak":
+        human = [{k: r[k] for k in ("prompt", "chosen", "rejected")} | {"confidence": 1.0}
+                 for r in read_jsonl(files["labeled"])]  # fmt: skip
+        return human + train_rows(("weak", weights, _), files, seed)
     pool = {r["prompt_id"]: r for r in read_jsonl(files["pool"])}
     if not needs_annotation(spec):  # human labels of D_u, weight 1: no annotator needed
         return [
