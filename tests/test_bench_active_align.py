@@ -74,7 +74,10 @@ def test_matched_kl_claims_see_a_known_gain(tmp_path, gain, verdict):
 def test_one_seed_makes_no_claim(tmp_path):
     cache, results = _points(tmp_path, 1.0, seeds=(0,))
     metrics, claims = active_align.align_claims(results, cache, n_levels=3)
-    assert claims == [] and sorted(metrics["by_regime"]["crowd_bt"]["frontier"]) == ["cw/random", "cw/uncertainty"]
+    assert claims == [] and sorted(metrics["by_regime"]["crowd_bt"]["frontier"]) == [
+        "cw/random",
+        "cw/uncertainty",
+    ]
 
 
 def test_nothing_run_yet(tmp_path):
