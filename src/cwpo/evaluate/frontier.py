@@ -88,6 +88,7 @@ def point_summary(rows: Sequence[dict]) -> dict:
     }
 
 
+MAX_PROMPT_TOKENS = 512  # one value for sampling and for scoring the samples (generate_responses' default)
 REFERENCE_SEED_OFFSET = 1_000_003  # the GRA reference's draws are independent of every policy sample's
 
 
@@ -135,6 +136,7 @@ def score_checkpoint(
         "cache_dir": cache / "generations",
         "dtype": dtype,
         "attn_implementation": attn_implementation,
+        "max_prompt_length": MAX_PROMPT_TOKENS,
         "progress": progress,
     }
     ref_out = generate_responses(reference, texts, seed=seed + REFERENCE_SEED_OFFSET, **gen)
@@ -145,7 +147,7 @@ def score_checkpoint(
     gold_fn, second_fn = get_gold(gold), get_gold(second_gold)
     g_ref, s_ref = gold_fn(texts, ref_out), second_fn(texts, ref_out)
     tok = load_tokenizer(reference)
-    prompt_ids = prompt_token_ids(tok, texts, False, 512)  # as generate_responses tokenized them
+    prompt_ids = prompt_token_ids(tok, texts, False, MAX_PROMPT_TOKENS)  # as the samples were conditioned
     all_prompts = texts * n_samples
     all_resp = [y for ys, _ in samples for y in ys]
     all_ids = [t for _, ts in samples for t in ts]
