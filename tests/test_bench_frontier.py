@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from benchmarks.frontier.run import snapshot_steps
+from benchmarks.frontier.run import record, saved_epochs, snapshot_steps
 from benchmarks.frontier.train_rows import check_method, label_stats, train_rows
 from cwpo.experiments.frontier import effective_sample_size
 
@@ -77,6 +77,30 @@ def test_label_stats_and_method_checks(files):
 def test_snapshot_steps():
     steps, per_epoch = snapshot_steps(1445, 16, [0.25, 1.0, 3.0])
     assert per_epoch == 91 and steps == {23: 0.25, 91: 1.0, 273: 3.0}
+
+
+def test_saved_snapshots_hold_the_fine_grid_and_every_scored_one():
+    plan = {"grid": {"epochs": 1}, "checkpoints": [0.3, 1.0], "saved_every": 0.25}
+    assert saved_epochs(plan) == [0.25, 0.3, 0.5, 0.75, 1.0]
+    assert saved_epochs({**plan, "saved_every": None}) == [0.3, 1.0]
+    steps, _ = snapshot_steps(1445, 16, plan["checkpoints"])
+    saved, _ = snapshot_steps(1445, 16, saved_epochs(plan))
+    assert set(steps) <= set(saved)  # every scored snapshot is saved by the training run
+
+
+def test_record_replaces_another_training_run_of_the_same_unit(tmp_path):
+    def pt(step, split, stage, method="cw"):
+        return {"regime": "r", "method": method, "seed": 0, "lr": 1e-3, "step": step, "split": split,
+                "align_stage": stage}  # fmt: skip
+
+    record([pt(0, "val", "A"), pt(6, "val", "A"), pt(6, "val", "H", "human")], tmp_path)
+    record([pt(6, "test", "A")], tmp_path)  # the same run, another split: kept beside
+    lines = lambda: [json.loads(x) for x in (tmp_path / "points.jsonl").read_text().splitlines()]  # noqa: E731
+    assert len(lines()) == 4
+    record([pt(0, "val", "B"), pt(11, "val", "B")], tmp_path)  # a new plan's run: the old one's lines go
+    assert sorted((p["method"], p["step"], p["align_stage"]) for p in lines()) == [
+        ("cw", 0, "B"), ("cw", 11, "B"), ("human", 6, "H")
+    ]  # fmt: skip
 
 
 def test_human_labels_of_dl_beside_the_weak_labels_of_du(files, tmp_path):

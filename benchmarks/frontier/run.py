@@ -75,6 +75,14 @@ def snapshot_steps(n_pairs: int, batch: int, checkpoints: list[float]) -> tuple[
     return {max(1, round(e * per_epoch)): e for e in checkpoints}, per_epoch
 
 
+def saved_epochs(plan: dict) -> list[float]:
+    """The snapshots a training run saves (in epochs): every ``saved_every`` up to the last epoch,
+    and every scored checkpoint, so a denser scored grid later re-uses the training run."""
+    every, epochs = plan.get("saved_every"), plan["grid"]["epochs"]
+    fine = [k * every for k in range(1, int(round(epochs / every)) + 1)] if every else []
+    return sorted({*fine, *plan["checkpoints"]})
+
+
 def weights_sha256(model_dir: Path) -> str:
     """sha256 over a model folder's weight files (names and bytes), not its configs and timestamps."""
     digest = hashlib.sha256()
@@ -152,6 +160,7 @@ class Unit:
         rows = train_rows(spec, self.files, self.seed)
         settings = self.recipe.align
         steps, per_epoch = snapshot_steps(len(rows), settings["batch_size"], self.plan["checkpoints"])
+        saved, _ = snapshot_steps(len(rows), settings["batch_size"], saved_epochs(self.plan))
         epochs = self.plan["grid"]["epochs"]
         # rDPO at the regime's true flip rate (1 - the simulated humans' agreement with the gold)
         epsilon = round(1 - self.agreement, 4) if spec[2] == "rdpo" else settings.get("epsilon", 0.1)
@@ -166,7 +175,7 @@ class Unit:
         key = {
             "align": {**decided_precision(values), "weighting": "confidence"},
             "method": list(spec),
-            "snapshots": sorted(steps),
+            "snapshots": sorted(saved),
         }
         if self.annotation is not None and needs_annotation(spec):  # its content, not its path
             key["annotation"] = sha256_path(self.files["annotated"])
@@ -191,7 +200,7 @@ class Unit:
             )
             callbacks = [
                 training_bar(f"align[{name}]", True),
-                SnapshotCallback(work / "snapshots", steps, str(sft_model)),
+                SnapshotCallback(work / "snapshots", saved, str(sft_model)),
             ]
             cpu = time.process_time()
             metrics = align(cfg, callbacks=callbacks)
@@ -319,13 +328,21 @@ def write_label_stats(unit: Unit, results: Path) -> None:
 
 
 def record(points: list[dict], results: Path) -> None:
-    """Add (or replace) the index lines of these points in ``results/points.jsonl``."""
+    """Add (or replace) the index lines of these points in ``results/points.jsonl``. The lines of
+    another training run of the same (regime, method, seed, lr), an earlier plan's, go too."""
     key = ("regime", "method", "seed", "lr", "step", "split")
+    run = key[:4]
     index = results / POINTS.name
     with results_lock(results):
         old = read_jsonl(index) if index.exists() else []
         new = {tuple(p[k] for k in key): p for p in points}
-        kept = [p for p in old if tuple(p[k] for k in key) not in new]
+        runs = {tuple(p[k] for k in run): p["align_stage"] for p in points}
+        kept = [
+            p
+            for p in old
+            if tuple(p[k] for k in key) not in new and runs.get(tuple(p[k] for k in run), p["align_stage"])
+            == p["align_stage"]
+        ]
         write_jsonl(index, kept + list(new.values()))
 
 
