@@ -340,8 +340,8 @@ def record(points: list[dict], results: Path) -> None:
         kept = [
             p
             for p in old
-            if tuple(p[k] for k in key) not in new and runs.get(tuple(p[k] for k in run), p["align_stage"])
-            == p["align_stage"]
+            if tuple(p[k] for k in key) not in new
+            and runs.get(tuple(p[k] for k in run), p["align_stage"]) == p["align_stage"]
         ]
         write_jsonl(index, kept + list(new.values()))
 
