@@ -173,6 +173,13 @@ def test_the_kl_axis_is_resampled_with_the_prompts(tmp_path):
     width = res["mean_over_levels"]["hi"] - res["mean_over_levels"]["lo"]
     assert res["levels"] == pytest.approx(levels)
     assert width > 1.3 * (fixed.hi - fixed.lo)
+    for i, level in enumerate(res["per_level"]):  # each level's interval resamples the axis too
+        at = diff(
+            np.stack([interpolate(kls["cw"][s], ra[s][1]["reward"], levels)[i] for s in ra]),
+            np.stack([interpolate(kls["human"][s], rb[s][1]["reward"], levels)[i] for s in rb]),
+        )
+        assert level["mean"] == pytest.approx(at.mean)
+        assert level["hi"] - level["lo"] > 1.3 * (at.hi - at.lo)
 
 
 def test_runs_scored_on_other_prompts_are_refused(tmp_path, capsys):

@@ -16,7 +16,9 @@ bench's MDE between two similar CW arms is about 8 GRA points at 3 seeds x 300 p
 annotator-level difference at this budget is what would make a difference here plausible. CW-DPO
 (``cw``) trains on the annotated rest only (the paper's design), so the human labels a strategy
 buys reach the aligned model only through the annotator; ``cw_dl`` also trains on those labels
-(weight 1), what a user with both would do.
+(weight 1), what a user with both would do. The default run is ``cw`` for random and uncertainty:
+2 regimes x 2 strategies x 3 seeds = 12 one-epoch runs, about 2.5 h on two cores; ``--methods cw
+cw_dl`` and ``--strategies ... uncertain_diverse`` each double it.
 
     OMP_NUM_THREADS=1 python -m benchmarks.annotator.active_align --regimes noisefree --seeds 0 1 2 &
     OMP_NUM_THREADS=1 python -m benchmarks.annotator.active_align --regimes crowd_bt --seeds 0 1 2 &
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=["random", "uncertainty"])
     ap.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     ap.add_argument("--share", type=float, default=SHARE, help="the human budget (share of the pool)")
-    ap.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    ap.add_argument("--methods", nargs="+", choices=list(METHODS), default=["cw"])
     ap.add_argument("--cache", type=Path, default=REPO / "runs" / "bench" / "cache")
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--max-minutes", type=float, default=110.0)

@@ -234,10 +234,13 @@ def frontier(points: Points, regime, method, lr) -> list[dict]:
     return out
 
 
-def matched_bootstrap(ra: dict, rb: dict, seeds: list, metric: str, n_levels: int, x: str, seed_values):
-    """The crossed bootstrap of the mean difference over matched levels, in which every replicate
-    recomputes each checkpoint's KL from its resampled prompts, the common levels from those KLs,
-    and the interpolation: the x axis is an estimate too. (In steps the axis is fixed.)"""
+def matched_bootstrap(
+    ra: dict, rb: dict, seeds: list, metric: str, n_levels: int, x: str, seed_values, level: int | None = None
+):
+    """The crossed bootstrap of the mean difference over matched levels (or at the ``level``-th
+    one), in which every replicate recomputes each checkpoint's KL from its resampled prompts, the
+    common levels from those KLs, and the interpolation: the x axis is an estimate too. (In steps
+    the axis is fixed.)"""
     runs = {s: (ra[s], rb[s]) for s in seeds}
     n_prompts = ra[seeds[0]][1][metric].shape[1]
 
@@ -253,6 +256,8 @@ def matched_bootstrap(ra: dict, rb: dict, seeds: list, metric: str, n_levels: in
         levels = common_levels([kl for kl, _ in curves], n_levels + 1)[1:]
         if not levels:  # a replicate whose runs share no range: the nearest shared point
             levels = [min(kl.max() for kl, _ in curves)]
+        if level is not None:  # the same place in the replicate's common range
+            levels = [levels[min(level, len(levels) - 1)]]
         vals = [np.interp(levels, *_increasing(kl, y)) for kl, y in curves]
         return float(np.mean([np.mean(vals[2 * j] - vals[2 * j + 1]) for j in range(len(chosen))]))
 
@@ -287,8 +292,12 @@ def matched(
         return {"seeds": seeds, "levels": [], "note": f"no common {x} range"}
     ma = np.stack([interpolate(xs(ra, s), ra[s][1][metric], levels) for s in seeds], axis=1)
     mb = np.stack([interpolate(xs(rb, s), rb[s][1][metric], levels) for s in seeds], axis=1)
-    per_level = [diff(ma[i], mb[i]).to_dict() for i in range(len(levels))]
-    overall = matched_bootstrap(ra, rb, seeds, metric, n_levels, x, (ma - mb).mean(axis=(0, 2)))
+    gap = ma - mb  # [levels, seeds, prompts]
+    per_level = [
+        matched_bootstrap(ra, rb, seeds, metric, n_levels, x, gap[i].mean(axis=1), level=i).to_dict()
+        for i in range(len(levels))
+    ]  # each level's interval resamples the KL axis too, as the mean's does
+    overall = matched_bootstrap(ra, rb, seeds, metric, n_levels, x, gap.mean(axis=(0, 2)))
     return {
         "x": x,
         "seeds": seeds,
