@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from cwpo.atomic_files import write_json
+from cwpo.console import silence_known_warnings
 from cwpo.machine import machine_info, now_iso
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,7 +28,9 @@ SHARED_DATA = Path(os.environ.get("CWPO_SHARED_DATA", REPO.parent / "shared" / "
 
 def bench_parser(doc: str | None) -> argparse.ArgumentParser:
     """The argument parser of a benchmark script: its module docstring as the help, kept as written,
-    and its usage line as the script is run (``python -m benchmarks.<study>.<script>``)."""
+    and its usage line as the script is run (``python -m benchmarks.<study>.<script>``). The
+    dependency warnings the CLI silences are silenced for the script too (its log stays readable)."""
+    silence_known_warnings()
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
     prog = f"python -m {spec.name}" if spec is not None and spec.name.startswith("benchmarks.") else None
     return argparse.ArgumentParser(

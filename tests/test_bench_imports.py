@@ -43,3 +43,19 @@ def test_every_benchmark_script_takes_its_options_through_bench_parser(module):
     source = (REPO / (module.replace(".", "/") + ".py")).read_text()
     if 'if __name__ == "__main__":' in source:  # a script, not a module of one
         assert "bench_parser(" in source and "ArgumentParser(" not in source
+
+
+def test_a_bench_script_silences_the_warnings_the_cli_silences():
+    import warnings
+
+    from benchmarks.result_files import bench_parser
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        bench_parser("doc")
+        for module, message in (
+            ("transformers.modeling_utils", "`is_gradient_checkpointing` is deprecated and will be removed"),
+            ("transformers.modeling_utils", "some other deprecation"),  # not a known one: still shown
+        ):
+            warnings.warn_explicit(message, FutureWarning, "modeling_utils.py", 1, module=module)
+    assert [str(w.message) for w in seen] == ["some other deprecation"]
