@@ -73,3 +73,10 @@ def test_report_pages_come_from_the_metrics():
         in page
     )
     assert "carry no signal" in page
+    assert "not a speed" in page  # an earlier result's labels/s came from caches
+    speed = {"bt_labels_per_second": 4.0, "bt_seconds": 125.0, "bt_labels": 500, "llm_labels_per_second": 0.25,
+             "llm_timed_pairs": 20, "llm_seconds": 80.0, "bt_over_llm": 16.0, "load_average_before": [2.5, 2, 2],
+             "load_average_after": [2.9, 2, 2], "cpu_count": 2}  # fmt: skip
+    page = llm_annotator.render({"logprobs": {**new, "speed": speed}}, Path("llm_annotator.json"))
+    assert "not a speed" not in page
+    assert "load average 2.5 → 2.9 on 2 cores" in page and "BT/LLM 16×" in page

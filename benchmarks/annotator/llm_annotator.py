@@ -5,8 +5,9 @@ of ``--n-labeled`` pairs (human labels = the gold's order) and a fixed D_u of ``
 pairs. The BT annotator (library defaults) trains on D_l and labels D_u; the LLM labels D_u
 through ``cwpo annotate --llm-url`` (both orders, the ``sentiment`` pairwise prompt, temperature
 fitted on D_l). Per annotator on D_u: accuracy against the gold, ECE before and after the
-temperature (BT: none fitted, 1), accuracy by confidence quintile, labels per second (the LLM's
-over its requests, the BT's over training and labelling). The paired difference LLM - BT over the
+temperature (BT: none fitted, 1), accuracy by confidence quintile, labels per second measured side
+by side in one run and never from a cache (the LLM's on ``--n-timed`` pairs with an empty answer
+cache, the BT's over training from scratch and labelling), with the machine's load average. The paired difference LLM - BT over the
 D_u pairs (one split: a bootstrap over pairs, ``cwpo.stats``) gets the one verdict rule.
 
 The LLM is whatever server ``--llm-url`` names, started by you on loopback, e.g. SmolLM2:
@@ -26,7 +27,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
+import tempfile
 import time
 from pathlib import Path
 
@@ -142,6 +145,21 @@ def render(doc: dict, result: Path) -> str:
             f"[{100 * est['lo']:+.1f}, {100 * est['hi']:+.1f}], p {v['p_holm']:.2g}: {v['verdict']}**, {over}; "
             f"{m['n_labeled']} D_l pairs; {m['llm']['requests']} requests."
         )
+        sp = m.get("speed")
+        if sp and sp["llm_labels_per_second"]:
+            lines.append(
+                f"- {source}: speed, side by side in one run (load average {sp['load_average_before'][0]:g} → "
+                f"{sp['load_average_after'][0]:g} on {sp['cpu_count']} cores): the BT annotator "
+                f"{sp['bt_labels_per_second']:.2f} labels/s ({sp['bt_labels']} labels in {sp['bt_seconds']:g} s, "
+                f"training from scratch included), the LLM {sp['llm_labels_per_second']:.3f} labels/s "
+                f"({sp['llm_timed_pairs']} pairs, both orders, no cached answer, {sp['llm_seconds']:g} s): "
+                f"BT/LLM {sp['bt_over_llm']:.0f}×."
+            )
+        elif "speed" not in m:
+            lines.append(
+                f"- {source}: labels/s of an earlier design, measured with cached answers and a cached BT "
+                "annotator: not a speed; re-run the command above."
+            )
         if m["llm"]["temperature"] >= 0.99 * TEMPERATURE_BOUND:
             lines.append(
                 f"- {source}: the temperature fit stopped at its bound ({TEMPERATURE_BOUND:g}): on D_l the LLM's "
@@ -149,6 +167,41 @@ def render(doc: dict, result: Path) -> str:
                 "lower ECE after the fit says only that: it is not evidence of a useful confidence."
             )
     return "\n".join(lines) + "\n"
+
+
+def _speed(cfg: LLMAnnotatorConfig, n_timed: int) -> dict:
+    """Labels per second of both annotators, measured side by side in this run and never from a
+    cache: the BT annotator trained from scratch on D_l and labelling D_u (training included, as a
+    user pays it), the LLM asked about the first ``n_timed`` D_u pairs with an empty answer cache
+    (both orders, no calibration). The machine's load average is recorded with them."""
+    load = [round(x, 2) for x in os.getloadavg()]
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        train_annotator(
+            TrainAnnotatorConfig(train=str(WORK / "dl.jsonl"), output=f"{tmp}/bt", progress=False)
+        )
+        annotate(Path(tmp) / "bt", WORK / "du.jsonl", Path(tmp) / "bt.jsonl", progress=False)
+        bt_seconds = time.perf_counter() - t0
+        du = (WORK / "du.jsonl").read_text().splitlines()
+        n_bt = len((WORK / "dl.jsonl").read_text().splitlines()) + len(du)
+        head = [json.loads(x) for x in du[:n_timed]]
+        write_jsonl(Path(tmp) / "timed.jsonl", head)
+        stats = annotate_llm(
+            cfg, Path(tmp) / "timed.jsonl", Path(tmp) / "llm.jsonl", cache_dir=Path(tmp) / "cache"
+        )
+    llm_rate = stats["labels_per_second"]
+    return {
+        "bt_labels_per_second": n_bt / bt_seconds,
+        "bt_seconds": round(bt_seconds, 1),
+        "bt_labels": n_bt,
+        "llm_labels_per_second": llm_rate,
+        "llm_timed_pairs": len(head),
+        "llm_seconds": round(stats["seconds"], 1),
+        "bt_over_llm": n_bt / bt_seconds / llm_rate if llm_rate else None,
+        "load_average_before": load,
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "cpu_count": os.cpu_count(),
+    }
 
 
 def main() -> None:
@@ -161,6 +214,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=4, help="answers per order on the sampling path")
     parser.add_argument("--n-labeled", type=int, default=300)
     parser.add_argument("--n-eval", type=int, default=300)
+    parser.add_argument("--n-timed", type=int, default=20, help="D_u pairs the LLM's speed is timed on")
     parser.add_argument("--output", type=Path, default=RESULT)
     args = parser.parse_args()
     if args.summarize:
@@ -179,16 +233,15 @@ def main() -> None:
         gold[r["prompt"], r["response_a"], r["response_b"]] = r["gold_a"] > r["gold_b"]
         gold[r["prompt"], r["response_b"], r["response_a"]] = r["gold_b"] > r["gold_a"]
 
-    t0 = time.perf_counter()
     ann = WORK / "bt-annotator"
     if not (ann / "manifest.json").exists():
         train_annotator(TrainAnnotatorConfig(train=str(WORK / "dl.jsonl"), output=str(ann), progress=False))
     annotate(ann, WORK / "du.jsonl", WORK / "bt.jsonl", progress=False, overwrite=True)
-    bt_seconds = time.perf_counter() - t0
     bt = _scores([json.loads(x) for x in (WORK / "bt.jsonl").read_text().splitlines()], gold)
 
     cfg = LLMAnnotatorConfig(url=args.llm_url, model=args.llm_model, template="sentiment", samples=args.samples,
                              rate_limit=1000.0, max_tokens=48, timeout=600.0)  # fmt: skip
+    speed = _speed(cfg, args.n_timed)
     stats = annotate_llm(cfg, WORK / "du.jsonl", WORK / "llm.jsonl", calibration=WORK / "dl.jsonl",
                          cache_dir=WORK / "cache", overwrite=True)  # fmt: skip
     llm_rows = [json.loads(x) for x in (WORK / "llm.jsonl").read_text().splitlines()]
@@ -236,11 +289,12 @@ def main() -> None:
                 "temperature_at_bound": at_bound,
                 "ece_after_temperature": llm["calibration"]["ece"], "temperature": stats["temperature"],
                 "accuracy_by_confidence_quintile": llm["accuracy_by_confidence_quintile"],
-                "labels_per_second": stats["labels_per_second"], "requests": stats["requests"],
+                "labels_per_second": speed["llm_labels_per_second"], "requests": stats["requests"],
                 "samples_per_order": stats["samples_per_order"]},
         "bt": {"accuracy": bt["calibration"]["accuracy"], "ece": bt["calibration"]["ece"],
                "accuracy_by_confidence_quintile": bt["accuracy_by_confidence_quintile"],
-               "labels_per_second": (len(dl) + len(du)) / bt_seconds},
+               "labels_per_second": speed["bt_labels_per_second"]},
+        "speed": speed,
         "llm_minus_bt": verdict,
         "stats": STATS_META,
     }  # fmt: skip

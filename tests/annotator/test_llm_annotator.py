@@ -207,8 +207,13 @@ def test_a_resumed_run_asks_only_what_it_had_not_asked(tmp_path, fake_server):
     write_jsonl(
         tmp_path / "u2.jsonl", _pairs(6) + _pairs(2, seed=5, name="new question")
     )  # a run that has more pairs
-    annotate_llm(cfg, tmp_path / "u2.jsonl", tmp_path / "w2.jsonl", cache_dir=tmp_path / "c", progress=False)
+    stats = annotate_llm(
+        cfg, tmp_path / "u2.jsonl", tmp_path / "w2.jsonl", cache_dir=tmp_path / "c", progress=False
+    )
     assert len(llm.requests) - first == 2 * 2
+    assert stats["requests"] == 2 * 8 and stats["fresh_requests"] == 2 * 2
+    # the rate counts the 2 pairs the server answered, not the 6 read from the cache
+    assert stats["labels_per_second"] == pytest.approx(2 / stats["seconds"])
     assert (tmp_path / "w1.jsonl").read_text().splitlines() == (
         tmp_path / "w2.jsonl"
     ).read_text().splitlines()[:6]

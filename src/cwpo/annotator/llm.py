@@ -297,6 +297,8 @@ def annotate_llm(
         raise CWPOError(f"{input_path}: the LLM named no verdict for any pair; nothing was written")
     write_jsonl(output_path, out_rows)
     agree = [r["human_agrees"] for r in out_rows if "human_agrees" in r]
+    labels = len(cal_rows) + len(rows)
+    fresh = annotator.requests - client.stats["cache_hits"]
     stats = {
         "key": run_key,
         "annotator": f"llm:{cfg.model}@{client.url}",
@@ -317,7 +319,10 @@ def annotate_llm(
         "requests": annotator.requests,
         "cache_hits": client.stats["cache_hits"],
         "seconds": elapsed,
-        "labels_per_second": (len(cal_rows) + len(rows)) / elapsed if elapsed > 0 else None,
+        "fresh_requests": fresh,
+        # labels per second of server work: cached answers (a resumed run's) cost nothing and are
+        # not counted, so a resumed run reports its server's rate, not the cache's
+        "labels_per_second": labels * fresh / annotator.requests / elapsed if fresh and elapsed > 0 else None,
     }
     write_json(stats_path, stats)
     return stats
