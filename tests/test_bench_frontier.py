@@ -64,6 +64,33 @@ def test_weight_constructions(files):
     assert len(top) == 12 and min(r["confidence"] for r in top) == 1.0
 
 
+def test_human_labels_follow_each_d_u_rows_own_order(files):
+    """The split stores D_u rows in their own (shuffled) order, and prompt ids repeat in the pool:
+    the human's chosen response must be the one its label names in that row, never the pool's."""
+    pool = [json.loads(x) for x in files["pool"].read_text().splitlines()]
+    pool[5]["prompt_id"] = pool[4]["prompt_id"]  # two pairs of one prompt id
+    files["pool"].write_text("".join(json.dumps(r) + "\n" for r in pool))
+    unlabeled, annotated = [], []
+    for i, p in enumerate(pool):
+        a, b = (p["response_b"], p["response_a"]) if i % 2 else (p["response_a"], p["response_b"])
+        gold = {p["response_a"]: p["gold_a"], p["response_b"]: p["gold_b"]}
+        unlabeled.append({"prompt_id": p["prompt_id"], "prompt": p["prompt"], "response_a": a, "response_b": b,
+                          "human_label": "a" if gold[a] >= gold[b] else "b"})  # fmt: skip
+        chosen, rejected = sorted((a, b), key=lambda x: -len(x) - (x < "b"))  # the weak choice: any
+        annotated.append({"prompt_id": p["prompt_id"], "prompt": p["prompt"], "chosen": chosen, "rejected": rejected,
+                          "confidence": 0.5, "human_label": unlabeled[-1]["human_label"]})  # fmt: skip
+    files["unlabeled"].write_text("".join(json.dumps(r) + "\n" for r in unlabeled))
+    files["annotated"].write_text("".join(json.dumps(r) + "\n" for r in annotated))
+    better = {p["prompt"]: p["response_a"] if p["gold_a"] > p["gold_b"] else p["response_b"]
+              for p in pool if p["gold_a"] != p["gold_b"]}  # fmt: skip
+    for weights in ("none", "c", "oracle_c"):  # from D_u's file, and beside the annotator's c
+        rows = train_rows(("human", weights, "dpo"), files, seed=0)
+        assert len(rows) == 40 and all(r["chosen"] == better.get(r["prompt"], r["chosen"]) for r in rows), (
+            weights
+        )
+    assert label_stats(files)["n_decided"] == sum(p["gold_a"] != p["gold_b"] for p in pool)
+
+
 def test_label_stats_and_method_checks(files):
     stats = label_stats(files)
     assert stats["n_pairs"] == 40 and -1 <= stats["corr_c_gold_gap"] <= 1

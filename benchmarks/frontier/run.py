@@ -33,6 +33,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks.frontier.train_rows import (
+    ROWS_VERSION,
     check_method,
     label_stats,
     needs_annotation,
@@ -177,6 +178,8 @@ class Unit:
             "method": list(spec),
             "snapshots": sorted(saved),
         }
+        if spec[0] in ROWS_VERSION:  # rows built anew after a fix: never the old run's stage
+            key["rows_version"] = ROWS_VERSION[spec[0]]
         if self.annotation is not None and needs_annotation(spec):  # its content, not its path
             key["annotation"] = sha256_path(self.files["annotated"])
             if spec[0] == "labeled_and_weak":

@@ -64,9 +64,27 @@ def needs_annotation(spec) -> bool:
     return spec[0] in ("weak", "labeled_and_weak") or spec[1] != "none"
 
 
-def _pair(row: dict, pool_row: dict, label: str) -> tuple[str, str]:
-    a, b = pool_row["response_a"], pool_row["response_b"]
-    return (a, b) if label == "a" else (b, a)
+# A label source whose rows were built wrongly before is keyed anew (align stages name it): the
+# human labels of D_u were once paired with the pool's response order, while ``human_label``
+# refers to the D_u row's own order, which the split shuffles (about half the pairs inverted).
+ROWS_VERSION = {"human": 2}
+
+
+def pair_key(prompt: str, x: str, y: str) -> tuple[str, frozenset]:
+    """A pair by its content, whatever its order (prompt ids repeat in the pool)."""
+    return prompt, frozenset((x, y))
+
+
+def human_pairs(unlabeled: list[dict]) -> dict[tuple, tuple[str, str]]:
+    """Each D_u pair's (chosen, rejected) as its human labelled it, in the row's own order."""
+    return {
+        pair_key(r["prompt"], r["response_a"], r["response_b"]): (
+            (r["response_a"], r["response_b"])
+            if r["human_label"] == "a"
+            else (r["response_b"], r["response_a"])
+        )
+        for r in unlabeled
+    }
 
 
 def train_rows(spec, files: dict, seed: int) -> list[dict]:
@@ -81,7 +99,7 @@ def train_rows(spec, files: dict, seed: int) -> list[dict]:
         human = [{k: r[k] for k in ("prompt", "chosen", "rejected")} | {"confidence": 1.0}
                  for r in read_jsonl(files["labeled"])]  # fmt: skip
         return human + train_rows(("weak", weights, _), files, seed)
-    pool = {r["prompt_id"]: r for r in read_jsonl(files["pool"])}
+    human = human_pairs(read_jsonl(files["unlabeled"]))
     if not needs_annotation(spec):  # human labels of D_u, weight 1: no annotator needed
         return [
             {
@@ -92,15 +110,16 @@ def train_rows(spec, files: dict, seed: int) -> list[dict]:
                 "confidence": 1.0,
             }
             for r in read_jsonl(files["unlabeled"])
-            for c, j in [_pair(r, pool[r["prompt_id"]], r["human_label"])]
+            for c, j in [human[pair_key(r["prompt"], r["response_a"], r["response_b"])]]
         ]
+    pool = {pair_key(r["prompt"], r["response_a"], r["response_b"]): r for r in read_jsonl(files["pool"])}
     annotated = read_jsonl(files["annotated"])
     rows = []
     for r in annotated:
         if labels == "weak":
             chosen, rejected = r["chosen"], r["rejected"]
         else:
-            chosen, rejected = _pair(r, pool[r["prompt_id"]], r["human_label"])
+            chosen, rejected = human[pair_key(r["prompt"], r["chosen"], r["rejected"])]
         rows.append(
             {"prompt": r["prompt"], "chosen": chosen, "rejected": rejected, "prompt_id": r["prompt_id"]}
         )
@@ -113,7 +132,8 @@ def train_rows(spec, files: dict, seed: int) -> list[dict]:
     elif weights == "shuffled_c":
         w = shuffled_weights(c, rng_seed)
     elif weights == "oracle_c":
-        gaps = [abs(pool[r["prompt_id"]]["gold_a"] - pool[r["prompt_id"]]["gold_b"]) for r in annotated]
+        pools = [pool[pair_key(r["prompt"], r["chosen"], r["rejected"])] for r in annotated]
+        gaps = [abs(p["gold_a"] - p["gold_b"]) for p in pools]
         w = oracle_weights(gaps, c)
     elif weights == "ess_subset":
         keep = set(ess_subset(len(rows), effective_sample_size(c), rng_seed))
@@ -127,10 +147,10 @@ def label_stats(files: dict) -> dict:
     """How c relates to the truth on D_u: corr(c, |gold gap|) (Pearson and Spearman) and the
     point-biserial corr(c, weak label agrees with the gold) over the decided pairs."""
     annotated = read_jsonl(files["annotated"])
-    pool = {r["prompt_id"]: r for r in read_jsonl(files["pool"])}
+    pool = {pair_key(r["prompt"], r["response_a"], r["response_b"]): r for r in read_jsonl(files["pool"])}
     c, gap, correct = [], [], []
     for r in annotated:
-        p = pool[r["prompt_id"]]
+        p = pool[pair_key(r["prompt"], r["chosen"], r["rejected"])]
         if p["gold_a"] == p["gold_b"]:
             continue
         better = p["response_a"] if p["gold_a"] > p["gold_b"] else p["response_b"]
