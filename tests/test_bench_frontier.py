@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from benchmarks.frontier.run import record, saved_epochs, snapshot_steps
+from benchmarks.frontier.run import align_key, record, saved_epochs, snapshot_steps
 from benchmarks.frontier.train_rows import check_method, label_stats, train_rows
 from cwpo.experiments.frontier import effective_sample_size
 
@@ -89,6 +89,20 @@ def test_human_labels_follow_each_d_u_rows_own_order(files):
             weights
         )
     assert label_stats(files)["n_decided"] == sum(p["gold_a"] != p["gold_b"] for p in pool)
+
+
+def test_runs_on_fixed_rows_are_keyed_anew():
+    """Human-label methods trained on inverted rows before the fix: their key differs from then,
+    the other methods' keys are as they were (their rows did not change)."""
+    before = {
+        "align": {"lr": 5e-4, "weighting": "confidence"},
+        "method": ["human", "none", "dpo"],
+        "snapshots": [6],
+    }
+    assert align_key(("human", "none", "dpo"), {"lr": 5e-4}, {6: 0.0625}) == {**before, "rows_version": 2}
+    assert align_key(("human", "c", "dpo"), {"lr": 5e-4}, [6])["rows_version"] == 2
+    for spec in (("weak", "c", "dpo"), ("human_all", "none", "dpo")):
+        assert align_key(spec, {"lr": 5e-4}, [6]) == {**before, "method": list(spec)}
 
 
 def test_label_stats_and_method_checks(files):

@@ -84,6 +84,15 @@ def saved_epochs(plan: dict) -> list[float]:
     return sorted({*fine, *plan["checkpoints"]})
 
 
+def align_key(spec, values: dict, saved) -> dict:
+    """The key of a method's training run: its settings, its method, the snapshots it saves, and
+    the version of its rows' construction where that was fixed (never an old run's stage)."""
+    key = {"align": {**values, "weighting": "confidence"}, "method": list(spec), "snapshots": sorted(saved)}
+    if spec[0] in ROWS_VERSION:
+        key["rows_version"] = ROWS_VERSION[spec[0]]
+    return key
+
+
 def weights_sha256(model_dir: Path) -> str:
     """sha256 over a model folder's weight files (names and bytes), not its configs and timestamps."""
     digest = hashlib.sha256()
@@ -173,13 +182,7 @@ class Unit:
             "epsilon": epsilon,
             "seed": self.seed,
         }
-        key = {
-            "align": {**decided_precision(values), "weighting": "confidence"},
-            "method": list(spec),
-            "snapshots": sorted(saved),
-        }
-        if spec[0] in ROWS_VERSION:  # rows built anew after a fix: never the old run's stage
-            key["rows_version"] = ROWS_VERSION[spec[0]]
+        key = align_key(spec, decided_precision(values), saved)
         if self.annotation is not None and needs_annotation(spec):  # its content, not its path
             key["annotation"] = sha256_path(self.files["annotated"])
             if spec[0] == "labeled_and_weak":
