@@ -169,11 +169,11 @@ def render(doc: dict, result: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _speed(cfg: LLMAnnotatorConfig, n_timed: int) -> dict:
+def _speed(cfg: LLMAnnotatorConfig, n_labels: int, timed: list[dict]) -> dict:
     """Labels per second of both annotators, measured side by side in this run and never from a
     cache: the BT annotator trained from scratch on D_l and labelling D_u (training included, as a
-    user pays it), the LLM asked about the first ``n_timed`` D_u pairs with an empty answer cache
-    (both orders, no calibration). The machine's load average is recorded with them."""
+    user pays it; ``n_labels`` = D_l + D_u), the LLM asked about the ``timed`` D_u pairs with an
+    empty answer cache (both orders, no calibration). The machine's load average is recorded with them."""
     load = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -182,22 +182,19 @@ def _speed(cfg: LLMAnnotatorConfig, n_timed: int) -> dict:
         )
         annotate(Path(tmp) / "bt", WORK / "du.jsonl", Path(tmp) / "bt.jsonl", progress=False)
         bt_seconds = time.perf_counter() - t0
-        du = (WORK / "du.jsonl").read_text().splitlines()
-        n_bt = len((WORK / "dl.jsonl").read_text().splitlines()) + len(du)
-        head = [json.loads(x) for x in du[:n_timed]]
-        write_jsonl(Path(tmp) / "timed.jsonl", head)
+        write_jsonl(Path(tmp) / "timed.jsonl", timed)
         stats = annotate_llm(
             cfg, Path(tmp) / "timed.jsonl", Path(tmp) / "llm.jsonl", cache_dir=Path(tmp) / "cache"
         )
     llm_rate = stats["labels_per_second"]
     return {
-        "bt_labels_per_second": n_bt / bt_seconds,
+        "bt_labels_per_second": n_labels / bt_seconds,
         "bt_seconds": round(bt_seconds, 1),
-        "bt_labels": n_bt,
+        "bt_labels": n_labels,
         "llm_labels_per_second": llm_rate,
-        "llm_timed_pairs": len(head),
+        "llm_timed_pairs": len(timed),
         "llm_seconds": round(stats["seconds"], 1),
-        "bt_over_llm": n_bt / bt_seconds / llm_rate if llm_rate else None,
+        "bt_over_llm": n_labels / bt_seconds / llm_rate if llm_rate else None,
         "load_average_before": load,
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "cpu_count": os.cpu_count(),
@@ -227,7 +224,8 @@ def main() -> None:
     dl, du = _split(args.n_labeled, args.n_eval)
     WORK.mkdir(parents=True, exist_ok=True)
     write_jsonl(WORK / "dl.jsonl", _labeled(dl))
-    write_jsonl(WORK / "du.jsonl", [{k: r[k] for k in ("prompt", "response_a", "response_b")} for r in du])
+    du_rows = [{k: r[k] for k in ("prompt", "response_a", "response_b")} for r in du]
+    write_jsonl(WORK / "du.jsonl", du_rows)
     gold = {}
     for r in du:
         gold[r["prompt"], r["response_a"], r["response_b"]] = r["gold_a"] > r["gold_b"]
@@ -241,7 +239,7 @@ def main() -> None:
 
     cfg = LLMAnnotatorConfig(url=args.llm_url, model=args.llm_model, template="sentiment", samples=args.samples,
                              rate_limit=1000.0, max_tokens=48, timeout=600.0)  # fmt: skip
-    speed = _speed(cfg, args.n_timed)
+    speed = _speed(cfg, len(dl) + len(du), du_rows[: args.n_timed])
     stats = annotate_llm(cfg, WORK / "du.jsonl", WORK / "llm.jsonl", calibration=WORK / "dl.jsonl",
                          cache_dir=WORK / "cache", overwrite=True)  # fmt: skip
     llm_rows = [json.loads(x) for x in (WORK / "llm.jsonl").read_text().splitlines()]

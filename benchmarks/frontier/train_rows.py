@@ -87,6 +87,11 @@ def human_pairs(unlabeled: list[dict]) -> dict[tuple, tuple[str, str]]:
     }
 
 
+def pool_by_pair(files: dict) -> dict[tuple, dict]:
+    """The pool's rows (with their gold) by pair content."""
+    return {pair_key(r["prompt"], r["response_a"], r["response_b"]): r for r in read_jsonl(files["pool"])}
+
+
 def train_rows(spec, files: dict, seed: int) -> list[dict]:
     """``files``: ``annotated`` (D_u with weak labels, c and human_label), ``pool`` (pairs with gold),
     ``labeled`` and ``all_human`` (human-labelled pair files)."""
@@ -99,7 +104,8 @@ def train_rows(spec, files: dict, seed: int) -> list[dict]:
         human = [{k: r[k] for k in ("prompt", "chosen", "rejected")} | {"confidence": 1.0}
                  for r in read_jsonl(files["labeled"])]  # fmt: skip
         return human + train_rows(("weak", weights, _), files, seed)
-    human = human_pairs(read_jsonl(files["unlabeled"]))
+    unlabeled = read_jsonl(files["unlabeled"]) if labels == "human" else []
+    human = human_pairs(unlabeled)
     if not needs_annotation(spec):  # human labels of D_u, weight 1: no annotator needed
         return [
             {
@@ -109,10 +115,9 @@ def train_rows(spec, files: dict, seed: int) -> list[dict]:
                 "prompt_id": r["prompt_id"],
                 "confidence": 1.0,
             }
-            for r in read_jsonl(files["unlabeled"])
+            for r in unlabeled
             for c, j in [human[pair_key(r["prompt"], r["response_a"], r["response_b"])]]
         ]
-    pool = {pair_key(r["prompt"], r["response_a"], r["response_b"]): r for r in read_jsonl(files["pool"])}
     annotated = read_jsonl(files["annotated"])
     rows = []
     for r in annotated:
@@ -132,6 +137,7 @@ def train_rows(spec, files: dict, seed: int) -> list[dict]:
     elif weights == "shuffled_c":
         w = shuffled_weights(c, rng_seed)
     elif weights == "oracle_c":
+        pool = pool_by_pair(files)
         pools = [pool[pair_key(r["prompt"], r["chosen"], r["rejected"])] for r in annotated]
         gaps = [abs(p["gold_a"] - p["gold_b"]) for p in pools]
         w = oracle_weights(gaps, c)
@@ -147,7 +153,7 @@ def label_stats(files: dict) -> dict:
     """How c relates to the truth on D_u: corr(c, |gold gap|) (Pearson and Spearman) and the
     point-biserial corr(c, weak label agrees with the gold) over the decided pairs."""
     annotated = read_jsonl(files["annotated"])
-    pool = {pair_key(r["prompt"], r["response_a"], r["response_b"]): r for r in read_jsonl(files["pool"])}
+    pool = pool_by_pair(files)
     c, gap, correct = [], [], []
     for r in annotated:
         p = pool[pair_key(r["prompt"], r["chosen"], r["rejected"])]
