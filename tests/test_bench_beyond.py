@@ -80,3 +80,47 @@ def test_report_pages_come_from_the_metrics():
     page = llm_annotator.render({"logprobs": {**new, "speed": speed}}, Path("llm_annotator.json"))
     assert "not a speed" not in page
     assert "load average 2.5 → 2.9 on 2 cores" in page and "BT/LLM 16×" in page
+
+
+def test_holm_counts_every_planned_claim_while_some_lack_seeds(tmp_path, monkeypatch):
+    """Only noisefree uncertainty has its seeds: its claim is still adjusted over the planned 4."""
+    import json
+
+    monkeypatch.setattr(active, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(active, "SEEDS", (0, 1, 2))
+    monkeypatch.setattr(active, "align_claims", lambda cache=None: ({}, []))
+    budgets = [round(s * len(active.split(active.read_pool())[0])) for s in active.SHARES]
+    for strategy, gain in (("random", 0.0), ("uncertainty", 0.03)):
+        for seed in active.SEEDS:
+            for r in range(len(active.SHARES) + 1):
+                acc = {"gold_accuracy": 0.7 + gain + 0.002 * seed * (r % 2)}
+                metrics = {
+                    "round": r,
+                    "eval": acc,
+                    "rest": acc,
+                    **({"trained_on": budgets[r - 1]} if r else {}),
+                }
+                folder = active.piece_dir("noisefree", strategy, seed) / "rounds" / f"round-{r:02d}"
+                folder.mkdir(parents=True)
+                (folder / "round.json").write_text(json.dumps({"metrics": metrics}))
+    metrics = active.summarize(0.0, tmp_path / "active.json")
+    (primary,) = metrics["claims"]
+    assert primary["family_size"] == active.PRIMARY_FAMILY == 4
+    assert {c["family_size"] for c in metrics["secondary_claims"]} == {active.SECONDARY_FAMILY} == {12}
+    from benchmarks.annotator import active_align
+
+    assert active_align.ALIGN_FAMILY == 4  # 2 regimes x uncertainty vs random x (GRA, reward)
+
+
+def test_a_piece_killed_between_its_label_files_resumes(tmp_path):
+    import pytest
+
+    from cwpo.errors import ConfigError
+
+    rows = [{"i": 1, "human_label": 1}]
+    active.keep_or_write(tmp_path / "pool.jsonl", rows)  # killed here: eval.jsonl never written
+    active.keep_or_write(tmp_path / "pool.jsonl", rows)  # the re-run keeps it ...
+    active.keep_or_write(tmp_path / "eval.jsonl", rows)  # ... and writes the missing one
+    assert (tmp_path / "eval.jsonl").read_text() == (tmp_path / "pool.jsonl").read_text()
+    with pytest.raises(ConfigError, match="other labels"):
+        active.keep_or_write(tmp_path / "eval.jsonl", [{"i": 1, "human_label": 0}])
