@@ -152,3 +152,52 @@ def test_human_labels_of_dl_beside_the_weak_labels_of_du(files, tmp_path):
     assert rows[:3] == [{**r, "confidence": 1.0} for r in dl]  # D_l: human labels, weight 1
     assert rows[3:] == train_rows(("weak", "c", "dpo"), files, seed=0)  # D_u: weak labels x c
     assert check_method("cw_dl", ["labeled_and_weak", "c", "dpo"])
+
+
+# The rows every planned method builds from the fixture, pinned. The align key holds the method and
+# its input stages but not the code that builds its rows: a change here would reuse cached runs
+# trained on the old rows. So a change of these hashes must come with a new ROWS_VERSION entry for
+# that label source (benchmarks/frontier/train_rows.py), and then a new pin.
+ROWS_PINNED = {
+    "human": "2b881315e02d302c",
+    "ws": "a16f722158ea860e",
+    "cw": "be7d1b23b68fde89",
+    "human100": "5d33839059f0769f",
+    "human_dl": "5d33839059f0769f",
+    "cw_dl": "3194e8b65d2cafe8",
+    "shuffled_c": "9a8dd04b1fef9dca",
+    "human_x_c": "059b8e43f8593249",
+    "human_x_oracle": "e20e68ac500d53c5",
+    "ws_ess": "aec5d04c164e9f54",
+    "human_rdpo": "2b881315e02d302c",
+    "top30": "13fa971293b8ceae",
+    "top40": "0dd07b453e5658ef",
+}
+
+
+def test_the_rows_of_every_planned_method_are_pinned(files, tmp_path):
+    import hashlib
+
+    import yaml
+
+    from benchmarks.frontier.run import HERE
+    from benchmarks.frontier.train_rows import ROWS_VERSION
+
+    human = [
+        {"prompt": f"q{i}", "chosen": f"c{i}", "rejected": f"r{i}", "prompt_id": 100 + i} for i in range(3)
+    ]
+    for key in ("labeled", "all_human"):
+        files[key] = tmp_path / f"{key}.jsonl"
+        files[key].write_text("".join(json.dumps(r) + "\n" for r in human))
+    methods = yaml.safe_load((HERE / "plan.yaml").read_text())["methods"]
+    got = {
+        name: hashlib.sha256(
+            json.dumps(train_rows(tuple(spec), files, seed=1), sort_keys=True).encode()
+        ).hexdigest()[:16]
+        for name, spec in methods.items()
+    }
+    changed = sorted(m for m in got if ROWS_PINNED.get(m) != got[m])
+    assert not changed, (
+        f"the rows of {changed} changed: add or bump ROWS_VERSION for their label source "
+        f"(now {ROWS_VERSION}) so that no cached run is reused, then pin {got}"
+    )
