@@ -169,7 +169,10 @@ def test_the_bf16_auto_decision_is_one_terminal_line_per_process(tmp_path, capsy
 
     monkeypatch.setattr(runtime, "_ANNOUNCED", set())
     monkeypatch.setattr(runtime, "bf16_is_faster", lambda: True)
+    monkeypatch.setattr(runtime.hugepages, "CHOSEN", ["huge pages for large tensors: on (test)"])
     with console.session(tmp_path / "b.log"):
         assert all(runtime.resolve_bf16("auto") for _ in range(4))  # e.g. sft, 3 x align in a run
-    assert capsys.readouterr().err.splitlines() == ["cwpo: bf16 auto -> bf16 on this machine"]
+    assert capsys.readouterr().err.splitlines() == [
+        "cwpo: bf16 auto -> bf16 on this machine; huge pages for large tensors: on (test)"
+    ]
     assert (tmp_path / "b.log").read_text().count("bf16 auto -> bf16") == 4

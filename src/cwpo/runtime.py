@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from cwpo import hugepages
+
 log = logging.getLogger("cwpo")
 
 BF16_CHOICES = ("auto", True, False)
@@ -140,7 +142,7 @@ def resolve_bf16(value) -> bool:
     choice = parse_bf16(value)
     if choice == "auto":
         decided = bf16_is_faster()
-        line = f"bf16 auto -> {'bf16' if decided else 'fp32'} on this machine"
+        line = "; ".join([f"bf16 auto -> {'bf16' if decided else 'fp32'} on this machine", *hugepages.CHOSEN])
         log.info(line, extra={"file_only": True})
         if decided not in _ANNOUNCED:
             _ANNOUNCED.add(decided)

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from cwpo import __version__
+from cwpo import __version__, hugepages
 from cwpo.errors import CWPOError
 
 # name -> (module, one-line help). Order is the pipeline's order.
@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    hugepages.choose()  # before a stage module loads torch, which reads it once
     available = _available()
     if not argv or argv[0] not in available:
         parser = build_parser()
