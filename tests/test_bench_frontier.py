@@ -142,6 +142,12 @@ def test_record_replaces_another_training_run_of_the_same_unit(tmp_path):
     assert sorted((p["method"], p["step"], p["align_stage"]) for p in lines()) == [
         ("cw", 0, "B"), ("cw", 11, "B"), ("human", 6, "H")
     ]  # fmt: skip
+    first = {**pt(11, "val", "B"), "stage": "S11", "unit_seconds": 3600.0}
+    record([first], tmp_path)
+    record([{**first, "unit_seconds": 0.0}], tmp_path)  # the same scoring stage, re-run from the cache
+    assert [p["unit_seconds"] for p in lines() if p.get("stage") == "S11"] == [3600.0]
+    record([{**first, "stage": "S11b", "unit_seconds": 5.0}], tmp_path)  # scored anew: replaced
+    assert [p["unit_seconds"] for p in lines() if p["step"] == 11] == [5.0]
 
 
 def test_human_labels_of_dl_beside_the_weak_labels_of_du(files, tmp_path):

@@ -335,13 +335,19 @@ def write_label_stats(unit: Unit, results: Path) -> None:
 
 def record(points: list[dict], results: Path) -> None:
     """Add (or replace) the index lines of these points in ``results/points.jsonl``. The lines of
-    another training run of the same (regime, method, seed, lr), an earlier plan's, go too."""
+    another training run of the same (regime, method, seed, lr), an earlier plan's, go too. A point
+    whose scoring stage is already indexed keeps its first line (a unit re-run from the cache would
+    record its time as 0)."""
     key = ("regime", "method", "seed", "lr", "step", "split")
     run = key[:4]
     index = results / POINTS.name
     with results_lock(results):
         old = read_jsonl(index) if index.exists() else []
         new = {tuple(p[k] for k in key): p for p in points}
+        for p in old:
+            same = new.get(tuple(p[k] for k in key))
+            if same is not None and same.get("stage") is not None and same.get("stage") == p.get("stage"):
+                new[tuple(p[k] for k in key)] = p
         runs = {tuple(p[k] for k in run): p["align_stage"] for p in points}
         kept = [
             p
