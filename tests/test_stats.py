@@ -129,3 +129,14 @@ def test_paired_estimate_keeps_pairs():
         paired_estimate([1.0, 2.0], [1.0])
     with pytest.raises(ValueError):
         paired_estimate([1.0, 2.0], [1.0, 2.0], method="z")
+
+
+def test_a_claim_carries_the_mde_at_holms_strictest_step():
+    from cwpo.stats import Claim, judge, mde, t_estimate
+
+    e = t_estimate([0.02, 0.05, 0.03])
+    (alone,) = judge([Claim("a", e)])
+    (in_three,) = judge([Claim("a", e)], family_size=3)
+    assert alone["mde_family"] == pytest.approx(e.mde)  # a family of one: the plain MDE
+    assert in_three["mde_family"] == pytest.approx(mde(e.se, 2, 0.05 / 3))
+    assert in_three["mde_family"] > 1.5 * e.mde  # 3 seeds, 3 claims: t(0.9917, 2) = 7.65 against 4.30
