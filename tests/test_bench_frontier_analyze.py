@@ -96,10 +96,21 @@ def test_grid_points_are_compared_on_the_seeds_every_lr_has(tmp_path):
     index = _index(tmp_path, {"cw": [(0, 0.0), (2, 0.1), (4, 0.2)]}, seed_offset=0.3)
     index += _index(tmp_path, {"cw": [(0, 0.0), (2, 0.2), (4, 0.3)]}, lr=1.5e-3, seeds=(0,))
     chosen = select(Points(index, tmp_path), "noisefree", "cw")
-    assert (chosen["lr"], chosen["tuning_seeds"]) == (1.5e-3, [0])
+    assert (chosen["lr"], chosen["lr_seeds"], chosen["tuning_seeds"]) == (1.5e-3, [0], [0])
     # its frontier (and every matched-KL claim) stays at the lr run on every seed
     r = analyze(Points(index, tmp_path), 2, n_boot=50)["regimes"]["noisefree"]
     assert r["tuned"]["chosen"]["cw"]["lr"] == 1.5e-3 and r["frontier_lr"]["cw"] == 5e-4
+
+
+def test_the_length_at_the_chosen_lr_is_chosen_on_every_seed(tmp_path):
+    # seed 0 alone prefers the early snapshot of lr 5e-4; seeds 0-2 together prefer the late one;
+    # lr 1.5e-3 (seed 0 only) loses to 5e-4 on seed 0
+    index = _index(tmp_path, {"cw": [(0, 0.0), (0.1, 0.5), (0.2, 0.3)]}, seeds=(0,), seed_offset=0)
+    index += _index(tmp_path, {"cw": [(0, 0.0), (0.1, 0.2), (0.2, 0.6)]}, seeds=(1, 2), seed_offset=0)
+    index += _index(tmp_path, {"cw": [(0, 0.0), (0.1, 0.1), (0.2, 0.2)]}, lr=1.5e-3, seeds=(0,))
+    chosen = select(Points(index, tmp_path), "noisefree", "cw")
+    assert (chosen["lr"], chosen["step"]) == (5e-4, 20)
+    assert (chosen["lr_seeds"], chosen["tuning_seeds"]) == ([0], [0, 1, 2])
 
 
 def test_a_control_scored_on_test_prompts_only_is_compared_at_cws_lr(tmp_path):
@@ -205,3 +216,20 @@ def test_a_frontier_is_one_training_run(tmp_path):
         p["align_stage"] = "frontier-align-a" if p["step"] < 20 else "frontier-align-b"  # a re-run mixed in
     with pytest.raises(ValueError, match="come from 2 training runs"):
         Points(index, tmp_path)
+
+
+def test_the_secondary_family_counts_the_planned_claims_before_their_runs(tmp_path):
+    from benchmarks.frontier.analyze import HERE, planned_methods, secondary_size
+    from benchmarks.frontier.run import load_plan
+
+    planned = planned_methods(load_plan(HERE / "plan.yaml"))
+    assert {"cw", "human", "ws", "human100"} <= planned["noisefree"]
+    assert secondary_size({"cw", "human", "ws", "human100"}) == 6  # 3 rewards at matched KL, 3 tuned
+    assert secondary_size({"cw", "human", "shuffled_c"}) == 2 + 2  # + the control's GRA and reward
+    points = Points(
+        _index(tmp_path, {"cw": [(0, 0.0), (2, 0.4), (4, 0.8)], "human": [(0, 0.0), (2, 0.2), (4, 0.4)]}),
+        tmp_path,
+    )
+    r = analyze(points, 4, n_boot=200, planned={"noisefree": {"cw", "human", "ws", "human100"}})
+    sizes = {v["family_size"] for v in r["regimes"]["noisefree"]["secondary_verdicts"]}
+    assert sizes == {6}  # ws and human100 have not run yet: still counted

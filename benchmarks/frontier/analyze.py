@@ -2,8 +2,8 @@
 
 Reads the index ``results/points.jsonl`` (written by :mod:`benchmarks.frontier.run`) and, per
 point, its per-prompt rows from the stage cache (or the stage archive). Every interval, p-value,
-MDE and verdict comes from :mod:`cwpo.stats` (crossed bootstrap over seeds x prompts; one Holm
-family per regime).
+MDE and verdict comes from :mod:`cwpo.stats` (crossed bootstrap over seeds x prompts; per regime
+one Holm family of the primary claims, fixed in advance, and one of the rest).
 
 - ``frontier``: per regime and method, at its selected learning rate, each snapshot's KL, gold
   reward and GRA on the test prompts (means over seeds x prompts, with CIs);
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.frontier.render import plot_frontiers
-from benchmarks.frontier.run import ARCHIVE, HERE, POINTS, REPO
+from benchmarks.frontier.run import ARCHIVE, HERE, POINTS, REPO, load_plan
 from benchmarks.frontier.train_rows import read_jsonl
 from benchmarks.result_files import bench_parser, write_result
 from cwpo.evaluate.frontier import outcome_value
@@ -46,6 +46,11 @@ PRIMARY_METRIC = "gra"
 # what each control is expected to show against CW: -1 (below CW: the weights' values per pair
 # matter, not their distribution or their sum) or +1 (above CW: better labels or weights help)
 CONTROL_DIRECTION = {"shuffled_c": -1, "ws_ess": -1, "human_x_c": +1, "human_x_oracle": +1}
+SELECTION_RULE = (
+    "on the validation prompts only (never test): the lr whose best snapshot has the highest mean GRA "
+    "over the seeds every lr ran (lr_seeds), then at that lr the snapshot with the highest mean GRA "
+    "over every seed that ran it (tuning_seeds); ties to the smaller KL"
+)
 
 
 def per_prompt(rows: list[dict]) -> dict[str, np.ndarray]:
@@ -138,34 +143,50 @@ def tuning_seeds(points: Points, regime: str, methods: list[str]) -> set[int]:
     return set.intersection(*sets) if sets else set()
 
 
-def select(points: Points, regime: str, method: str) -> dict | None:
-    """The rule: the (lr, snapshot) with the highest mean validation GRA over the tuning seeds
-    (step 0, the SFT model itself, excluded); ties go to the smaller KL."""
-    best = None
-    seeds = tuning_seeds(points, regime, [method])
-    for lr in points.lrs(regime, method):
-        run = points.run(regime, method, lr, "val", seeds)
-        if not run:
+def _val_candidates(points: Points, regime: str, method: str, lr: float, seeds) -> list[dict]:
+    """Every snapshot (step 0, the SFT model itself, excluded) of one lr that all ``seeds`` (None:
+    every seed that ran it) reached, with its mean validation GRA and KL over those seeds."""
+    run = points.run(regime, method, lr, "val", seeds)
+    out = []
+    for step in sorted({p["step"] for pts, _ in run.values() for p in pts} - {0}):
+        have = [(pts, v) for pts, v in run.values() if any(p["step"] == step for p in pts)]
+        if not have or len(have) < len(run):
             continue
-        steps = sorted({p["step"] for pts, _ in run.values() for p in pts} - {0})
-        for step in steps:
-            have = [(pts, v) for pts, v in run.values() if any(p["step"] == step for p in pts)]
-            if len(have) < len(run):
-                continue
-            gra = np.mean([v["gra"][[p["step"] for p in pts].index(step)].mean() for pts, v in have])
-            kl = np.mean([v["kl"][[p["step"] for p in pts].index(step)].mean() for pts, v in have])
-            epochs = have[0][0][[p["step"] for p in have[0][0]].index(step)]["epochs"]
-            cand = {
+        at = [[p["step"] for p in pts].index(step) for pts, _ in have]
+        out.append(
+            {
                 "lr": lr,
                 "step": step,
-                "epochs": epochs,
-                "val_gra": float(gra),
-                "val_kl": float(kl),
-                "tuning_seeds": sorted(seeds),
+                "epochs": have[0][0][at[0]]["epochs"],
+                "val_gra": float(np.mean([v["gra"][i].mean() for (_, v), i in zip(have, at, strict=True)])),
+                "val_kl": float(np.mean([v["kl"][i].mean() for (_, v), i in zip(have, at, strict=True)])),
+                "tuning_seeds": sorted(run),
             }
-            if best is None or (cand["val_gra"], -cand["val_kl"]) > (best["val_gra"], -best["val_kl"]):
-                best = cand
-    return best
+        )
+    return out
+
+
+def _best(cands: list[dict]) -> dict | None:
+    """The highest validation GRA; ties go to the smaller KL."""
+    return max(cands, key=lambda c: (c["val_gra"], -c["val_kl"]), default=None)
+
+
+def select(points: Points, regime: str, method: str) -> dict | None:
+    """The rule, in two steps on validation prompts only: the lr whose best snapshot has the highest
+    mean GRA over the seeds every lr of the grid ran (the second lr may have run on seed 0 only, and
+    grid points are compared on the same seeds); then, at that lr, the snapshot with the highest
+    mean GRA over every seed that ran it. Ties go to the smaller KL."""
+    seeds = tuning_seeds(points, regime, [method])
+    lrs = [
+        c
+        for lr in points.lrs(regime, method)
+        if (c := _best(_val_candidates(points, regime, method, lr, seeds)))
+    ]
+    if not lrs:
+        return None
+    lr = _best(lrs)["lr"]
+    best = _best(_val_candidates(points, regime, method, lr, None))
+    return {**best, "lr_seeds": sorted(seeds)}
 
 
 def untuned(points: Points, regime: str, method: str, cw: dict | None) -> dict | None:
@@ -180,7 +201,8 @@ def untuned(points: Points, regime: str, method: str, cw: dict | None) -> dict |
         return None
     step = min(max(p["step"] for p in pts) for pts, _ in run.values())
     epochs = next(p["epochs"] for pts, _ in run.values() for p in pts if p["step"] == step)
-    return {"lr": lr, "step": step, "epochs": epochs, "rule": "no validation runs: CW's lr, last snapshot"}
+    which = "CW's lr" if cw and lr == cw["lr"] else f"lr {lr:g} (no run at CW's lr)"
+    return {"lr": lr, "step": step, "epochs": epochs, "rule": f"no validation runs: {which}, last snapshot"}
 
 
 def at_point(points: Points, regime, method, lr, step, split="test") -> dict | None:
@@ -324,9 +346,37 @@ class Families:
         (self.primary if is_primary else self.secondary).append(Claim(name, estimate, direction, paper))
 
 
-def analyze(points: Points, n_levels: int, n_boot: int = 4000, min_seeds: int = 3) -> dict:
+def planned_methods(plan: dict) -> dict[str, set[str]]:
+    """regime -> the methods the plan's parts run in it."""
+    out: dict[str, set[str]] = {}
+    for workers in plan.get("parts", {}).values():
+        for args in workers:
+            regime = args[args.index("--regime") + 1]
+            i = args.index("--methods") + 1
+            while i < len(args) and not str(args[i]).startswith("--"):
+                out.setdefault(regime, set()).add(args[i])
+                i += 1
+    return out
+
+
+def secondary_size(methods: set[str]) -> int:
+    """The secondary family of a regime running ``methods``, counted as :func:`analyze` forms it:
+    CW against each baseline at matched KL (reward, and GRA where not primary), each control against
+    CW (GRA, reward), and CW against every other non-control method at its tuned point."""
+    if "cw" not in methods:
+        return 0
+    n = sum(1 if b in PRIMARY else 2 for b in BASELINES if b in methods)
+    n += 2 * sum(c in methods for c in CONTROLS)
+    return n + sum(m != "cw" and m not in CONTROLS for m in methods)
+
+
+def analyze(
+    points: Points, n_levels: int, n_boot: int = 4000, min_seeds: int = 3, planned: dict | None = None
+) -> dict:
     """``min_seeds``: a comparison gets a verdict only with this many seeds (the plan's); with fewer
-    its interval covers prompts only, not training randomness, and it stays descriptive."""
+    its interval covers prompts only, not training randomness, and it stays descriptive.
+    ``planned``: regime -> the methods the plan runs there (:func:`planned_methods`): the secondary
+    family's Holm size counts their claims also before their runs exist."""
     N_BOOT["n"] = n_boot
     regimes = sorted({k[0] for k in points.groups})
     out: dict = {"regimes": {}, "stats": STATS_META}
@@ -346,8 +396,7 @@ def analyze(points: Points, n_levels: int, n_boot: int = 4000, min_seeds: int = 
             "frontier_lr": lr_of,
             "tuned": {
                 "grid": {"lr": grid_lrs, "length": "every snapshot (epochs) of each run"},
-                "rule": "highest mean validation GRA over seeds (the plan's validation prompts, never test); "
-                "ties to the smaller KL",
+                "rule": SELECTION_RULE,
                 "chosen": tuned,
                 "shared_setting": shared,
                 "test_at_chosen": {},
@@ -416,7 +465,8 @@ def analyze(points: Points, n_levels: int, n_boot: int = 4000, min_seeds: int = 
                     },
                 }
         r["verdicts"] = judge(fam.primary, family_size=len(PRIMARY))  # the headline, fixed in advance
-        r["secondary_verdicts"] = judge(fam.secondary)  # every other comparison with all seeds
+        size = secondary_size(set(methods) | (planned or {}).get(regime, set()))
+        r["secondary_verdicts"] = judge(fam.secondary, family_size=size)  # every other comparison
         r["descriptive"] = fam.descriptive
         out["regimes"][regime] = r
     stats_file = points.results / "label_stats.json"
@@ -424,27 +474,37 @@ def analyze(points: Points, n_levels: int, n_boot: int = 4000, min_seeds: int = 
     return out
 
 
-def _shared(points: Points, regime: str, methods: list[str]) -> dict | None:
-    """The one setting for all: the (lr, step) with the best mean validation GRA over the methods."""
+def _shared_scores(points: Points, regime: str, methods: list[str], seeds, lrs) -> dict:
+    """(lr, epochs) -> the mean over ``methods`` of each one's mean validation GRA over ``seeds``
+    (None: all its seeds), for the settings every method reached."""
     scores: dict = {}
-    seeds = tuning_seeds(points, regime, methods)
     for m in methods:
-        for lr in points.lrs(regime, m):
+        for lr in set(points.lrs(regime, m)) & set(lrs):
             for pts, v in points.run(regime, m, lr, "val", seeds).values():
                 for i, p in enumerate(pts):
                     if p["step"]:  # keyed by epochs: methods with more pairs take more steps
                         scores.setdefault((lr, p["epochs"]), {}).setdefault(m, []).append(v["gra"][i].mean())
-    full = {
+    return {
         k: np.mean([np.mean(s) for s in by.values()]) for k, by in scores.items() if len(by) == len(methods)
     }
-    if not full:
+
+
+def _shared(points: Points, regime: str, methods: list[str]) -> dict | None:
+    """The one setting for all, by the rule of :func:`select` applied to the mean over the methods:
+    the lr on the seeds every lr ran, then the length at that lr on every seed."""
+    seeds = tuning_seeds(points, regime, methods)
+    grid = {lr for m in methods for lr in points.lrs(regime, m)}
+    first = _shared_scores(points, regime, methods, seeds, grid)
+    if not first:
         return None
-    (lr, epochs), gra = max(full.items(), key=lambda kv: kv[1])
+    lr = max(first.items(), key=lambda kv: kv[1])[0][0]
+    (lr, epochs), gra = max(_shared_scores(points, regime, methods, None, {lr}).items(), key=lambda kv: kv[1])
     return {
         "lr": lr,
         "epochs": epochs,
         "val_gra_mean_over_methods": float(gra),
         "methods": methods,
+        "lr_seeds": sorted(seeds),
     }
 
 
@@ -497,7 +557,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         points = Points(read_jsonl(index), args.cache, args.results)
-        result = analyze(points, args.levels, min_seeds=args.min_seeds)
+        plan = planned_methods(load_plan(HERE / "plan.yaml"))
+        result = analyze(points, args.levels, min_seeds=args.min_seeds, planned=plan)
     except (ValueError, FileNotFoundError) as e:  # mixed SFT models, other prompts, missing rows
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -2,7 +2,7 @@
 
 :func:`claim_lines` is the table the summary page (:mod:`benchmarks.summary.verdicts`) shows first:
 per regime, each claim at matched KL and at the tuned points, its verdict as ``analyze`` judged it
-(one Holm family per regime, :func:`cwpo.stats.judge`), the dominance summary over KL levels and
+(per regime a primary and a secondary Holm family, :func:`cwpo.stats.judge`), the dominance summary over KL levels and
 the paper's number. :func:`plot_frontiers` draws, per regime, gold reward and GRA against KL for
 every method at its selected learning rate (95% CIs over seeds × prompts).
 """
@@ -141,7 +141,9 @@ def plot_frontiers(metrics: dict, folder: Path) -> list[Path]:
         for ax in axes:
             ax.set_xlabel("KL(π‖π_SFT), nats (Monte-Carlo, test prompts)")
         axes[1].legend(fontsize=7)
-        fig.suptitle(f"Reward–KL frontiers, {regime} (95% CI over seeds × prompts)")
+        seeds = max((p["kl"].get("n_seeds", 1) for pts in curves.values() for p in pts), default=1)
+        over = "seeds × prompts" if seeds > 1 else "prompts only (one seed)"
+        fig.suptitle(f"Reward–KL frontiers, {regime} (95% CI over {over})")
         fig.tight_layout()
         path = Path(folder) / f"frontier-{regime}.png"
         path.parent.mkdir(parents=True, exist_ok=True)

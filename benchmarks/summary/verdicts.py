@@ -205,7 +205,8 @@ def _poison_cell(rob: dict, family: Family) -> str:
 
 
 def frontier_section(front: dict | None) -> list[str]:
-    """The matched-KL verdicts of the frontier bench (its own Holm family per regime), and its plots."""
+    """The matched-KL verdicts of the frontier bench (per regime a primary and a secondary Holm
+    family), and its plots."""
     plots = sorted(FRONTIER_REPORT.glob("frontier-*.png")) if (front or {}).get("regimes") else []
     return [
         "## At matched KL, every method tuned by one rule (the frontier bench)",
@@ -213,7 +214,8 @@ def frontier_section(front: dict | None) -> list[str]:
         "From `frontier/results/frontier.json` (`python -m benchmarks.frontier.analyze`): each claim's "
         "difference at the KL levels both methods reach (mean over the levels) and at each method's "
         "selected point (validation prompts), 95% CI from a crossed bootstrap over seeds × test prompts, "
-        "verdicts by `cwpo.stats.judge` with one Holm family per regime. Design, power and hours: "
+        "verdicts by `cwpo.stats.judge`, per regime one Holm family of the primary claims (fixed in "
+        "advance) and one of the rest. Design, power and hours: "
         "[the frontier report](../../frontier/report/README.md).",
         "",
         *claim_lines(front or {}),
