@@ -2,7 +2,7 @@
 
 Reads the index ``results/points.jsonl`` (written by :mod:`benchmarks.frontier.run`) and, per
 point, its per-prompt rows from the stage cache (or the stage archive). Every interval, p-value,
-MDE and verdict comes from :mod:`cwpo.stats` (crossed bootstrap over seeds x prompts; per regime
+MDE and verdict comes from :mod:`cwpo.stats` (seeds x prompts variance components; per regime
 one Holm family of the primary claims, fixed in advance, and one of the rest).
 
 - ``frontier``: per regime and method, at its selected learning rate, each snapshot's KL, gold
@@ -32,7 +32,7 @@ from benchmarks.frontier.train_rows import read_jsonl
 from benchmarks.result_files import bench_parser, write_result
 from cwpo.evaluate.frontier import outcome_value
 from cwpo.experiments.frontier import common_levels, dominance, interpolate
-from cwpo.stats import STATS_META, Claim, crossed_bootstrap, crossed_bootstrap_of, judge, paired_estimate
+from cwpo.stats import STATS_META, Claim, crossed_components, crossed_replicates, judge
 
 BASELINES = ("human", "ws", "human100", "human_rdpo", "human_dl", "top30", "top40")
 CONTROLS = ("shuffled_c", "human_x_c", "human_x_oracle", "ws_ess")
@@ -127,11 +127,14 @@ N_BOOT = {"n": 4000}  # bootstrap replicates (analyze(n_boot=...) sets it; tests
 
 
 def est(matrix) -> dict:
-    return crossed_bootstrap(np.asarray(matrix), n_boot=N_BOOT["n"]).to_dict()
+    return crossed_components(np.asarray(matrix)).to_dict()
 
 
 def diff(a, b):
-    return paired_estimate(a, b, method="crossed", n_boot=N_BOOT["n"])
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"paired outcomes need the same layout, got {a.shape} and {b.shape}")
+    return crossed_components(a - b)
 
 
 def tuning_seeds(points: Points, regime: str, methods: list[str]) -> set[int]:
@@ -256,15 +259,11 @@ def frontier(points: Points, regime, method, lr) -> list[dict]:
     return out
 
 
-def matched_bootstrap(
-    ra: dict, rb: dict, seeds: list, metric: str, n_levels: int, x: str, seed_values, level: int | None = None
-):
-    """The crossed bootstrap of the mean difference over matched levels (or at the ``level``-th
-    one), in which every replicate recomputes each checkpoint's KL from its resampled prompts, the
-    common levels from those KLs, and the interpolation: the x axis is an estimate too. (In steps
-    the axis is fixed.)"""
+def _axis_statistic(ra: dict, rb: dict, seeds: list, metric: str, n_levels: int, x: str, level: int | None):
+    """The mean difference over matched levels (or at the ``level``-th one) as a function of
+    resampled (seeds, prompts): each checkpoint's KL is recomputed from the resampled prompts, then
+    the common levels and the interpolation (in steps the axis is fixed)."""
     runs = {s: (ra[s], rb[s]) for s in seeds}
-    n_prompts = ra[seeds[0]][1][metric].shape[1]
 
     def statistic(s_idx, p_idx) -> float:
         chosen = [seeds[i] for i in s_idx]
@@ -283,7 +282,33 @@ def matched_bootstrap(
         vals = [np.interp(levels, *_increasing(kl, y)) for kl, y in curves]
         return float(np.mean([np.mean(vals[2 * j] - vals[2 * j + 1]) for j in range(len(chosen))]))
 
-    return crossed_bootstrap_of(statistic, seed_values, n_prompts, n_boot=N_BOOT["n"])
+    return statistic
+
+
+def matched_estimate(
+    ra: dict,
+    rb: dict,
+    seeds: list,
+    metric: str,
+    n_levels: int,
+    x: str,
+    gap: np.ndarray,
+    level: int | None = None,
+):
+    """The estimate of a matched difference from its per-prompt values at the full data's levels
+    (``gap``, [seeds, prompts]): the seeds x prompts variance components (:func:`cwpo.stats.
+    crossed_components`), plus the variance the estimated KL axis adds: the crossed bootstrap's
+    variance with the axis recomputed in every replicate minus its variance with the axis fixed, on
+    the same resamples (at least 0; none in steps)."""
+    extra = 0.0
+    if x == "kl":
+        n_seeds, n_prompts = gap.shape
+        moving = crossed_replicates(
+            _axis_statistic(ra, rb, seeds, metric, n_levels, x, level), n_seeds, n_prompts, N_BOOT["n"]
+        )
+        fixed = crossed_replicates(lambda s, p: gap[np.ix_(s, p)].mean(), n_seeds, n_prompts, N_BOOT["n"])
+        extra = max(0.0, float(moving.var(ddof=1) - fixed.var(ddof=1)))
+    return crossed_components(gap, extra_var=extra)
 
 
 def _increasing(kl: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -316,10 +341,10 @@ def matched(
     mb = np.stack([interpolate(xs(rb, s), rb[s][1][metric], levels) for s in seeds], axis=1)
     gap = ma - mb  # [levels, seeds, prompts]
     per_level = [
-        matched_bootstrap(ra, rb, seeds, metric, n_levels, x, gap[i].mean(axis=1), level=i).to_dict()
+        matched_estimate(ra, rb, seeds, metric, n_levels, x, gap[i], level=i).to_dict()
         for i in range(len(levels))
-    ]  # each level's interval resamples the KL axis too, as the mean's does
-    overall = matched_bootstrap(ra, rb, seeds, metric, n_levels, x, gap.mean(axis=(0, 2)))
+    ]  # each level's interval counts the KL axis's uncertainty too, as the mean's does
+    overall = matched_estimate(ra, rb, seeds, metric, n_levels, x, gap.mean(axis=0))
     return {
         "x": x,
         "seeds": seeds,
