@@ -20,7 +20,7 @@ def _rows(seed: int, kl: float, reward_at: float, n: int = 12) -> list[dict]:
 
 
 def _index(
-    tmp_path, curves: dict, lr: float = 5e-4, seeds=(0, 1, 2), seed_offset: float = 0.01
+    tmp_path, curves: dict, lr: float = 5e-4, seeds=(0, 1, 2), seed_offset: float = 0.01, n_prompts: int = 12
 ) -> list[dict]:
     """curves: method -> list of (kl, reward) snapshots (step 0 first); the same for every seed."""
     index = []
@@ -31,7 +31,7 @@ def _index(
                     stage = f"frontier-eval-{method}-{lr}-{seed}-{step}-{split}"
                     folder = tmp_path / "stages" / stage
                     folder.mkdir(parents=True)
-                    rows = _rows(seed, kl, reward + seed_offset * seed)
+                    rows = _rows(seed, kl, reward + seed_offset * seed, n_prompts)
                     (folder / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
                     index.append(
                         {"regime": "noisefree", "method": method, "seed": seed, "lr": lr, "step": step * 10,
@@ -233,3 +233,33 @@ def test_the_secondary_family_counts_the_planned_claims_before_their_runs(tmp_pa
     r = analyze(points, 4, n_boot=200, planned={"noisefree": {"cw", "human", "ws", "human100"}})
     sizes = {v["family_size"] for v in r["regimes"]["noisefree"]["secondary_verdicts"]}
     assert sizes == {6}  # ws and human100 have not run yet: still counted
+
+
+def test_with_several_seeds_the_kl_axis_error_is_counted_once(tmp_path):
+    """A run's KL estimate errs for the whole run, so with three seeds its error is in the seeds'
+    spread: nothing is added to the components' variance (it was, twice, before)."""
+    from benchmarks.frontier.analyze import diff
+    from cwpo.experiments.frontier import common_levels, interpolate
+
+    curves = {"cw": [(0, 0.0), (2, 0.3), (4, 0.5)], "human": [(0, 0.0), (2, 0.2), (4, 0.4)]}
+    index = _index(tmp_path, curves, n_prompts=40)
+    rng = np.random.default_rng(7)
+    for p in index:  # noisy per-prompt log-ratios and rewards, different in every run
+        f = tmp_path / "stages" / p["stage"] / "rows.jsonl"
+        rows = [json.loads(x) for x in f.read_text().splitlines()]
+        for r in rows:
+            r["logp_ref"] -= 0 if p["step"] == 0 else 2 * rng.standard_normal()
+            r["gold"] += 0.3 * rng.standard_normal()
+        f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    points = Points(index, tmp_path)
+    res = matched(points, "noisefree", "cw", 5e-4, "human", 5e-4, "reward", 3)
+    assert res["mean_over_levels"]["se"] > 0.01 and res["mean_over_levels"]["df"] >= 2
+    ra, rb = (points.run("noisefree", m, 5e-4, "test") for m in ("cw", "human"))
+    kls = [v["kl"].mean(axis=1) for r in (ra, rb) for _, v in r.values()]
+    levels = common_levels(kls, 4)[1:]
+    fixed = diff(
+        np.stack([interpolate(ra[s][1]["kl"].mean(axis=1), ra[s][1]["reward"], levels).mean(0) for s in ra]),
+        np.stack([interpolate(rb[s][1]["kl"].mean(axis=1), rb[s][1]["reward"], levels).mean(0) for s in rb]),
+    )
+    assert res["mean_over_levels"]["se"] == pytest.approx(fixed.se)
+    assert res["mean_over_levels"]["df"] == pytest.approx(fixed.df)

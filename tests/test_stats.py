@@ -151,17 +151,22 @@ def test_crossed_components_by_hand():
     assert e.mean == pytest.approx(3.5) and e.se == pytest.approx(math.sqrt(var))
     df = var**2 / ((13.5 / 6) ** 2 / 1 + (10.5 / 6) ** 2 / 2 + (3.5 / 6) ** 2 / 2)
     assert e.df == pytest.approx(df)  # Satterthwaite: 1.73
-    # a seed component below the residual is set to 0: the mean square of prompts alone remains
-    flat = crossed_components([[1, 2, 3], [1.2, 1.8, 3.0]])
-    assert flat.se == pytest.approx(math.sqrt(2 * np.var([1.1, 1.9, 3.0], ddof=1) / 6))
+    # a prompt component below the residual is set to 0: the seed means' own t interval remains
+    # (MS seed 1, MS prompt 0, MS resid 4); the seed term is kept even when below the residual
+    paired = crossed_components([[1, 3], [4, 2]])
+    assert (paired.se, paired.df) == (pytest.approx(0.5), pytest.approx(1.0))
+    assert paired.hi - paired.lo == pytest.approx(t_estimate([2, 3]).hi - t_estimate([2, 3]).lo)
+    flat = crossed_components([[1, 2, 3], [1.2, 1.8, 3.0]])  # MS seed 0, prompt 1.82, resid 0.02
+    assert flat.se == pytest.approx(math.sqrt((0 + 1.82 - 0.02) / 6))
     one = crossed_components([0.0, 1.0, 1.0, 0.0])  # one seed: prompts only, normal quantile
     assert one.df is None and one.se == pytest.approx(np.std([0, 1, 1, 0], ddof=1) / 2)
 
 
-@pytest.mark.parametrize("sd_seed", [0.0, 0.05])
+@pytest.mark.parametrize("sd_seed", [0.0, 0.04])
 def test_crossed_components_are_calibrated_on_the_frontier_layout(sd_seed):
     """Simulated paired 0/1 outcomes, 3 seeds x 200 prompts: the reported se is near the estimate's
-    true sd and a null claim is significant about 5% of the time (the crossed bootstrap: never)."""
+    true sd, a null claim is significant about 5% of the time (the crossed bootstrap: never), and
+    the degrees of freedom are the seeds'."""
     from cwpo.stats import crossed_components
 
     rng = np.random.default_rng(1)
@@ -178,3 +183,18 @@ def test_crossed_components_are_calibrated_on_the_frontier_layout(sd_seed):
     assert 0.85 < ratio < 1.3
     assert 0.01 <= np.mean([e.p < 0.05 for e in est]) <= 0.10
     assert np.mean([e.lo <= 0 <= e.hi for e in est]) >= 0.9
+    # no prompt effect in a paired difference: the seeds carry the df (no pre-test that drops them)
+    assert np.percentile([e.df for e in est], 90) < 5
+
+
+def test_tied_seed_means_do_not_make_a_zero_interval():
+    from cwpo.stats import crossed_components
+
+    tied = crossed_components([[1, 0, 0, 1], [0, 1, 1, 0], [1, 1, 0, 0]])  # seed means all 0.5
+    assert tied.se == pytest.approx(math.sqrt(tied_resid_ms() / 12)) and tied.df == 2  # not se 0, p 0
+
+
+def tied_resid_ms() -> float:
+    m = np.array([[1, 0, 0, 1], [0, 1, 1, 0], [1, 1, 0, 0]], dtype=float)
+    r = m - m.mean(axis=1, keepdims=True) - m.mean(axis=0, keepdims=True) + m.mean()
+    return float((r**2).sum() / (2 * 3))

@@ -297,12 +297,13 @@ def matched_estimate(
 ):
     """The estimate of a matched difference from its per-prompt values at the full data's levels
     (``gap``, [seeds, prompts]): the seeds x prompts variance components (:func:`cwpo.stats.
-    crossed_components`), plus the variance the estimated KL axis adds: the crossed bootstrap's
-    variance with the axis recomputed in every replicate minus its variance with the axis fixed, on
-    the same resamples (at least 0; none in steps)."""
+    crossed_components`). The estimated KL axis errs per run, so with several seeds its error is in
+    the seeds' spread already; with one seed its variance is added: the crossed bootstrap's variance
+    with the axis recomputed in every replicate minus its variance with the axis fixed, on the same
+    resamples (at least 0; none in steps)."""
     extra = 0.0
-    if x == "kl":
-        n_seeds, n_prompts = gap.shape
+    n_seeds, n_prompts = gap.shape
+    if x == "kl" and n_seeds == 1:
         moving = crossed_replicates(
             _axis_statistic(ra, rb, seeds, metric, n_levels, x, level), n_seeds, n_prompts, N_BOOT["n"]
         )

@@ -214,7 +214,7 @@ def frontier_section(front: dict | None) -> list[str]:
         "From `frontier/results/frontier.json` (`python -m benchmarks.frontier.analyze`): each claim's "
         "difference at the KL levels both methods reach (mean over the levels) and at each method's "
         "selected point (validation prompts), 95% CI from the seeds × test prompts variance components "
-        "(t on Satterthwaite's df; at matched KL plus the estimated KL axis's variance), "
+        "(t on Satterthwaite's df), "
         "verdicts by `cwpo.stats.judge`, per regime one Holm family of the primary claims (fixed in "
         "advance) and one of the rest. Design, power and hours: "
         "[the frontier report](../../frontier/report/README.md).",
