@@ -263,3 +263,11 @@ def test_with_several_seeds_the_kl_axis_error_is_counted_once(tmp_path):
     )
     assert res["mean_over_levels"]["se"] == pytest.approx(fixed.se)
     assert res["mean_over_levels"]["df"] == pytest.approx(fixed.df)
+
+
+def test_a_seed_still_being_scored_does_not_break_the_selection(tmp_path):
+    index = _index(tmp_path, {"cw": [(0, 0.0), (0.1, 0.5), (0.2, 0.3)]}, seeds=(0, 1))
+    index += _index(tmp_path, {"cw": [(0, 0.0)]}, seeds=(2,))  # only its step 0 scored so far
+    index += _index(tmp_path, {"cw": [(0, 0.0), (0.1, 0.1), (0.2, 0.2)]}, lr=1.5e-3, seeds=(0,))
+    chosen = select(Points(index, tmp_path), "noisefree", "cw")
+    assert (chosen["lr"], chosen["step"], chosen["tuning_seeds"]) == (5e-4, 10, [0])

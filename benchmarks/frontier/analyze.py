@@ -32,7 +32,7 @@ from benchmarks.frontier.train_rows import read_jsonl
 from benchmarks.result_files import bench_parser, write_result
 from cwpo.evaluate.frontier import outcome_value
 from cwpo.experiments.frontier import common_levels, dominance, interpolate
-from cwpo.stats import STATS_META, Claim, crossed_components, crossed_replicates, judge
+from cwpo.stats import STATS_META, Claim, crossed_components, crossed_replicates, judge, paired_estimate
 
 BASELINES = ("human", "ws", "human100", "human_rdpo", "human_dl", "top30", "top40")
 CONTROLS = ("shuffled_c", "human_x_c", "human_x_oracle", "ws_ess")
@@ -131,10 +131,7 @@ def est(matrix) -> dict:
 
 
 def diff(a, b):
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.shape != b.shape:
-        raise ValueError(f"paired outcomes need the same layout, got {a.shape} and {b.shape}")
-    return crossed_components(a - b)
+    return paired_estimate(a, b, method="components")
 
 
 def tuning_seeds(points: Points, regime: str, methods: list[str]) -> set[int]:
@@ -188,7 +185,8 @@ def select(points: Points, regime: str, method: str) -> dict | None:
     if not lrs:
         return None
     lr = _best(lrs)["lr"]
-    best = _best(_val_candidates(points, regime, method, lr, None))
+    # a seed still being scored may share no snapshot with the others yet: the lr's own pick stands
+    best = _best(_val_candidates(points, regime, method, lr, None)) or next(c for c in lrs if c["lr"] == lr)
     return {**best, "lr_seeds": sorted(seeds)}
 
 

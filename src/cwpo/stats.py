@@ -294,7 +294,7 @@ def crossed_bootstrap_of(
 
 def paired_estimate(a, b, method: str = "t", **kwargs) -> Estimate:
     """Estimate of ``a - b`` for paired outcomes: per-seed values (``method="t"``) or
-    ``[seeds, prompts]`` matrices (``method="crossed"``), in the same layout."""
+    ``[seeds, prompts]`` matrices (``method="crossed"`` or ``"components"``), in the same layout."""
     a_arr, b_arr = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a_arr.shape != b_arr.shape:
         raise ValueError(f"paired outcomes need the same layout, got {a_arr.shape} and {b_arr.shape}")
@@ -302,7 +302,9 @@ def paired_estimate(a, b, method: str = "t", **kwargs) -> Estimate:
         return t_estimate(a_arr - b_arr, **kwargs)
     if method == "crossed":
         return crossed_bootstrap(a_arr - b_arr, **kwargs)
-    raise ValueError(f"unknown method {method!r}: 't' or 'crossed'")
+    if method == "components":
+        return crossed_components(a_arr - b_arr, **kwargs)
+    raise ValueError(f"unknown method {method!r}: 't', 'crossed' or 'components'")
 
 
 def holm(pvalues: Sequence[float], family_size: int | None = None) -> list[float]:
